@@ -1,0 +1,88 @@
+"""A tiny shop: customers place orders made of lines."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Customer(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    email = models.EmailField(_("email"), unique=True)
+    language = models.CharField(
+        _("language"),
+        max_length=15,
+        blank=True,
+        help_text=_("Language of the emails this customer gets, e.g. fr-ca. Blank: default."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    @property
+    def mailbox(self) -> str:
+        """The address with the display name, as emails are addressed."""
+        from email.utils import formataddr
+
+        return formataddr((self.name, self.email))
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PAID = "paid", _("paid")
+        SHIPPED = "shipped", _("shipped")
+        CANCELLED = "cancelled", _("cancelled")
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer")
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.PAID
+    )
+    tracking_number = models.CharField(_("tracking number"), max_length=50, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"A{self.pk:05d}" if self.pk else "(new)"
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.subtotal for line in self.lines.all()), Decimal("0.00"))
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", verbose_name=_("order")
+    )
+    product = models.CharField(_("product"), max_length=100)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    unit_price = models.DecimalField(_("unit price"), max_digits=10, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product}"
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.unit_price * self.quantity

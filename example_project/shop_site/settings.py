@@ -1,0 +1,203 @@
+"""Settings of the demo shop.
+
+Embedded defaults, so ``python example_project/manage.py demo`` runs on a fresh machine:
+SQLite and Kombu's filesystem broker under ``example_project/.data/``, and Anymail's
+Postmark backend pointed at the local fake ESP (``example_project/fake_esp.py``).
+The environment variables read below switch each part to a real service.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import django
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("SHOP_DATA_DIR", BASE_DIR / ".data")).resolve()
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# Demo values: set DJANGO_SECRET_KEY and DJANGO_DEBUG=0 anywhere else.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key-change-me")
+DEBUG = env_flag("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
+    host for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if host
+]
+
+#: Where the demo's services listen; the demo command and the fake ESP read these too.
+SHOP_HOST = os.environ.get("SHOP_HOST", "127.0.0.1")
+SHOP_PORT = int(os.environ.get("SHOP_PORT", "8000"))
+FAKE_ESP_PORT = int(os.environ.get("FAKE_ESP_PORT", "8025"))
+SHOP_BASE_URL = os.environ.get("SHOP_BASE_URL", f"http://{SHOP_HOST}:{SHOP_PORT}")
+#: The shipping update waits this long after an order ships, to show scheduled emails.
+SHOP_SHIPPING_EMAIL_DELAY = timedelta(
+    seconds=int(os.environ.get("SHOP_SHIPPING_EMAIL_DELAY", "20"))
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "django_celery_beat",
+    "transactional_mail",
+    "shop",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shop_site.urls"
+WSGI_APPLICATION = "shop_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+# SQLite for the demo. The web server, the worker and beat write to it concurrently:
+# IMMEDIATE transactions, a busy timeout and WAL avoid "database is locked" (Django >= 5.1
+# supports these OPTIONS; 4.2 gets the timeout only). Use PostgreSQL in production.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+if django.VERSION >= (5, 1):
+    SQLITE_OPTIONS = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
+else:  # pragma: no cover - Django 4.2
+    SQLITE_OPTIONS = {"timeout": 20}
+
+if os.environ.get("POSTGRES_DB"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ["POSTGRES_DB"],
+            "USER": os.environ.get("POSTGRES_USER", ""),
+            "PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
+            "HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("POSTGRES_PORT", "5432"),
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "OPTIONS": SQLITE_OPTIONS,
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = []  # the demo's admin password is "admin"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- Celery (the site's app is shop_site/celery.py) ---------------------------------------
+# Default: Kombu's filesystem transport, which needs no server. Set CELERY_BROKER_URL to
+# redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672// for a real broker.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    BROKER_DIR = DATA_DIR / "broker"
+    _broker_folders = {
+        "data_folder_in": BROKER_DIR / "queue",
+        "data_folder_out": BROKER_DIR / "queue",  # in == out: one shared mailbox folder
+        "control_folder": BROKER_DIR / "control",
+        "processed_folder": BROKER_DIR / "processed",
+    }
+    for _folder in _broker_folders.values():
+        _folder.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **{name: str(folder) for name, folder in _broker_folders.items()},
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Longer than any countdown the app hands the broker (TRANSACTIONAL_MAIL MAX_COUNTDOWN).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Email --------------------------------------------------------------------------------
+# Any Anymail backend (or any Django email backend) works: set EMAIL_BACKEND, and pass ESP
+# settings as ANYMAIL_<NAME> environment variables, which land in ANYMAIL["<NAME>"]
+# (e.g. ANYMAIL_MAILGUN_API_KEY -> ANYMAIL["MAILGUN_API_KEY"]). Without either, the demo
+# sends through Anymail's real Postmark backend to the local fake ESP.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "anymail.backends.postmark.EmailBackend")
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and value
+}
+if os.environ.get("POSTMARK_SERVER_TOKEN"):
+    # A real Postmark server: nothing else to set.
+    ANYMAIL.setdefault("POSTMARK_SERVER_TOKEN", os.environ["POSTMARK_SERVER_TOKEN"])
+    FAKE_ESP = False
+else:
+    FAKE_ESP = EMAIL_BACKEND == "anymail.backends.postmark.EmailBackend"
+if FAKE_ESP:
+    ANYMAIL.setdefault("POSTMARK_SERVER_TOKEN", "fake-esp-token")
+    ANYMAIL.setdefault("POSTMARK_API_URL", f"http://127.0.0.1:{FAKE_ESP_PORT}/")
+# Basic-auth credentials ESPs must send to /anymail/<esp>/tracking/ (demo value).
+ANYMAIL.setdefault("WEBHOOK_SECRET", "demo:demo-webhook-secret")
+
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Demo Shop <shop@example.com>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+TRANSACTIONAL_MAIL = {
+    "DEFAULT_FROM_EMAIL": os.environ.get(
+        "TRANSACTIONAL_MAIL_FROM", "Demo Shop <orders@example.com>"
+    ),
+    # Short waits so that a visitor sees retries happen during the demo.
+    "RETRY_BACKOFF": 5,
+    "RETRY_BACKOFF_MAX": 300,
+    "SWEEP_INTERVAL": 30,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "transactional_mail": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "shop": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

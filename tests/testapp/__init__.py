@@ -1,0 +1,1 @@
+"""A tiny shop the test suite triggers emails on."""

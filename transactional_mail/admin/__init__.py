@@ -1,0 +1,8 @@
+"""Staff UI. This is the plain first version; the template editor comes later."""
+
+from .layouts import LayoutAdmin
+from .log import EmailAdmin
+from .suppression import SuppressionAdmin
+from .templates import EmailTemplateAdmin
+
+__all__ = ["EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin", "SuppressionAdmin"]

@@ -1,0 +1,273 @@
+"""``send()``: queue one email through the outbox."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.files.base import File
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, models, router, transaction
+from django.utils import timezone
+
+from .conf import default_from_email
+from .exceptions import ContextNotSerializable, InvalidEmailOption, TemplateNotFound
+from .models import Email, EmailStatus, EmailTemplate
+from .models.templates import language_fallbacks, normalize_language
+
+logger = logging.getLogger(__name__)
+
+Recipients = str | Iterable[str] | None
+
+
+def send(
+    template_key: str,
+    to: Recipients,
+    context: Mapping[str, Any] | None = None,
+    *,
+    language: str | None = None,
+    cc: Recipients = None,
+    bcc: Recipients = None,
+    reply_to: Recipients = None,
+    from_email: str | None = None,
+    attachments: Iterable[Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    tags: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    send_at: datetime.datetime | None = None,
+    delay: datetime.timedelta | str | int | float | None = None,
+    idempotency_key: str | None = None,
+    category: str | None = None,
+    source: models.Model | None = None,
+    trigger_key: str = "",
+) -> Email:
+    """Queue one email and return its ``Email`` row.
+
+    The row is written in the caller's transaction; delivery is enqueued when that
+    transaction commits, so a rollback sends nothing. Nothing is rendered or sent here.
+
+    Raises ``TemplateNotFound`` for an unknown key, ``ContextNotSerializable`` when the
+    context is not JSON data, and ``InvalidEmailOption`` for malformed options; in each
+    case nothing is written.
+    """
+    if context is not None and not isinstance(context, Mapping):
+        raise InvalidEmailOption(
+            f"context must be a dict of template variables, not {type(context).__name__}."
+        )
+    using = router.db_for_write(Email)
+    if idempotency_key is not None:
+        existing = Email.objects.using(using).filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+
+    template_revision_id, layout_revision_id, template_category, language = _find_template(
+        template_key, language, using
+    )
+    now = timezone.now()
+    due = _due_time(now, send_at, delay)
+    email = Email(
+        status=EmailStatus.SCHEDULED if due > now else EmailStatus.QUEUED,
+        template_key=template_key,
+        template_revision_id=template_revision_id,
+        layout_revision_id=layout_revision_id,
+        trigger_key=trigger_key,
+        category=template_category if category is None else category,
+        language=language,
+        from_email=_one_line("from_email", from_email or default_from_email()),
+        to=_addresses("to", to),
+        cc=_addresses("cc", cc),
+        bcc=_addresses("bcc", bcc),
+        reply_to=_addresses("reply_to", reply_to),
+        headers=_headers(headers),
+        tags=[_one_line("tags", str(tag)) for tag in tags or ()],
+        metadata=snapshot(metadata or {}, name="metadata"),
+        attachments=[_attachment(item) for item in attachments or ()],
+        context=snapshot(context or {}),
+        idempotency_key=idempotency_key,
+        next_attempt_at=due,
+    )
+    if source is not None:
+        email.source_content_type = ContentType.objects.db_manager(using).get_for_model(source)
+        email.source_object_id = str(source.pk)
+
+    if idempotency_key is None:
+        email.save(using=using)
+    else:
+        try:
+            with transaction.atomic(using=using):
+                email.save(using=using)
+        except IntegrityError:
+            # A concurrent transaction queued the same key first; return its row.
+            return Email.objects.using(using).get(idempotency_key=idempotency_key)
+
+    from .tasks import enqueue_delivery
+
+    transaction.on_commit(partial(enqueue_delivery, email.pk, due), using=using)
+    return email
+
+
+def _find_template(key: str, language: str | None, using: str) -> tuple[int, int | None, str, str]:
+    """Return the current template revision id, layout revision id, category and language."""
+    candidates = language_fallbacks(language)
+    rows = (
+        EmailTemplate.objects.using(using)
+        .filter(key=key, language__in=candidates, current_revision__isnull=False)
+        .values_list("language", "current_revision_id", "layout__current_revision_id", "category")
+    )
+    found = {row[0]: row[1:] for row in rows}
+    for candidate in candidates:
+        if candidate in found:
+            revision_id, layout_revision_id, category = found[candidate]
+            return revision_id, layout_revision_id, category, normalize_language(language)
+    raise TemplateNotFound(key, candidates)
+
+
+_DELAY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DELAY_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_delay(delay: datetime.timedelta | str | int | float) -> datetime.timedelta:
+    """``timedelta``, seconds, or ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1w"``."""
+    if isinstance(delay, datetime.timedelta):
+        return delay
+    if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+        return datetime.timedelta(seconds=delay)
+    if isinstance(delay, str):
+        match = _DELAY_PATTERN.match(delay)
+        if match:
+            return datetime.timedelta(**{_DELAY_UNITS[match[2]]: float(match[1])})
+    raise InvalidEmailOption(
+        f"delay={delay!r} is not a delay: use a timedelta, a number of seconds, "
+        'or a string like "90s", "15m", "2h", "7d" or "1w".'
+    )
+
+
+def _due_time(now, send_at, delay) -> datetime.datetime:
+    if send_at is not None and delay is not None:
+        raise InvalidEmailOption("Give send_at or delay, not both.")
+    if send_at is not None:
+        if not isinstance(send_at, datetime.datetime) or timezone.is_naive(send_at):
+            raise InvalidEmailOption(
+                f"send_at={send_at!r} must be a timezone-aware datetime "
+                "(e.g. timezone.now() + timedelta(hours=2))."
+            )
+        return max(send_at, now)
+    if delay is not None:
+        return now + max(parse_delay(delay), datetime.timedelta(0))
+    return now
+
+
+def _one_line(option: str, value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise InvalidEmailOption(f"{option} contains a line break: {value!r}. Remove it.")
+    return value
+
+
+def _addresses(option: str, value: Recipients) -> list[str]:
+    """Normalise a recipient option to a list of strings; validity is checked at delivery."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    try:
+        addresses = list(value)
+    except TypeError:
+        raise InvalidEmailOption(
+            f"{option} must be an address or a list of addresses, not {type(value).__name__}."
+        ) from None
+    for address in addresses:
+        if not isinstance(address, str):
+            raise InvalidEmailOption(
+                f"{option} holds {address!r} ({type(address).__name__}); addresses are strings."
+            )
+        _one_line(option, address)
+    return [address.strip() for address in addresses if address.strip()]
+
+
+def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    result = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not re.fullmatch(r"[!-9;-~]+", name):
+            raise InvalidEmailOption(
+                f"Header name {name!r} is not valid: use printable ASCII without spaces or ':'."
+            )
+        result[name] = _one_line(f"headers[{name!r}]", str(value))
+    return result
+
+
+def _attachment(item: Any) -> dict[str, str]:
+    """Store an attachment as filename, MIME type and base64 content on the row."""
+    if isinstance(item, File):
+        item.open("rb")
+        filename, content, mimetype = item.name.rsplit("/", 1)[-1], item.read(), None
+    elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
+        filename, content, *rest = item
+        mimetype = rest[0] if rest else None
+    else:
+        raise InvalidEmailOption(
+            f"Attachment {item!r} must be a (filename, content, mimetype) tuple or a File."
+        )
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if not isinstance(content, (bytes, bytearray)):
+        raise InvalidEmailOption(f"Attachment {filename!r}: content must be bytes or str.")
+    if not mimetype:
+        import mimetypes
+
+        mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return {
+        "filename": _one_line("attachment filename", str(filename)),
+        "mimetype": mimetype,
+        "content": base64.b64encode(bytes(content)).decode("ascii"),
+    }
+
+
+def snapshot(data: Any, *, name: str = "context") -> Any:
+    """Return ``data`` as the plain JSON it will be stored as.
+
+    Raises ``ContextNotSerializable`` naming the first offending key.
+    """
+    try:
+        return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))
+    except (TypeError, ValueError):
+        path, value = _first_unserializable(data)
+        error = ContextNotSerializable(path, value)
+        if name != "context":
+            error.args = (error.args[0].replace("context", name, 1),)
+        raise error from None
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None), Decimal, UUID, datetime.date, datetime.time,
+                 datetime.timedelta)
+
+
+def _first_unserializable(data: Any, path: str = "") -> tuple[str, Any]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                return f"{path}[{key!r}] (key)", key
+            found = _first_unserializable(value, f"{path}[{key!r}]")
+            if found[0] is not None:
+                return found
+        return None, None
+    if isinstance(data, (list, tuple)):
+        for index, value in enumerate(data):
+            found = _first_unserializable(value, f"{path}[{index}]")
+            if found[0] is not None:
+                return found
+        return None, None
+    if isinstance(data, float) and not math.isfinite(data):
+        return path, data
+    if isinstance(data, _JSON_SCALARS):
+        return None, None
+    return path or "", data

@@ -1,0 +1,28 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+class TransactionalMailConfig(AppConfig):
+    name = "transactional_mail"
+    verbose_name = _("Transactional mail")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+        from .schedule import install_periodic_tasks
+
+        post_migrate.connect(
+            install_periodic_tasks,
+            sender=self,
+            dispatch_uid="transactional_mail.install_periodic_tasks",
+        )
+        try:
+            from anymail.signals import tracking
+        except ImportError:  # pragma: no cover - anymail is a dependency
+            return
+        from .tracking import handle_tracking_event
+
+        tracking.connect(
+            handle_tracking_event, weak=False, dispatch_uid="transactional_mail.tracking"
+        )

@@ -1,0 +1,152 @@
+"""System checks: misconfiguration fails at ``manage.py check``, with an id and a hint.
+
+Ids are stable; a retired id stays reserved. None of these checks queries the database.
+"""
+
+from __future__ import annotations
+
+import difflib
+from email.utils import parseaddr
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS
+
+#: Settings that must be whole numbers, with their smallest allowed value.
+_WHOLE_NUMBERS = {
+    "MAX_ATTEMPTS": 1,
+    "RETRY_BACKOFF": 1,
+    "RETRY_BACKOFF_MAX": 1,
+    "MAX_COUNTDOWN": 1,
+    "SWEEP_INTERVAL": 1,
+    "SWEEP_GRACE": 0,
+    "SENDING_TIMEOUT": 1,
+    "INLINE_CACHE_SIZE": 0,
+}
+
+
+@checks.register()
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    user = getattr(settings, "TRANSACTIONAL_MAIL", {})
+    if not isinstance(user, dict):
+        return [
+            checks.Error(
+                "TRANSACTIONAL_MAIL must be a dict.",
+                hint="Set TRANSACTIONAL_MAIL = {...} in your settings; see the settings "
+                "reference in the docs.",
+                id="transactional_mail.E001",
+            )
+        ]
+    errors = []
+    for name in user:
+        if name not in DEFAULTS:
+            close = difflib.get_close_matches(str(name), DEFAULTS, n=1)
+            hint = f"Did you mean {close[0]!r}?" if close else (
+                "Known settings: " + ", ".join(sorted(DEFAULTS)) + "."
+            )
+            errors.append(checks.Error(
+                f"TRANSACTIONAL_MAIL has an unknown setting {name!r}.",
+                hint=hint,
+                id="transactional_mail.E002",
+            ))
+    for name, minimum in _WHOLE_NUMBERS.items():
+        value = user.get(name, DEFAULTS[name])
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            errors.append(checks.Error(
+                f"TRANSACTIONAL_MAIL[{name!r}] is {value!r}; it must be a whole number "
+                f">= {minimum}.",
+                hint=f"Remove it to use the default ({DEFAULTS[name]!r}).",
+                id="transactional_mail.E003",
+            ))
+    retention = user.get("RAW_EVENT_RETENTION_DAYS", DEFAULTS["RAW_EVENT_RETENTION_DAYS"])
+    if retention is not None and (
+        isinstance(retention, bool) or not isinstance(retention, int) or retention < 0
+    ):
+        errors.append(checks.Error(
+            f"TRANSACTIONAL_MAIL['RAW_EVENT_RETENTION_DAYS'] is {retention!r}; it must be "
+            "a whole number of days >= 0, or None to keep raw webhook payloads.",
+            hint="Raw payloads hold personal data; 30 days is the default.",
+            id="transactional_mail.E003",
+        ))
+    queue = user.get("QUEUE")
+    if queue is not None and not (isinstance(queue, str) and queue):
+        errors.append(checks.Error(
+            f"TRANSACTIONAL_MAIL['QUEUE'] is {queue!r}; it must be a Celery queue name "
+            "or None.",
+            hint="None sends the app's tasks to your default Celery queue.",
+            id="transactional_mail.E004",
+        ))
+    if not isinstance(user.get("TRIGGERS", {}), dict):
+        errors.append(checks.Error(
+            "TRANSACTIONAL_MAIL['TRIGGERS'] must be a dict of trigger key -> definition.",
+            hint="See the triggers guide in the docs.",
+            id="transactional_mail.E005",
+        ))
+    errors += _check_backend(user)
+    errors += _check_from_email(user)
+    return errors
+
+
+def _check_backend(user) -> list[checks.CheckMessage]:
+    backend = user.get("EMAIL_BACKEND") or settings.EMAIL_BACKEND
+    try:
+        import_string(backend)
+    except ImportError as err:
+        source = "TRANSACTIONAL_MAIL['EMAIL_BACKEND']" if user.get("EMAIL_BACKEND") else (
+            "EMAIL_BACKEND"
+        )
+        return [checks.Error(
+            f"{source} {backend!r} cannot be imported: {err}",
+            hint="Use a Django email backend such as "
+            "'anymail.backends.postmark.EmailBackend' (pip install django-anymail[postmark]).",
+            id="transactional_mail.E006",
+        )]
+    return []
+
+
+def _check_from_email(user) -> list[checks.CheckMessage]:
+    from_email = user.get("DEFAULT_FROM_EMAIL") or settings.DEFAULT_FROM_EMAIL
+    if not parseaddr(str(from_email))[1] or "\n" in str(from_email):
+        return [checks.Error(
+            f"The default sender {from_email!r} is not an email address.",
+            hint="Set TRANSACTIONAL_MAIL['DEFAULT_FROM_EMAIL'] = 'Shop <no-reply@example.com>'.",
+            id="transactional_mail.E007",
+        )]
+    if not user.get("DEFAULT_FROM_EMAIL") and from_email == "webmaster@localhost":
+        return [checks.Warning(
+            "Emails will be sent from Django's placeholder 'webmaster@localhost'.",
+            hint="Set TRANSACTIONAL_MAIL['DEFAULT_FROM_EMAIL'] or DEFAULT_FROM_EMAIL to an "
+            "address on a domain your ESP is verified for.",
+            id="transactional_mail.W001",
+        )]
+    return []
+
+
+@checks.register()
+def check_installed_apps(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    messages = []
+    if not apps.is_installed("django.contrib.contenttypes"):
+        messages.append(checks.Error(
+            "transactional_mail needs 'django.contrib.contenttypes' in INSTALLED_APPS.",
+            hint="The send log records each email's source object through it.",
+            id="transactional_mail.E008",
+        ))
+    if not apps.is_installed("django_celery_beat"):
+        messages.append(checks.Warning(
+            "'django_celery_beat' is not in INSTALLED_APPS, so the outbox sweep is not "
+            "scheduled: emails whose task was lost, and long retries, will not be sent.",
+            hint="Add 'django_celery_beat' to INSTALLED_APPS and run migrate, or schedule "
+            "the task 'transactional_mail.sweep_outbox' every minute yourself.",
+            id="transactional_mail.W002",
+        ))
+    if not apps.is_installed("anymail"):
+        messages.append(checks.Warning(
+            "'anymail' is not in INSTALLED_APPS.",
+            hint="Add 'anymail' to INSTALLED_APPS and path('anymail/', "
+            "include('anymail.urls')) to your URLconf to receive delivery webhooks.",
+            id="transactional_mail.W003",
+        ))
+    return messages

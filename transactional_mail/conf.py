@@ -1,0 +1,62 @@
+"""The only reader of ``settings.TRANSACTIONAL_MAIL``.
+
+Every key has a default here and an entry in ``docs/settings.md``. Values are read at
+call time, so ``override_settings`` works everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Sender when neither send() nor the trigger names one; None -> settings.DEFAULT_FROM_EMAIL.
+    "DEFAULT_FROM_EMAIL": None,
+    # Emails bound to model events (see docs/triggers.md).
+    "TRIGGERS": {},
+    # Django email backend used by the workers; None -> settings.EMAIL_BACKEND.
+    "EMAIL_BACKEND": None,
+    # Celery queue for the app's tasks; None -> the site's default queue.
+    "QUEUE": None,
+    # Delivery attempts before an email with transient errors is marked failed.
+    "MAX_ATTEMPTS": 8,
+    # First retry delay in seconds; doubles per attempt, with jitter, up to RETRY_BACKOFF_MAX.
+    "RETRY_BACKOFF": 30,
+    "RETRY_BACKOFF_MAX": 3600,
+    # Longest wait handed to the broker as a countdown. Longer waits stay on the row
+    # (Email.next_attempt_at) for the sweep: Redis redelivers long-countdown tasks after
+    # its visibility timeout (one hour by default).
+    "MAX_COUNTDOWN": 300,
+    # Period of the transactional_mail.sweep_outbox beat task, in seconds.
+    "SWEEP_INTERVAL": 60,
+    # A queued email due for longer than this many seconds is re-enqueued by the sweep.
+    "SWEEP_GRACE": 60,
+    # An email left in "sending" longer than this many seconds (a killed worker) is
+    # recovered by the sweep.
+    "SENDING_TIMEOUT": 600,
+    # Raw ESP webhook payloads (personal data) are pruned after this many days; None keeps them.
+    "RAW_EVENT_RETENTION_DAYS": 30,
+    # Compiled, CSS-inlined templates kept per worker process.
+    "INLINE_CACHE_SIZE": 256,
+}
+
+
+def get_setting(name: str) -> Any:
+    """Return ``TRANSACTIONAL_MAIL[name]`` from settings, or its default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"{name!r} is not a TRANSACTIONAL_MAIL setting")
+    user_settings = getattr(settings, "TRANSACTIONAL_MAIL", None) or {}
+    if not isinstance(user_settings, dict):
+        return DEFAULTS[name]
+    return user_settings.get(name, DEFAULTS[name])
+
+
+def default_from_email() -> str:
+    """The sender used when neither the caller nor the trigger gives one."""
+    return get_setting("DEFAULT_FROM_EMAIL") or settings.DEFAULT_FROM_EMAIL
+
+
+def email_backend() -> str:
+    """Dotted path of the Django email backend the workers send through."""
+    return get_setting("EMAIL_BACKEND") or settings.EMAIL_BACKEND

@@ -1,0 +1,323 @@
+"""The only module that sends: claim an Email, render it, hand it to the email backend.
+
+``deliver(email_id)`` is safe to run any number of times, by any number of workers: the
+claim is a conditional UPDATE (``queued``/``scheduled`` -> ``sending``), and only the
+worker whose UPDATE changed the row goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import logging
+import smtplib
+import socket
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+
+from django.core.mail import get_connection
+from django.db.models import F
+from django.utils import timezone
+
+from . import signals
+from .conf import email_backend
+from .exceptions import RenderError
+from .models import Email, EmailStatus, Suppression
+from .models.log import CLAIMABLE_STATUSES
+from .models.suppression import normalize_address
+from .retries import attempts_exhausted, retry_delay
+
+logger = logging.getLogger(__name__)
+
+#: A task may run this early (clock skew between machines) and still claim its email.
+CLAIM_TOLERANCE = timedelta(seconds=2)
+
+#: The key under which every email's id travels in the ESP metadata, for reconciliation.
+METADATA_ID_KEY = "transactional_mail_id"
+
+
+class Failure(enum.Enum):
+    """How a failed attempt is treated."""
+
+    TRANSIENT = "transient"  # not sent; retry with backoff
+    PERMANENT = "permanent"  # will never work; fail now, no retry
+    AMBIGUOUS = "ambiguous"  # the ESP may have accepted it; retry, flagged uncertain
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call of ``deliver`` did, for the task to act on."""
+
+    status: str | None  # the email's status afterwards; None when it was not claimed
+    retry_in: float | None = None  # seconds until the next attempt, when one is due
+
+
+def deliver(email_id: int) -> Outcome:
+    """Claim, render and send one email; record the result on its row."""
+    now = timezone.now()
+    claimed = Email.objects.filter(
+        pk=email_id,
+        status__in=CLAIMABLE_STATUSES,
+        next_attempt_at__lte=now + CLAIM_TOLERANCE,
+    ).update(
+        status=EmailStatus.SENDING,
+        claimed_at=now,
+        status_changed_at=now,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        # Another worker has it, it was already sent, cancelled, or is not due yet.
+        return Outcome(status=None)
+    email = Email.objects.select_related("template_revision", "layout_revision").get(pk=email_id)
+    return _deliver_claimed(email)
+
+
+def _deliver_claimed(email: Email) -> Outcome:
+    blocked = _drop_suppressed(email)
+    if not email.to:
+        reasons = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
+        return _finish(email, EmailStatus.SUPPRESSED, error=f"Suppressed ({reasons}).")
+
+    from .rendering import render_email
+
+    try:
+        rendered = render_email(
+            email.template_revision,
+            email.layout_revision,
+            email.context,
+            language=email.language or None,
+        )
+    except Exception as err:
+        logger.exception("Email %s: template revision %s does not render", email.pk,
+                         email.template_revision_id)
+        error = RenderError(f"Rendering failed: {err}")
+        return _fail(email, Failure.PERMANENT, error)
+
+    email.subject = rendered.subject
+    email.html_body = rendered.html
+    email.text_body = rendered.text
+    message = build_message(email, rendered)
+    connection = get_connection(email_backend())
+    try:
+        connection.send_messages([message])
+    except Exception as err:
+        if _esp_accepted(message):
+            # The ESP took the email: a later error (a raising post_send receiver, a
+            # partial recipient refusal) must not make us send it again.
+            logger.warning("Email %s accepted by the ESP, then: %r", email.pk, err)
+            return _record_sent(email, message, connection,
+                                note=f"Accepted by the ESP, then: {err}")
+        kind, retry_after = classify_error(err)
+        return _fail(email, kind, err, retry_after=retry_after)
+    return _record_sent(email, message, connection)
+
+
+def build_message(email: Email, rendered):
+    """The Anymail message for ``email`` (a plain EmailMultiAlternatives elsewhere)."""
+    from anymail.message import AnymailMessage
+
+    message = AnymailMessage(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=email.from_email,
+        to=email.to,
+        cc=email.cc,
+        bcc=email.bcc,
+        reply_to=email.reply_to,
+        headers=email.headers,
+        tags=email.tags,
+        metadata={**email.metadata, METADATA_ID_KEY: str(email.pk)},
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    for attachment in email.attachments:
+        message.attach(
+            attachment["filename"],
+            base64.b64decode(attachment["content"]),
+            attachment["mimetype"],
+        )
+    return message
+
+
+def _drop_suppressed(email: Email) -> dict[str, str]:
+    """Remove suppressed addresses from the email's recipients; return them with reasons."""
+    suppressions = {
+        suppression.address: suppression.get_reason_display()
+        for suppression in Suppression.objects.blocking(email.recipients, email.category)
+    }
+    if suppressions:
+        for field in ("to", "cc", "bcc"):
+            setattr(email, field, [
+                address for address in getattr(email, field)
+                if normalize_address(address) not in suppressions
+            ])
+    return suppressions
+
+
+def _esp_accepted(message) -> bool:
+    status = getattr(message, "anymail_status", None)
+    return bool(status is not None and status.status and status.status & {"sent", "queued"})
+
+
+def _record_sent(email: Email, message, connection, note: str = "") -> Outcome:
+    status = getattr(message, "anymail_status", None)
+    message_id = status.message_id if status is not None else None
+    if isinstance(message_id, set):
+        message_id = ",".join(sorted(str(value) for value in message_id if value))
+    email.esp_name = getattr(connection, "esp_name", "") or type(connection).__module__
+    email.esp_message_id = str(message_id or "")
+    return _finish(email, EmailStatus.SENT, error=note, sent=True)
+
+
+def _fail(email: Email, kind: Failure, err: BaseException, retry_after: float | None = None
+          ) -> Outcome:
+    error = _describe(err, kind)
+    if kind is Failure.AMBIGUOUS:
+        email.outcome_uncertain = True
+    if kind is Failure.PERMANENT or attempts_exhausted(email.attempts):
+        if kind is not Failure.PERMANENT:
+            error = f"Gave up after {email.attempts} attempts. {error}"
+        outcome = _finish(email, EmailStatus.FAILED, error=error)
+        signals.email_failed.send_robust(sender=Email, email=email, error=err)
+        return outcome
+    delay = retry_delay(email.attempts, retry_after)
+    email.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    outcome = _finish(email, EmailStatus.QUEUED, error=error)
+    return Outcome(status=outcome.status, retry_in=delay)
+
+
+def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -> Outcome:
+    """Write the attempt's result, unless a webhook already moved the email further."""
+    now = timezone.now()
+    fields = {
+        "subject": email.subject,
+        "html_compressed": email.html_compressed,
+        "text_compressed": email.text_compressed,
+        "to": email.to,
+        "cc": email.cc,
+        "bcc": email.bcc,
+        "last_error": error,
+        "outcome_uncertain": email.outcome_uncertain,
+        "next_attempt_at": email.next_attempt_at,
+    }
+    if sent:
+        fields.update(esp_name=email.esp_name, esp_message_id=email.esp_message_id, sent_at=now)
+        email.sent_at = now
+    # A row recovered by the sweep while this worker was slow is back in queued: still ours.
+    updated = Email.objects.filter(
+        pk=email.pk, status__in=(EmailStatus.SENDING, *CLAIMABLE_STATUSES)
+    ).update(status=status, status_changed_at=now, **fields)
+    if not updated:
+        # A tracking webhook got there first (e.g. delivered); keep its status.
+        Email.objects.filter(pk=email.pk).update(**fields)
+        email.refresh_from_db(fields=["status"])
+    else:
+        email.status = status
+    if sent:
+        signals.email_sent.send_robust(sender=Email, email=email)
+    return Outcome(status=email.status)
+
+
+def _describe(err: BaseException, kind: Failure) -> str:
+    text = str(err).strip() or repr(err)
+    if kind is Failure.TRANSIENT and not _is_known(err):
+        text = "".join(traceback.format_exception(err)).strip()
+    return f"[{kind.value}] {type(err).__name__}: {text}"
+
+
+def _is_known(err: BaseException) -> bool:
+    try:
+        from anymail.exceptions import AnymailError
+    except ImportError:  # pragma: no cover - anymail is a dependency
+        return isinstance(err, (smtplib.SMTPException, OSError))
+    return isinstance(err, (AnymailError, smtplib.SMTPException, OSError))
+
+
+def classify_error(err: BaseException) -> tuple[Failure, float | None]:
+    """Classify a send error, with the ESP's Retry-After in seconds when it gave one."""
+    from anymail.exceptions import (
+        AnymailAPIError,
+        AnymailInvalidAddress,
+        AnymailRecipientsRefused,
+        AnymailSerializationError,
+        AnymailUnsupportedFeature,
+    )
+    from django.core.exceptions import ImproperlyConfigured
+
+    if isinstance(err, (AnymailRecipientsRefused, AnymailInvalidAddress,
+                        AnymailSerializationError, AnymailUnsupportedFeature,
+                        ImproperlyConfigured)):
+        return Failure.PERMANENT, None
+    if isinstance(err, AnymailAPIError):
+        return _classify_http(err)
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        return Failure.PERMANENT, None
+    if isinstance(err, smtplib.SMTPResponseException):
+        return (Failure.PERMANENT if 500 <= err.smtp_code < 600 else Failure.TRANSIENT), None
+    if isinstance(err, (TimeoutError, socket.timeout)):
+        return Failure.AMBIGUOUS, None
+    if isinstance(err, ValueError) and "address" in str(err).lower():
+        return Failure.PERMANENT, None  # Django's sanitize_address on a malformed address
+    # Connection refused, DNS, a lost SMTP connection, or an unexpected bug: retrying
+    # cannot duplicate what was never accepted, and gives the operator time to fix it.
+    return Failure.TRANSIENT, None
+
+
+def _classify_http(err) -> tuple[Failure, float | None]:
+    import requests
+
+    code = err.status_code
+    if code is None:
+        if isinstance(err, requests.ConnectTimeout):
+            return Failure.TRANSIENT, None
+        if isinstance(err, requests.Timeout):
+            return Failure.AMBIGUOUS, None  # the request went out; the answer did not come
+        if isinstance(err, requests.ConnectionError) and not _connection_refused(err):
+            return Failure.AMBIGUOUS, None  # dropped after the request was sent
+        return Failure.TRANSIENT, None
+    if code == 429:
+        return Failure.TRANSIENT, _retry_after(err.response)
+    if code in (502, 504):
+        return Failure.AMBIGUOUS, _retry_after(err.response)
+    if code >= 500 or code == 408:
+        return Failure.TRANSIENT, _retry_after(err.response)
+    if 400 <= code < 500:
+        return Failure.PERMANENT, None
+    return Failure.AMBIGUOUS, None  # a 2xx we could not parse: it may well have been sent
+
+
+def _connection_refused(err: BaseException) -> bool:
+    """True when no connection was made (so nothing can have been sent)."""
+    seen = set()
+    pending = [err]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        name = type(current).__name__
+        if isinstance(current, (ConnectionRefusedError, socket.gaierror)) or name in (
+            "NewConnectionError", "NameResolutionError", "ConnectTimeoutError"
+        ):
+            return True
+        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        for attr in ("__cause__", "__context__", "reason"):
+            nested = getattr(current, attr, None)
+            if isinstance(nested, BaseException):
+                pending.append(nested)
+    return False
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
+    except (TypeError, ValueError):
+        return None

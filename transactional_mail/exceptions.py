@@ -1,0 +1,55 @@
+"""One exception hierarchy for the app.
+
+Each class is mixed with the built-in exception of the same meaning, so callers can catch
+either. Configuration errors subclass ``ImproperlyConfigured``.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class TransactionalMailError(Exception):
+    """Base class of every error raised by transactional_mail."""
+
+
+class ConfigurationError(TransactionalMailError, ImproperlyConfigured):
+    """The TRANSACTIONAL_MAIL settings are wrong; the message says what to change."""
+
+
+class TemplateNotFound(TransactionalMailError, LookupError):
+    """No EmailTemplate exists for the key (in any fallback language)."""
+
+    def __init__(self, key: str, languages: tuple[str, ...] = ()):
+        self.key = key
+        self.languages = languages
+        tried = ", ".join(repr(lang) for lang in languages) or "''"
+        super().__init__(
+            f"No email template with key {key!r} (languages tried: {tried}). "
+            "Create it in the admin (Transactional mail > Email templates) or fix the key."
+        )
+
+
+class ContextNotSerializable(TransactionalMailError, TypeError):
+    """The context given to send() or returned by a trigger is not JSON-serialisable."""
+
+    def __init__(self, path: str, value: object):
+        self.path = path
+        self.value = value
+        super().__init__(
+            f"context{path} is a {type(value).__name__}, which cannot be stored as JSON. "
+            "Pass plain data (str, int, float, bool, None, Decimal, date, UUID, lists and "
+            "dicts with str keys), e.g. str(value) or a dict of the fields the template needs."
+        )
+
+
+class InvalidEmailOption(TransactionalMailError, ValueError):
+    """An option given to send() is malformed (a header with a newline, a bad delay...)."""
+
+
+class RenderError(TransactionalMailError):
+    """A stored template revision could not be rendered."""
+
+
+class DeliveryError(TransactionalMailError):
+    """Base class of classified delivery failures (see delivery.classify_error)."""

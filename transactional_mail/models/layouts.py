@@ -1,0 +1,124 @@
+"""Brand layouts: the shell every email sits in."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .revisions import Revision, Revisioned
+
+CONTENT_SLOT = "{{ content }}"
+
+
+class LayoutFields(models.Model):
+    """The content of a layout, shared by the layout and its revisions."""
+
+    name = models.CharField(_("name"), max_length=100)
+    html = models.TextField(
+        _("HTML"),
+        help_text=_(
+            "A full HTML document with the content slot {{ content }} where each email's "
+            "body goes. Brand values are available as {{ layout.logo_url }}, "
+            "{{ layout.primary_color }} and so on."
+        ),
+    )
+    css = models.TextField(
+        _("CSS"), blank=True, help_text=_("Inlined into every element when the email is sent.")
+    )
+    logo_url = models.URLField(_("logo URL"), blank=True, max_length=500)
+    primary_color = models.CharField(_("primary colour"), max_length=32, default="#1a73e8")
+    background_color = models.CharField(_("background colour"), max_length=32, default="#f4f4f5")
+    text_color = models.CharField(_("text colour"), max_length=32, default="#1f2937")
+    footer_html = models.TextField(_("footer HTML"), blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class LayoutRevision(LayoutFields, Revision):
+    """An immutable snapshot of a layout, recorded on every save that changes it."""
+
+    OWNER_FIELD = "layout"
+
+    layout = models.ForeignKey(
+        "transactional_mail.Layout",
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="revisions",
+        verbose_name=_("layout"),
+    )
+
+    class Meta:
+        verbose_name = _("layout revision")
+        verbose_name_plural = _("layout revisions")
+        ordering = ["layout", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["layout", "number"], name="transactional_mail_layoutrevision_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.number}"
+
+
+class Layout(LayoutFields, Revisioned):
+    """A branded shell: HTML with a content slot, CSS, logo, colours and footer."""
+
+    REVISION_FIELDS = (
+        "name",
+        "html",
+        "css",
+        "logo_url",
+        "primary_color",
+        "background_color",
+        "text_color",
+        "footer_html",
+    )
+
+    current_revision = models.ForeignKey(
+        LayoutRevision,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("current revision"),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("layout")
+        verbose_name_plural = _("layouts")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name"], name="transactional_mail_layout_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        self.validate_sources()
+
+    def save(self, *args, **kwargs):
+        self.validate_sources()
+        super().save(*args, **kwargs)
+
+    def validate_sources(self) -> None:
+        """Refuse a layout the restricted template engine would not accept."""
+        from ..rendering import validate_layout_source, validate_template_source
+
+        errors = {}
+        for field, validate in (
+            ("html", validate_layout_source),
+            ("footer_html", validate_template_source),
+        ):
+            try:
+                validate(getattr(self, field), field_name=field)
+            except ValidationError as err:
+                errors[field] = err.messages
+        if errors:
+            raise ValidationError(errors)

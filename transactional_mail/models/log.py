@@ -1,0 +1,211 @@
+"""The send log: one Email row per outgoing email, with its delivery events.
+
+The app never deletes these rows. An Email keeps copies of everything that was sent, so
+it outlives the template, layout and object it came from.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    SCHEDULED = "scheduled", _("scheduled")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    DELIVERED = "delivered", _("delivered")
+    DEFERRED = "deferred", _("deferred")
+    BOUNCED = "bounced", _("bounced")
+    COMPLAINED = "complained", _("complained")
+    FAILED = "failed", _("failed")
+    SUPPRESSED = "suppressed", _("suppressed")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+#: Statuses a worker may claim for delivery.
+CLAIMABLE_STATUSES = (EmailStatus.QUEUED, EmailStatus.SCHEDULED)
+
+
+def compress(text: str) -> bytes:
+    return zlib.compress(text.encode("utf-8"), 6) if text else b""
+
+
+def decompress(data: bytes | memoryview | None) -> str:
+    return zlib.decompress(bytes(data)).decode("utf-8") if data else ""
+
+
+class Email(models.Model):
+    """One outgoing email: the outbox row, then its permanent log entry."""
+
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=EmailStatus.choices,
+        default=EmailStatus.QUEUED,
+    )
+    template_key = models.CharField(_("template key"), max_length=100, db_index=True)
+    template_revision = models.ForeignKey(
+        "transactional_mail.TemplateRevision",
+        on_delete=models.PROTECT,
+        related_name="emails",
+        verbose_name=_("template revision"),
+    )
+    layout_revision = models.ForeignKey(
+        "transactional_mail.LayoutRevision",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="emails",
+        verbose_name=_("layout revision"),
+    )
+    trigger_key = models.CharField(_("trigger"), max_length=100, blank=True, db_index=True)
+    category = models.CharField(_("category"), max_length=50, blank=True)
+    language = models.CharField(_("language"), max_length=15, blank=True)
+
+    from_email = models.CharField(_("from"), max_length=320)
+    to = models.JSONField(_("to"), default=list)
+    cc = models.JSONField(_("cc"), default=list, blank=True)
+    bcc = models.JSONField(_("bcc"), default=list, blank=True)
+    reply_to = models.JSONField(_("reply to"), default=list, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    attachments = models.JSONField(
+        _("attachments"),
+        default=list,
+        blank=True,
+        help_text=_("Filename, MIME type and base64 content of each attachment."),
+    )
+    context = models.JSONField(_("context"), default=dict, encoder=DjangoJSONEncoder)
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=255, null=True, blank=True, unique=True
+    )
+
+    subject = models.TextField(_("subject"), blank=True)
+    html_compressed = models.BinaryField(_("HTML body (compressed)"), blank=True, default=b"")
+    text_compressed = models.BinaryField(_("text body (compressed)"), blank=True, default=b"")
+
+    esp_name = models.CharField(_("ESP"), max_length=50, blank=True)
+    esp_message_id = models.CharField(
+        _("ESP message id"), max_length=255, blank=True, db_index=True
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    outcome_uncertain = models.BooleanField(
+        _("outcome uncertain"),
+        default=False,
+        help_text=_(
+            "An attempt ended without knowing whether the ESP accepted the email "
+            "(timeout, 502, 504, worker killed). The email's id travels in the ESP "
+            "metadata so a webhook can reconcile it."
+        ),
+    )
+
+    source_content_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("source type"),
+    )
+    source_object_id = models.CharField(_("source id"), max_length=255, blank=True)
+
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"),
+        help_text=_("When the email is due: its send time, or the time of its next retry."),
+    )
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    status_changed_at = models.DateTimeField(_("status changed at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("email")
+        verbose_name_plural = _("emails")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["status", "next_attempt_at"], name="transactional_mail_outbox_idx"
+            ),
+            models.Index(
+                fields=["source_content_type", "source_object_id"],
+                name="transactional_mail_source_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template_key} to {', '.join(self.to)} ({self.status})"
+
+    @property
+    def html_body(self) -> str:
+        return decompress(self.html_compressed)
+
+    @html_body.setter
+    def html_body(self, value: str) -> None:
+        self.html_compressed = compress(value)
+
+    @property
+    def text_body(self) -> str:
+        return decompress(self.text_compressed)
+
+    @text_body.setter
+    def text_body(self, value: str) -> None:
+        self.text_compressed = compress(value)
+
+    @property
+    def recipients(self) -> list[str]:
+        return [*self.to, *self.cc, *self.bcc]
+
+
+class EmailEvent(models.Model):
+    """One event from an ESP tracking webhook: the delivery timeline of an Email.
+
+    Unique per (ESP, event id), so a retried webhook is stored once.
+    """
+
+    email = models.ForeignKey(
+        Email,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="events",
+        verbose_name=_("email"),
+    )
+    esp_name = models.CharField(_("ESP"), max_length=50)
+    event_id = models.CharField(
+        _("event id"),
+        max_length=255,
+        help_text=_("The ESP's event id, or a hash of the raw event when the ESP sends none."),
+    )
+    event_type = models.CharField(_("event type"), max_length=30, db_index=True)
+    timestamp = models.DateTimeField(_("timestamp"), null=True, blank=True)
+    recipient = models.CharField(_("recipient"), max_length=320, blank=True)
+    esp_message_id = models.CharField(_("ESP message id"), max_length=255, blank=True)
+    hard_bounce = models.BooleanField(_("hard bounce"), default=False)
+    reject_reason = models.CharField(_("reject reason"), max_length=50, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    mta_response = models.TextField(_("MTA response"), blank=True)
+    click_url = models.TextField(_("clicked URL"), blank=True)
+    raw = models.JSONField(_("raw ESP event"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    raw_pruned = models.BooleanField(_("raw event pruned"), default=False)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("email event")
+        verbose_name_plural = _("email events")
+        ordering = ["received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["esp_name", "event_id"], name="transactional_mail_emailevent_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} ({self.esp_name}) for {self.recipient or '?'}"

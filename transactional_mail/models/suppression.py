@@ -1,0 +1,74 @@
+"""Addresses that must not be mailed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class SuppressionReason(models.TextChoices):
+    HARD_BOUNCE = "hard_bounce", _("hard bounce")
+    COMPLAINT = "complaint", _("spam complaint")
+    UNSUBSCRIBE = "unsubscribe", _("unsubscribed")
+    MANUAL = "manual", _("added by staff")
+
+
+class SuppressionQuerySet(models.QuerySet):
+    def blocking(self, addresses: Iterable[str], category: str = "") -> SuppressionQuerySet:
+        """Suppressions that stop mail of ``category`` to any of ``addresses``."""
+        normalized = {normalize_address(address) for address in addresses}
+        return self.filter(address__in=normalized, category__in={"", category})
+
+
+def normalize_address(address: str) -> str:
+    """The bare address, lower-cased: ``"Ann <Ann@Example.com>"`` -> ``ann@example.com``."""
+    from email.utils import parseaddr
+
+    return parseaddr(address)[1].strip().lower() or address.strip().lower()
+
+
+class Suppression(models.Model):
+    """An address that must not be mailed, for every category ("") or for one."""
+
+    address = models.CharField(_("address"), max_length=254)
+    category = models.CharField(
+        _("category"),
+        max_length=50,
+        blank=True,
+        help_text=_("Blank suppresses every email; a category suppresses only that kind."),
+    )
+    reason = models.CharField(_("reason"), max_length=20, choices=SuppressionReason.choices)
+    source = models.CharField(
+        _("source"), max_length=255, blank=True, help_text=_("What added it, e.g. the ESP event.")
+    )
+    email = models.ForeignKey(
+        "transactional_mail.Email",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("caused by email"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = SuppressionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "category"], name="transactional_mail_suppression_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        scope = f" ({self.category})" if self.category else ""
+        return f"{self.address}{scope}: {self.get_reason_display()}"
+
+    def save(self, *args, **kwargs):
+        self.address = normalize_address(self.address)
+        super().save(*args, **kwargs)

@@ -1,0 +1,173 @@
+"""Email templates that staff edit, and their immutable revisions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .revisions import Revision, Revisioned
+
+
+def normalize_language(language: str | None) -> str:
+    """``"fr_CA"`` and ``"FR-ca"`` -> ``"fr-ca"``; None -> ``""`` (the default)."""
+    return (language or "").strip().replace("_", "-").lower()
+
+
+def language_fallbacks(language: str | None) -> tuple[str, ...]:
+    """The languages to try, most specific first: ``"fr-ca"`` -> fr-ca, fr, default."""
+    language = normalize_language(language)
+    candidates = []
+    while language:
+        candidates.append(language)
+        language = language.rpartition("-")[0]
+    candidates.append("")
+    return tuple(candidates)
+
+
+class TemplateFields(models.Model):
+    """The content of a template, shared by the template and its revisions."""
+
+    key = models.CharField(
+        _("key"),
+        max_length=100,
+        validators=[validate_slug],
+        help_text=_("What code and triggers send, e.g. order_confirmation."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=15,
+        blank=True,
+        default="",
+        help_text=_(
+            "Blank for the default. fr-ca falls back to fr, then to the default template."
+        ),
+    )
+    subject = models.CharField(_("subject"), max_length=500)
+    html = models.TextField(_("HTML body"))
+    text = models.TextField(
+        _("text body"), blank=True, help_text=_("Leave blank to derive it from the HTML.")
+    )
+    category = models.SlugField(
+        _("category"),
+        max_length=50,
+        blank=True,
+        help_text=_("The kind of mail, e.g. account, orders, marketing."),
+    )
+
+    class Meta:
+        abstract = True
+
+
+class TemplateRevision(TemplateFields, Revision):
+    """An immutable snapshot of a template; every Email points at the one it used."""
+
+    OWNER_FIELD = "template"
+
+    template = models.ForeignKey(
+        "transactional_mail.EmailTemplate",
+        # Deleting a template keeps the revisions that logged emails point to.
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="revisions",
+        verbose_name=_("template"),
+    )
+    layout = models.ForeignKey(
+        "transactional_mail.Layout",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("layout"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    class Meta:
+        verbose_name = _("template revision")
+        verbose_name_plural = _("template revisions")
+        ordering = ["key", "language", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["template", "number"], name="transactional_mail_templaterevision_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        language = f" [{self.language}]" if self.language else ""
+        return f"{self.key}{language} #{self.number}"
+
+
+class EmailTemplate(TemplateFields, Revisioned):
+    """A staff-editable email: subject, HTML and text in a layout, per language."""
+
+    REVISION_FIELDS = ("key", "language", "subject", "html", "text", "category", "layout")
+
+    layout = models.ForeignKey(
+        "transactional_mail.Layout",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="templates",
+        verbose_name=_("layout"),
+    )
+    sample_context = models.JSONField(
+        _("sample context"),
+        default=dict,
+        blank=True,
+        help_text=_("Example data for previews and test sends."),
+    )
+    current_revision = models.ForeignKey(
+        TemplateRevision,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("current revision"),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("email template")
+        verbose_name_plural = _("email templates")
+        ordering = ["key", "language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "language"], name="transactional_mail_emailtemplate_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} [{self.language}]" if self.language else self.key
+
+    def clean(self) -> None:
+        super().clean()
+        self.language = normalize_language(self.language)
+        self.validate_sources()
+
+    def save(self, *args, **kwargs):
+        self.language = normalize_language(self.language)
+        self.validate_sources()
+        super().save(*args, **kwargs)
+
+    def validate_sources(self) -> None:
+        """Refuse a template the restricted engine would not accept, naming the line."""
+        from ..rendering import validate_template_source
+
+        errors = {}
+        for field in ("subject", "html", "text"):
+            try:
+                validate_template_source(getattr(self, field), field_name=field)
+            except ValidationError as err:
+                errors[field] = err.messages
+        if errors:
+            raise ValidationError(errors)

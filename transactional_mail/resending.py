@@ -1,0 +1,37 @@
+"""Sending an email again, for the management command and (later) the admin action."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .models import Email, EmailStatus
+
+#: Statuses from which an email may be queued again without risking a duplicate the
+#: operator did not ask for: it was never accepted by the ESP, or it was lost to it.
+RESENDABLE_STATUSES = (EmailStatus.FAILED, EmailStatus.CANCELLED, EmailStatus.SUPPRESSED)
+
+
+def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
+    """Queue ``emails`` for delivery again; return how many were queued.
+
+    Only failed, cancelled and suppressed emails are resent unless ``force`` is given
+    (which also resends emails the ESP accepted: the operator's explicit choice). The
+    attempt counter restarts so the retry budget applies afresh; the log keeps the last
+    error until the next attempt replaces it.
+    """
+    from .tasks import enqueue_delivery
+
+    if not force:
+        emails = emails.filter(status__in=RESENDABLE_STATUSES)
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(emails.select_for_update().values_list("pk", flat=True))
+        Email.objects.filter(pk__in=ids).update(
+            status=EmailStatus.QUEUED, next_attempt_at=now, attempts=0, claimed_at=None,
+            status_changed_at=now,
+        )
+        for email_id in ids:
+            transaction.on_commit(lambda email_id=email_id: enqueue_delivery(email_id))
+    return len(ids)

@@ -1,0 +1,104 @@
+"""Thin Celery tasks around delivery. Each is safe to run twice.
+
+The tasks bind to the site's Celery app (``shared_task``). They go to the site's default
+queue unless ``TRANSACTIONAL_MAIL["QUEUE"]`` names another.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from . import delivery
+from .conf import get_setting
+from .models import Email, EmailEvent, EmailStatus
+from .models.log import CLAIMABLE_STATUSES
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="transactional_mail.deliver", ignore_result=True)
+def deliver(email_id: int) -> str | None:
+    """Deliver one email; schedule the next attempt after a transient failure."""
+    outcome = delivery.deliver(email_id)
+    if outcome.retry_in is not None:
+        enqueue_delivery(email_id, timezone.now() + datetime.timedelta(seconds=outcome.retry_in))
+    return outcome.status
+
+
+@shared_task(name="transactional_mail.sweep_outbox", ignore_result=True)
+def sweep_outbox() -> dict[str, int]:
+    """Re-enqueue emails whose task was lost, and recover emails of killed workers.
+
+    A queued or scheduled email due for longer than ``SWEEP_GRACE`` seconds has lost its
+    task (broker down at commit, a wait longer than ``MAX_COUNTDOWN``, a purged queue). An
+    email in ``sending`` for longer than ``SENDING_TIMEOUT`` lost its worker mid-send: it
+    goes back to the queue flagged ``outcome_uncertain``, because the ESP may have taken it.
+    """
+    now = timezone.now()
+    stale = now - datetime.timedelta(seconds=get_setting("SENDING_TIMEOUT"))
+    recovered = Email.objects.filter(status=EmailStatus.SENDING, claimed_at__lt=stale).update(
+        status=EmailStatus.QUEUED,
+        status_changed_at=now,
+        next_attempt_at=now,
+        outcome_uncertain=True,
+        last_error="The worker stopped while sending (killed or lost); retried by the sweep. "
+        "The ESP may have accepted the earlier attempt.",
+    )
+    due = now - datetime.timedelta(seconds=get_setting("SWEEP_GRACE"))
+    with transaction.atomic():
+        # skip_locked spreads concurrent sweeps over different rows on PostgreSQL;
+        # elsewhere it is ignored and a duplicate task is harmless (the claim decides).
+        email_ids = list(
+            Email.objects.select_for_update(skip_locked=True)
+            .filter(status__in=CLAIMABLE_STATUSES, next_attempt_at__lte=due)
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:5000]
+        )
+    enqueued = sum(enqueue_delivery(email_id) for email_id in email_ids)
+    if email_ids or recovered:
+        logger.info("Outbox sweep: %d due, %d enqueued, %d recovered from dead workers",
+                    len(email_ids), enqueued, recovered)
+    return {"due": len(email_ids), "enqueued": enqueued, "recovered": recovered}
+
+
+@shared_task(name="transactional_mail.prune_raw_events", ignore_result=True)
+def prune_raw_events() -> int:
+    """Drop raw ESP payloads (personal data) older than ``RAW_EVENT_RETENTION_DAYS``."""
+    days = get_setting("RAW_EVENT_RETENTION_DAYS")
+    if days is None:
+        return 0
+    cutoff = timezone.now() - datetime.timedelta(days=days)
+    return EmailEvent.objects.filter(received_at__lt=cutoff, raw_pruned=False).update(
+        raw=None, raw_pruned=True
+    )
+
+
+def enqueue_delivery(email_id: int, due: datetime.datetime | None = None) -> bool:
+    """Send a deliver task to the broker; return False (and log) when the broker is down.
+
+    Never raises: the Email row is the outbox, and the sweep enqueues it later. A wait
+    longer than ``MAX_COUNTDOWN`` is not given to the broker at all (Redis redelivers
+    long-countdown tasks after its visibility timeout); the sweep enqueues it when due.
+    """
+    countdown = 0.0
+    if due is not None:
+        countdown = max(0.0, (due - timezone.now()).total_seconds())
+        if countdown > get_setting("MAX_COUNTDOWN"):
+            return False
+    options = {"countdown": countdown} if countdown else {}
+    queue = get_setting("QUEUE")
+    if queue:
+        options["queue"] = queue
+    try:
+        # retry=False: a request must not hang while Celery retries a dead broker.
+        deliver.apply_async((email_id,), retry=False, **options)
+    except Exception:
+        logger.warning("Could not enqueue email %s (broker unreachable?); the outbox sweep "
+                       "will send it.", email_id, exc_info=True)
+        return False
+    return True
