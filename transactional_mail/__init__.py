@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .models import Email
 
 
-def send(template_key: str, to, context=None, **options: Any) -> "Email":
+def send(template_key: str, to, context=None, **options: Any) -> Email:
     """Queue one email through the outbox and return its ``Email`` row.
 
     See ``transactional_mail.api.send`` for the options.

@@ -109,7 +109,8 @@ def _check_backend(user) -> list[checks.CheckMessage]:
 
 def _check_from_email(user) -> list[checks.CheckMessage]:
     from_email = user.get("DEFAULT_FROM_EMAIL") or settings.DEFAULT_FROM_EMAIL
-    if not parseaddr(str(from_email))[1] or "\n" in str(from_email):
+    address = parseaddr(str(from_email))[1]
+    if "@" not in address or " " in address or "\n" in str(from_email):
         return [checks.Error(
             f"The default sender {from_email!r} is not an email address.",
             hint="Set TRANSACTIONAL_MAIL['DEFAULT_FROM_EMAIL'] = 'Shop <no-reply@example.com>'.",

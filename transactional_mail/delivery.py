@@ -301,7 +301,9 @@ def _connection_refused(err: BaseException) -> bool:
             "NewConnectionError", "NameResolutionError", "ConnectTimeoutError"
         ):
             return True
-        pending.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        pending.extend(
+            arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)
+        )
         for attr in ("__cause__", "__context__", "reason"):
             nested = getattr(current, attr, None)
             if isinstance(nested, BaseException):

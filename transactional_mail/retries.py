@@ -14,7 +14,8 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     "equal jitter" (a random point in the upper half) so that emails failing together
     do not retry together. An ESP's ``Retry-After`` is a floor, never shortened.
     """
-    ceiling = min(get_setting("RETRY_BACKOFF_MAX"), get_setting("RETRY_BACKOFF") * 2 ** (attempt - 1))
+    exponential = get_setting("RETRY_BACKOFF") * 2 ** (attempt - 1)
+    ceiling = min(get_setting("RETRY_BACKOFF_MAX"), exponential)
     delay = random.uniform(ceiling / 2, ceiling)
     if retry_after is not None:
         delay = max(delay, retry_after)

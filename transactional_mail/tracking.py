@@ -95,9 +95,8 @@ def is_hard_bounce(event, esp_name: str) -> bool:
         severity = (raw.get("event-data") or {}).get("severity")
         if severity:
             return severity == "permanent"
-    if esp == "sendgrid" and raw.get("type") == "blocked":
-        return False
-    return True
+    # SendGrid reports a temporary block as a "bounce" of type "blocked".
+    return not (esp == "sendgrid" and raw.get("type") == "blocked")
 
 
 def _apply_status(email: Email, event, hard: bool) -> None:

@@ -99,13 +99,13 @@ class Layout(LayoutFields, Revisioned):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        super().clean()
-        self.validate_sources()
-
     def save(self, *args, **kwargs):
         self.validate_sources()
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        self.validate_sources()
 
     def validate_sources(self) -> None:
         """Refuse a layout the restricted template engine would not accept."""

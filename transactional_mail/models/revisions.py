@@ -36,15 +36,15 @@ class Revisioned(models.Model):
     class Meta:
         abstract = True
 
-    def revision_values(self) -> dict:
-        """The values a revision copies from this row."""
-        return {name: getattr(self, name) for name in self.REVISION_FIELDS}
-
     def save(self, *args, **kwargs):
         using = kwargs.get("using")
         with transaction.atomic(using=using):
             super().save(*args, **kwargs)
             self._record_revision(using)
+
+    def revision_values(self) -> dict:
+        """The values a revision copies from this row."""
+        return {name: getattr(self, name) for name in self.REVISION_FIELDS}
 
     def _record_revision(self, using) -> None:
         revision_model = self._meta.get_field("current_revision").related_model

@@ -149,15 +149,15 @@ class EmailTemplate(TemplateFields, Revisioned):
     def __str__(self) -> str:
         return f"{self.key} [{self.language}]" if self.language else self.key
 
-    def clean(self) -> None:
-        super().clean()
-        self.language = normalize_language(self.language)
-        self.validate_sources()
-
     def save(self, *args, **kwargs):
         self.language = normalize_language(self.language)
         self.validate_sources()
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        self.language = normalize_language(self.language)
+        self.validate_sources()
 
     def validate_sources(self) -> None:
         """Refuse a template the restricted engine would not accept, naming the line."""

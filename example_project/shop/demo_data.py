@@ -1,0 +1,208 @@
+"""The demo's seed data: a branded layout, four email templates and two customers.
+
+``seed()`` creates what is missing and never overwrites rows that exist, so edits made in
+the admin survive a restart of the demo.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from transactional_mail.models import EmailTemplate, Layout
+
+from .models import Customer
+
+LAYOUT_HTML = """<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+</head>
+<body>
+<table class="wrapper" role="presentation" width="100%" cellpadding="0" cellspacing="0">
+  <tr><td align="center">
+    <table class="card" role="presentation" width="600" cellpadding="0" cellspacing="0">
+      <tr><td class="header">
+        {% if layout.logo_url %}<img src="{{ layout.logo_url }}" alt="Demo Shop" height="32">{% else %}Demo Shop{% endif %}
+      </td></tr>
+      <tr><td class="content">{{ content }}</td></tr>
+      <tr><td class="footer">{{ footer }}</td></tr>
+    </table>
+  </td></tr>
+</table>
+</body>
+</html>
+"""
+
+LAYOUT_CSS = """
+body { margin: 0; padding: 0; background-color: #f4f4f5; }
+.wrapper { background-color: #f4f4f5; padding: 24px 0; }
+.card { background-color: #ffffff; border-radius: 8px; font-family: Helvetica, Arial, sans-serif; color: #1f2937; }
+.header { background-color: #1a73e8; color: #ffffff; padding: 16px 24px; font-size: 20px; font-weight: bold; border-radius: 8px 8px 0 0; }
+.content { padding: 24px; font-size: 15px; line-height: 1.5; }
+.footer { padding: 16px 24px; font-size: 12px; color: #6b7280; border-top: 1px solid #e5e7eb; }
+h1 { font-size: 22px; margin: 0 0 16px; color: #1a73e8; }
+a { color: #1a73e8; }
+a.button { display: inline-block; background-color: #1a73e8; color: #ffffff; padding: 10px 18px; border-radius: 6px; text-decoration: none; }
+table.items { width: 100%; border-collapse: collapse; margin: 16px 0; }
+table.items th { text-align: left; border-bottom: 2px solid #e5e7eb; padding: 6px 4px; }
+table.items td { border-bottom: 1px solid #e5e7eb; padding: 6px 4px; }
+table.items tr.total td { font-weight: bold; border-bottom: none; }
+""".strip()
+
+LAYOUT_FOOTER = (
+    "Demo Shop · 1 Example Street · Springfield<br>"
+    "You get this email because of an order or an account at Demo Shop."
+)
+
+CUSTOMER_SAMPLE = {
+    "customer": {"name": "Ada Lovelace", "first_name": "Ada", "email": "ada@example.com"},
+    "shop": {"name": "Demo Shop", "support_email": "support@example.com",
+             "url": "http://127.0.0.1:8000/"},
+}
+ORDER_SAMPLE = {
+    **CUSTOMER_SAMPLE,
+    "order": {
+        "id": 1,
+        "number": "A00001",
+        "status": "paid",
+        "date": "23 November 2026",
+        "total": "$36.50",
+        "url": "http://127.0.0.1:8000/#order-1",
+        "tracking_number": "1Z999AA10123456784",
+        "tracking_url": "https://tracking.example.com/?n=1Z999AA10123456784",
+    },
+    "items": [
+        {"product": "Logo mug", "quantity": 2, "unit_price": "$12.00", "subtotal": "$24.00"},
+        {"product": "Sticker pack", "quantity": 1, "unit_price": "$4.50", "subtotal": "$4.50"},
+        {"product": "T-shirt", "quantity": 1, "unit_price": "$8.00", "subtotal": "$8.00"},
+    ],
+}
+
+ITEMS_TABLE = """<table class="items">
+  <tr><th>Product</th><th>Qty</th><th>Price</th></tr>
+  {% for item in items %}<tr><td>{{ item.product }}</td><td>{{ item.quantity }}</td><td>{{ item.subtotal }}</td></tr>
+  {% endfor %}<tr class="total"><td colspan="2">Total</td><td>{{ order.total }}</td></tr>
+</table>"""
+
+TEMPLATES = [
+    {
+        "key": "order_confirmation",
+        "language": "",
+        "category": "orders",
+        "subject": "Order {{ order.number }} confirmed",
+        "html": """<h1>Thank you, {{ customer.first_name }}!</h1>
+<p>We have received your order <strong>{{ order.number }}</strong> of {{ order.date }}.</p>
+""" + ITEMS_TABLE + """
+<p>Your invoice is attached. We will email you again when the order ships.</p>
+<p><a class="button" href="{{ order.url }}">View your order</a></p>""",
+        "text": "",  # derived from the HTML
+        "sample_context": ORDER_SAMPLE,
+    },
+    {
+        "key": "order_confirmation",
+        "language": "fr",
+        "category": "orders",
+        "subject": "Commande {{ order.number }} confirmée",
+        "html": """<h1>Merci, {{ customer.first_name }} !</h1>
+<p>Nous avons bien reçu votre commande <strong>{{ order.number }}</strong> du {{ order.date }}.</p>
+""" + ITEMS_TABLE.replace("Product", "Article").replace("Qty", "Qté").replace(
+            "Price", "Prix").replace(">Total<", ">Total<") + """
+<p>Votre facture est jointe. Nous vous écrirons à l'expédition de la commande.</p>
+<p><a class="button" href="{{ order.url }}">Voir votre commande</a></p>""",
+        "text": "",
+        "sample_context": ORDER_SAMPLE,
+    },
+    {
+        "key": "welcome",
+        "language": "",
+        "category": "account",
+        "subject": "Welcome to {{ shop.name }}, {{ customer.first_name }}",
+        "html": """<h1>Welcome, {{ customer.first_name }}!</h1>
+<p>Your {{ shop.name }} account is ready. You will find your orders and their status on
+our site.</p>
+<p><a class="button" href="{{ shop.url }}">Visit the shop</a></p>
+<p>Questions? Reply to this email or write to {{ shop.support_email }}.</p>""",
+        "text": "",
+        "sample_context": CUSTOMER_SAMPLE,
+    },
+    {
+        "key": "password_reset",
+        "language": "",
+        "category": "account",
+        "subject": "Reset your {{ shop.name }} password",
+        "html": """<h1>Reset your password</h1>
+<p>Hello {{ customer.first_name }}, someone (hopefully you) asked to reset the password of
+your {{ shop.name }} account.</p>
+<p><a class="button" href="{{ reset_url }}">Choose a new password</a></p>
+<p>The link is valid for {{ valid_hours }} hours. If you did not ask for it, ignore this
+email: your password stays the same.</p>""",
+        # A hand-written text part, used as is instead of one derived from the HTML.
+        "text": """Hello {{ customer.first_name }},
+
+Someone (hopefully you) asked to reset the password of your {{ shop.name }} account.
+Choose a new password here (valid for {{ valid_hours }} hours):
+
+{{ reset_url }}
+
+If you did not ask for it, ignore this email: your password stays the same.""",
+        "sample_context": {**CUSTOMER_SAMPLE,
+                           "reset_url": "http://127.0.0.1:8000/reset/sample-token/",
+                           "valid_hours": 24},
+    },
+    {
+        "key": "shipping_update",
+        "language": "",
+        "category": "orders",
+        "subject": "Your order {{ order.number }} is on its way",
+        "html": """<h1>Good news, {{ customer.first_name }}!</h1>
+<p>Your order <strong>{{ order.number }}</strong> has shipped.</p>
+{% if order.tracking_number %}<p>Tracking number: <strong>{{ order.tracking_number }}</strong></p>
+<p><a class="button" href="{{ order.tracking_url }}">Track your parcel</a></p>{% endif %}
+""" + ITEMS_TABLE,
+        "text": "",
+        "sample_context": ORDER_SAMPLE,
+    },
+]
+
+CUSTOMERS = [
+    {"name": "Ada Lovelace", "email": "ada@example.com", "language": ""},
+    {"name": "Camille Dubois", "email": "camille@example.com", "language": "fr-ca"},
+]
+
+
+@transaction.atomic
+def seed() -> list[str]:
+    """Create the demo rows that are missing; return a description of what was created."""
+    created = []
+    layout, layout_created = Layout.objects.get_or_create(
+        name="Demo Shop",
+        defaults={
+            "html": LAYOUT_HTML,
+            "css": LAYOUT_CSS,
+            "logo_url": f"{settings.SHOP_BASE_URL}/static/shop/logo.png",
+            "primary_color": "#1a73e8",
+            "background_color": "#f4f4f5",
+            "text_color": "#1f2937",
+            "footer_html": LAYOUT_FOOTER,
+        },
+    )
+    if layout_created:
+        created.append(f"layout {layout.name!r}")
+    for template in TEMPLATES:
+        _row, template_created = EmailTemplate.objects.get_or_create(
+            key=template["key"],
+            language=template["language"],
+            defaults={**template, "layout": layout},
+        )
+        if template_created:
+            language = f" [{template['language']}]" if template["language"] else ""
+            created.append(f"template {template['key']}{language}")
+    for customer in CUSTOMERS:
+        _row, customer_created = Customer.objects.get_or_create(
+            email=customer["email"], defaults=customer
+        )
+        if customer_created:
+            created.append(f"customer {customer['email']}")
+    return created

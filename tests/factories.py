@@ -1,0 +1,47 @@
+"""Small builders for the rows most tests need."""
+
+from __future__ import annotations
+
+from transactional_mail.models import EmailTemplate, Layout
+
+LAYOUT_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"></head>
+<body><table class="shell"><tr><td>
+{% if layout.logo_url %}<img src="{{ layout.logo_url }}" alt="logo">{% endif %}
+{{ content }}
+<p class="footer">{{ layout.footer_html }}</p>
+</td></tr></table></body></html>"""
+
+LAYOUT_CSS = """
+.shell { background: #ffffff; width: 600px; }
+p { color: #333333; font-family: Arial, sans-serif; }
+a.button { background: #1a73e8; color: #ffffff; padding: 8px 16px; }
+"""
+
+
+def make_layout(**fields) -> Layout:
+    values = {"name": "Brand", "html": LAYOUT_HTML, "css": LAYOUT_CSS,
+              "logo_url": "https://cdn.example.com/logo.png", "footer_html": "Shop Ltd"}
+    values.update(fields)
+    return Layout.objects.create(**values)
+
+
+def make_template(key: str = "order_confirmation", **fields) -> EmailTemplate:
+    values = {
+        "key": key,
+        "subject": "Order {{ order.number }} confirmed",
+        "html": (
+            "<p>Hello {{ customer.name }},</p>"
+            "<p>Thanks for order {{ order.number }}.</p>"
+            '<p><a class="button" href="{{ order.url }}">View order</a></p>'
+        ),
+        "category": "orders",
+    }
+    values.update(fields)
+    return EmailTemplate.objects.create(**values)
+
+
+ORDER_CONTEXT = {
+    "customer": {"name": "Ann"},
+    "order": {"number": "A-1001", "url": "https://shop.example.com/orders/A-1001"},
+}
