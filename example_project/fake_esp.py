@@ -150,42 +150,90 @@ class WebhookSender:
             "Metadata": message.get("Metadata") or {},
         }
         if kind == "deliver":
-            return {"RecordType": "Delivery", **common, "Recipient": recipient,
-                    "DeliveredAt": now_iso(),
-                    "Details": "smtp;250 2.0.0 OK (fake ESP)"}
+            return {
+                "RecordType": "Delivery",
+                **common,
+                "Recipient": recipient,
+                "DeliveredAt": now_iso(),
+                "Details": "smtp;250 2.0.0 OK (fake ESP)",
+            }
         if kind in ("bounce", "softbounce", "complain"):
             bounce_type, code, name, description = {
-                "bounce": ("HardBounce", 1, "Hard bounce",
-                           "The server was unable to deliver your message "
-                           "(ex: unknown user, mailbox not found)."),
-                "softbounce": ("SoftBounce", 4096, "Soft bounce/Undeliverable",
-                               "Unable to temporarily deliver this email."),
-                "complain": ("SpamComplaint", 512, "Spam complaint",
-                             "The subscriber explicitly marked this message as spam."),
+                "bounce": (
+                    "HardBounce",
+                    1,
+                    "Hard bounce",
+                    "The server was unable to deliver your message "
+                    "(ex: unknown user, mailbox not found).",
+                ),
+                "softbounce": (
+                    "SoftBounce",
+                    4096,
+                    "Soft bounce/Undeliverable",
+                    "Unable to temporarily deliver this email.",
+                ),
+                "complain": (
+                    "SpamComplaint",
+                    512,
+                    "Spam complaint",
+                    "The subscriber explicitly marked this message as spam.",
+                ),
             }[kind]
-            return {"RecordType": "SpamComplaint" if kind == "complain" else "Bounce",
-                    **common, "ID": random.randint(10**9, 10**10), "Type": bounce_type,
-                    "TypeCode": code, "Name": name, "Description": description,
-                    "Details": f"fake ESP {name.lower()}", "Email": recipient,
-                    "From": message.get("From", ""), "BouncedAt": now_iso(),
-                    "DumpAvailable": False, "Inactive": kind != "softbounce",
-                    "CanActivate": True, "Subject": message.get("Subject", "")}
+            return {
+                "RecordType": "SpamComplaint" if kind == "complain" else "Bounce",
+                **common,
+                "ID": random.randint(10**9, 10**10),
+                "Type": bounce_type,
+                "TypeCode": code,
+                "Name": name,
+                "Description": description,
+                "Details": f"fake ESP {name.lower()}",
+                "Email": recipient,
+                "From": message.get("From", ""),
+                "BouncedAt": now_iso(),
+                "DumpAvailable": False,
+                "Inactive": kind != "softbounce",
+                "CanActivate": True,
+                "Subject": message.get("Subject", ""),
+            }
         if kind == "open":
-            return {"RecordType": "Open", **common, "Recipient": recipient,
-                    "ReceivedAt": now_iso(), "FirstOpen": True, "Platform": "WebMail",
-                    "UserAgent": "Mozilla/5.0 (fake ESP)", "ReadSeconds": 5,
-                    "Client": {"Name": "Fake Mail", "Company": "", "Family": ""},
-                    "OS": {"Name": "", "Company": "", "Family": ""}, "Geo": {}}
+            return {
+                "RecordType": "Open",
+                **common,
+                "Recipient": recipient,
+                "ReceivedAt": now_iso(),
+                "FirstOpen": True,
+                "Platform": "WebMail",
+                "UserAgent": "Mozilla/5.0 (fake ESP)",
+                "ReadSeconds": 5,
+                "Client": {"Name": "Fake Mail", "Company": "", "Family": ""},
+                "OS": {"Name": "", "Company": "", "Family": ""},
+                "Geo": {},
+            }
         if kind == "click":
-            return {"RecordType": "Click", **common, "Recipient": recipient,
-                    "ReceivedAt": now_iso(), "ClickLocation": "HTML", "Platform": "WebMail",
-                    "OriginalLink": "https://example.com/", "UserAgent": "Mozilla/5.0 (fake ESP)",
-                    "Client": {"Name": "Fake Mail", "Company": "", "Family": ""},
-                    "OS": {"Name": "", "Company": "", "Family": ""}, "Geo": {}}
+            return {
+                "RecordType": "Click",
+                **common,
+                "Recipient": recipient,
+                "ReceivedAt": now_iso(),
+                "ClickLocation": "HTML",
+                "Platform": "WebMail",
+                "OriginalLink": "https://example.com/",
+                "UserAgent": "Mozilla/5.0 (fake ESP)",
+                "Client": {"Name": "Fake Mail", "Company": "", "Family": ""},
+                "OS": {"Name": "", "Company": "", "Family": ""},
+                "Geo": {},
+            }
         if kind == "unsubscribe":
-            return {"RecordType": "SubscriptionChange", **common, "Recipient": recipient,
-                    "ChangedAt": now_iso(), "Origin": "Recipient", "SuppressSending": True,
-                    "SuppressionReason": "ManualSuppression"}
+            return {
+                "RecordType": "SubscriptionChange",
+                **common,
+                "Recipient": recipient,
+                "ChangedAt": now_iso(),
+                "Origin": "Recipient",
+                "SuppressSending": True,
+                "SuppressionReason": "ManualSuppression",
+            }
         raise ValueError(f"unknown event type {kind!r}")
 
     def send(self, kind: str, message: dict, store: Store) -> str:
@@ -198,8 +246,10 @@ class WebhookSender:
             request = urllib.request.Request(
                 self.url,
                 data=body,
-                headers={"Content-Type": "application/json",
-                         **({"Authorization": self.auth} if self.auth else {})},
+                headers={
+                    "Content-Type": "application/json",
+                    **({"Authorization": self.auth} if self.auth else {}),
+                },
                 method="POST",
             )
             try:
@@ -209,8 +259,10 @@ class WebhookSender:
                 result = f"{kind} -> HTTP {err.code}"
             except OSError as err:
                 result = f"{kind} -> {err}"
-            store.add_event(message["MessageID"], {"type": kind, "at": now_iso(),
-                                                   "recipient": recipient, "result": result})
+            store.add_event(
+                message["MessageID"],
+                {"type": kind, "at": now_iso(), "recipient": recipient, "result": result},
+            )
             results.append(result)
             log(f"webhook {message['MessageID']} {recipient}: {result}")
         return "; ".join(results)
@@ -259,7 +311,7 @@ class Handler(BaseHTTPRequestHandler):
     site_url: str | None
 
     # -- helpers --------------------------------------------------------------------------
-    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_message(self, format, *args):
         log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
 
     def reply(self, status: int, body: bytes, content_type: str, headers: dict | None = None):
@@ -283,7 +335,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     # -- Postmark API ---------------------------------------------------------------------
-    def do_POST(self):  # noqa: N802 - BaseHTTPRequestHandler's naming
+    def do_POST(self):
         path = urlsplit(self.path).path.rstrip("/")
         if path in ("/email", "/email/batch"):
             return self.api_send(batch=path == "/email/batch")
@@ -299,11 +351,15 @@ class Handler(BaseHTTPRequestHandler):
     def api_send(self, batch: bool) -> None:
         if self.token and self.headers.get("X-Postmark-Server-Token") != self.token:
             self.read_body()
-            return self.reply_json(401, {"ErrorCode": 10, "Message": "Bad or missing Server API token."})
+            return self.reply_json(
+                401, {"ErrorCode": 10, "Message": "Bad or missing Server API token."}
+            )
         try:
             data = json.loads(self.read_body() or b"null")
         except ValueError:
-            return self.reply_json(400, {"ErrorCode": 402, "Message": "Received invalid JSON input."})
+            return self.reply_json(
+                400, {"ErrorCode": 402, "Message": "Received invalid JSON input."}
+            )
         messages = data if batch else [data]
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             return self.reply_json(422, {"ErrorCode": 402, "Message": "Invalid message format."})
@@ -317,8 +373,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def accept(self, message: dict) -> tuple[int, dict]:
         kind = behaviour(message)
-        key = str((message.get("Metadata") or {}).get("transactional_mail_id")
-                  or (message.get("To"), message.get("Subject")))
+        key = str(
+            (message.get("Metadata") or {}).get("transactional_mail_id")
+            or (message.get("To"), message.get("Subject"))
+        )
         if kind == "flaky" and self.store.first_failure(key):
             log(f"500 for {message.get('To')} (flaky: the next attempt is accepted)")
             return 500, {"ErrorCode": 500, "Message": "Internal server error (fake ESP, flaky)."}
@@ -337,23 +395,50 @@ class Handler(BaseHTTPRequestHandler):
         stored = {
             "MessageID": message_id,
             "SubmittedAt": submitted,
-            **{field: message.get(field) for field in (
-                "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "HtmlBody", "TextBody",
-                "Tag", "Metadata", "Headers", "MessageStream", "TrackOpens", "TrackLinks")},
+            **{
+                field: message.get(field)
+                for field in (
+                    "From",
+                    "To",
+                    "Cc",
+                    "Bcc",
+                    "ReplyTo",
+                    "Subject",
+                    "HtmlBody",
+                    "TextBody",
+                    "Tag",
+                    "Metadata",
+                    "Headers",
+                    "MessageStream",
+                    "TrackOpens",
+                    "TrackLinks",
+                )
+            },
             "Attachments": [
-                {"Name": a.get("Name"), "ContentType": a.get("ContentType"),
-                 "Size": len(base64.b64decode(a.get("Content") or ""))}
+                {
+                    "Name": a.get("Name"),
+                    "ContentType": a.get("ContentType"),
+                    "Size": len(base64.b64decode(a.get("Content") or "")),
+                }
                 for a in message.get("Attachments") or []
             ],
             "events": [],
         }
         self.store.add(stored)
         log(f"accepted {message_id} to {message.get('To')}: {message.get('Subject')!r}")
-        follow_up = {"bounce": ["bounce"], "softbounce": ["softbounce"],
-                     "complain": ["deliver", "complain"]}.get(kind, ["deliver"])
+        follow_up = {
+            "bounce": ["bounce"],
+            "softbounce": ["softbounce"],
+            "complain": ["deliver", "complain"],
+        }.get(kind, ["deliver"])
         self.webhooks.later(follow_up, stored, self.store)
-        return 200, {"To": message.get("To") or "", "SubmittedAt": submitted,
-                     "MessageID": message_id, "ErrorCode": 0, "Message": "OK"}
+        return 200, {
+            "To": message.get("To") or "",
+            "SubmittedAt": submitted,
+            "MessageID": message_id,
+            "ErrorCode": 0,
+            "Message": "OK",
+        }
 
     def simulate_event(self, message_id: str) -> None:
         form = parse_qs(self.read_body().decode())
@@ -370,7 +455,7 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": location})
 
     # -- pages ----------------------------------------------------------------------------
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         path = urlsplit(self.path).path.rstrip("/") or "/"
         if path == "/":
             return self.inbox()
@@ -383,8 +468,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply_page("Not found", "<p>No such message.</p>", 404)
             if len(parts) == 3 and parts[2] == "html":
                 body = (message.get("HtmlBody") or "").encode()
-                return self.reply(200, body, "text/html; charset=utf-8",
-                                  {"Content-Security-Policy": "script-src 'none'"})
+                return self.reply(
+                    200,
+                    body,
+                    "text/html; charset=utf-8",
+                    {"Content-Security-Policy": "script-src 'none'"},
+                )
             if len(parts) == 2:
                 return self.message_page(message)
         return self.reply_page("Not found", "<p>Not found.</p>", 404)
@@ -407,8 +496,8 @@ class Handler(BaseHTTPRequestHandler):
             "webhook to the site; watch the email's status change in the shop or the admin.</p>"
             '<form method="post" action="/reset"><button>Empty the inbox</button></form>'
             "<table><tr><th>Received</th><th>To</th><th>Subject</th><th>Webhooks sent</th>"
-            "<th>Send a webhook</th></tr>" + ("".join(rows) or
-                                               '<tr><td colspan="5">No message yet.</td></tr>')
+            "<th>Send a webhook</th></tr>"
+            + ("".join(rows) or '<tr><td colspan="5">No message yet.</td></tr>')
             + "</table>"
         )
         self.reply_page("Fake ESP inbox", body)
@@ -444,12 +533,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--store", type=Path, help="JSON file keeping the inbox across restarts")
     parser.add_argument("--token", help="the X-Postmark-Server-Token to require (any if unset)")
-    parser.add_argument("--webhook-url",
-                        help="the site's tracking webhook, e.g. "
-                        "http://127.0.0.1:8000/anymail/postmark/tracking/")
+    parser.add_argument(
+        "--webhook-url",
+        help="the site's tracking webhook, e.g. http://127.0.0.1:8000/anymail/postmark/tracking/",
+    )
     parser.add_argument("--webhook-secret", help='Anymail WEBHOOK_SECRET, "user:password"')
-    parser.add_argument("--webhook-delay", type=float, default=1.0,
-                        help="seconds between accepting a message and its webhook")
+    parser.add_argument(
+        "--webhook-delay",
+        type=float,
+        default=1.0,
+        help="seconds between accepting a message and its webhook",
+    )
     parser.add_argument("--site-url", help="the shop's URL, linked from the inbox page")
     args = parser.parse_args(argv)
 

@@ -11,8 +11,7 @@ import pytest
 
 from tests.celery_app import app as celery_app  # noqa: F401  (binds shared tasks)
 from tests.esp_server import FakePostmark
-
-pytest_plugins = ["tests.workers"]
+from tests.workers import _mark_process_logs, pytest_runtest_makereport  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +25,13 @@ def esp_server():
 
 @pytest.fixture
 def esp(esp_server, settings):
-    """The fake Postmark API, reset for this test, with Anymail in this process posting to it."""
+    """The fake Postmark API, reset for this test, with Anymail in this process posting to it.
+
+    Django's test environment swaps EMAIL_BACKEND for locmem; this puts the real Postmark
+    backend back, so the test exercises the HTTP path.
+    """
     esp_server.reset()
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
     settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_API_URL": esp_server.url}
     yield esp_server
     esp_server.reset()

@@ -182,7 +182,7 @@ class FakePostmark:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format, *args):  # noqa: A002 - quiet test output
+            def log_message(self, format, *args):
                 pass
 
             def do_POST(self):
@@ -318,7 +318,7 @@ _bounce_ids = iter(range(4_323_372_036_854_775_000, 4_323_372_036_854_999_999))
 def bounce_event(
     email,
     *,
-    type="HardBounce",  # noqa: A002 - Postmark's field name
+    type="HardBounce",
     recipient=None,
     message_id=None,
     metadata=None,

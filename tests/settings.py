@@ -144,4 +144,3 @@ TRANSACTIONAL_MAIL = {
     "DEFAULT_FROM_EMAIL": "Shop <shop@example.com>",
     **json.loads(os.environ.get("TM_TEST_MAIL_SETTINGS") or "{}"),
 }
-

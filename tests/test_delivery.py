@@ -140,6 +140,9 @@ def test_no_recipients_fails_with_the_reason(template, esp):
     email = queue(to=[])
     assert delivery.deliver(email.pk).status == EmailStatus.FAILED
     assert esp.requests == []
+    email.refresh_from_db()
+    assert email.last_error == "[permanent] No recipient: the email has no 'to' address."
+    assert email.attempts == 1
 
 
 @pytest.mark.parametrize("status", [502, 504])
@@ -164,6 +167,7 @@ def test_read_timeout_is_ambiguous(template, esp, settings, quick_retries):
 
 
 def test_connection_refused_is_transient_not_ambiguous(template, settings, quick_retries):
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
     settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_API_URL": "http://127.0.0.1:9/"}
     email = queue()
     assert delivery.deliver(email.pk).status == EmailStatus.QUEUED
@@ -210,7 +214,8 @@ def test_suppressed_address_gets_a_suppressed_row_and_no_esp_call(template, esp)
     assert delivery.deliver(email.pk).status == EmailStatus.SUPPRESSED
     assert esp.requests == []
     email.refresh_from_db()
-    assert "ann@example.com" in email.last_error
+    assert email.to == ["Ann <ann@example.com>"]
+    assert email.last_error == "Suppressed (ann@example.com: hard bounce)."
 
 
 def test_suppressed_copy_recipient_is_dropped_and_the_rest_sent(template, esp):
@@ -218,6 +223,21 @@ def test_suppressed_copy_recipient_is_dropped_and_the_rest_sent(template, esp):
     email = queue(cc=["cc@example.com", "other@example.com"])
     assert delivery.deliver(email.pk).status == EmailStatus.SENT
     assert esp.requests[0].json["Cc"] == "other@example.com"
+    email.refresh_from_db()
+    assert email.cc == ["cc@example.com", "other@example.com"]  # the log keeps who was meant
+    assert "cc@example.com: spam complaint" in email.last_error
+
+
+def test_an_unexpected_error_fails_the_attempt_instead_of_leaving_it_sending(template, esp,
+                                                                            quick_retries):
+    email = queue()
+    with mock.patch("transactional_mail.delivery.build_message",
+                    side_effect=RuntimeError("boom")):
+        outcome = delivery.deliver(email.pk)
+    assert outcome.status == EmailStatus.QUEUED
+    email.refresh_from_db()
+    assert "RuntimeError: boom" in email.last_error
+    assert esp.requests == []
 
 
 def test_category_unsubscribe_only_blocks_that_category(template, esp):

@@ -74,7 +74,7 @@ def test_sweep_enqueues_rows_whose_task_was_lost(template, enqueued):
     later = queue(delay="1h")
     age(lost, minutes=5)
     result = tasks.sweep_outbox()
-    assert result == {"due": 1, "enqueued": 1, "recovered": 0}
+    assert result == {"due": 1, "enqueued": 1, "recovered": 0, "failed": 0}
     enqueued.assert_called_once_with((lost.pk,), retry=False)
     assert {fresh.status, later.status} == {EmailStatus.QUEUED, EmailStatus.SCHEDULED}
 
@@ -101,6 +101,19 @@ def test_sweep_recovers_an_email_stuck_in_sending(template, enqueued):
     enqueued.assert_called_once_with((email.pk,), retry=False)
 
 
+def test_sweep_fails_an_email_that_keeps_losing_its_worker(template, enqueued, settings):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTEMPTS": 3}
+    email = queue()
+    Email.objects.filter(pk=email.pk).update(
+        status=EmailStatus.SENDING, claimed_at=timezone.now() - datetime.timedelta(hours=1),
+        attempts=3,
+    )
+    assert tasks.sweep_outbox() == {"due": 0, "enqueued": 0, "recovered": 0, "failed": 1}
+    email.refresh_from_db()
+    assert email.status == EmailStatus.FAILED
+    enqueued.assert_not_called()
+
+
 def test_sweep_leaves_a_recent_sending_row_alone(template, enqueued):
     email = queue()
     Email.objects.filter(pk=email.pk).update(status=EmailStatus.SENDING,
@@ -116,7 +129,7 @@ def test_sweep_with_the_broker_down_reports_and_keeps_rows(template):
     age(email, minutes=5)
     with mock.patch("transactional_mail.tasks.deliver.apply_async",
                     side_effect=OperationalError("down")):
-        assert tasks.sweep_outbox() == {"due": 1, "enqueued": 0, "recovered": 0}
+        assert tasks.sweep_outbox() == {"due": 1, "enqueued": 0, "recovered": 0, "failed": 0}
     assert Email.objects.get(pk=email.pk).status == EmailStatus.QUEUED
 
 

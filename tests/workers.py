@@ -8,6 +8,7 @@ running process wrote during that test are appended to the report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,10 +92,8 @@ class CeleryProcess:
         """Send ``sig`` to the whole process group at once, and reap the parent."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
         if sig == signal.SIGKILL:
             self.proc.wait(10)
 
@@ -104,14 +103,10 @@ class CeleryProcess:
             return
         if self.proc.poll() is None:
             self.kill(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # pool children left behind, if any
-        except ProcessLookupError:
-            pass
         if self.proc.poll() is None:
             self.proc.wait(10)
         if self in _running:

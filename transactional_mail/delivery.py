@@ -75,10 +75,23 @@ def deliver(email_id: int) -> Outcome:
 
 
 def _deliver_claimed(email: Email) -> Outcome:
-    blocked = _drop_suppressed(email)
+    try:
+        return _render_and_send(email)
+    except Exception as err:
+        # Anything unforeseen before the ESP call: fail this attempt (retried, within the
+        # attempt budget) rather than leave the row in "sending" for the sweep.
+        logger.exception("Email %s: delivery attempt failed unexpectedly", email.pk)
+        return _fail(email, Failure.TRANSIENT, err)
+
+
+def _render_and_send(email: Email) -> Outcome:
     if not email.to:
-        reasons = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
-        return _finish(email, EmailStatus.SUPPRESSED, error=f"Suppressed ({reasons}).")
+        return _finish(email, EmailStatus.FAILED,
+                       error="[permanent] No recipient: the email has no 'to' address.")
+    recipients, blocked = _unsuppressed_recipients(email)
+    skipped = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
+    if not recipients["to"]:
+        return _finish(email, EmailStatus.SUPPRESSED, error=f"Suppressed ({skipped}).")
 
     from .rendering import render_email
 
@@ -90,15 +103,16 @@ def _deliver_claimed(email: Email) -> Outcome:
             language=email.language or None,
         )
     except Exception as err:
+        # A stored revision that does not render now will not render on a retry either.
         logger.exception("Email %s: template revision %s does not render", email.pk,
                          email.template_revision_id)
-        error = RenderError(f"Rendering failed: {err}")
-        return _fail(email, Failure.PERMANENT, error)
+        return _fail(email, Failure.PERMANENT, RenderError(f"Rendering failed: {err}"))
 
     email.subject = rendered.subject
     email.html_body = rendered.html
     email.text_body = rendered.text
-    message = build_message(email, rendered)
+    message = build_message(email, rendered, **recipients)
+    note = f"Not sent to suppressed addresses ({skipped})." if skipped else ""
     connection = get_connection(email_backend())
     try:
         connection.send_messages([message])
@@ -108,23 +122,24 @@ def _deliver_claimed(email: Email) -> Outcome:
             # partial recipient refusal) must not make us send it again.
             logger.warning("Email %s accepted by the ESP, then: %r", email.pk, err)
             return _record_sent(email, message, connection,
-                                note=f"Accepted by the ESP, then: {err}")
+                                note=f"{note} Accepted by the ESP, then: {err}".strip())
         kind, retry_after = classify_error(err)
-        return _fail(email, kind, err, retry_after=retry_after)
-    return _record_sent(email, message, connection)
+        return _fail(email, kind, err, retry_after=retry_after,
+                     detail=_esp_response_text(message, err))
+    return _record_sent(email, message, connection, note=note)
 
 
-def build_message(email: Email, rendered):
-    """The Anymail message for ``email`` (a plain EmailMultiAlternatives elsewhere)."""
+def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None):
+    """The message for ``email``: an AnymailMessage, which any Django backend can send."""
     from anymail.message import AnymailMessage
 
     message = AnymailMessage(
         subject=rendered.subject,
         body=rendered.text,
         from_email=email.from_email,
-        to=email.to,
-        cc=email.cc,
-        bcc=email.bcc,
+        to=email.to if to is None else to,
+        cc=email.cc if cc is None else cc,
+        bcc=email.bcc if bcc is None else bcc,
         reply_to=email.reply_to,
         headers=email.headers,
         tags=email.tags,
@@ -140,19 +155,28 @@ def build_message(email: Email, rendered):
     return message
 
 
-def _drop_suppressed(email: Email) -> dict[str, str]:
-    """Remove suppressed addresses from the email's recipients; return them with reasons."""
-    suppressions = {
+def _unsuppressed_recipients(email: Email) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The email's to/cc/bcc without suppressed addresses, and those addresses' reasons.
+
+    The row keeps every recipient it was queued for: the log says who was skipped and why.
+    """
+    blocked = {
         suppression.address: suppression.get_reason_display()
         for suppression in Suppression.objects.blocking(email.recipients, email.category)
     }
-    if suppressions:
-        for field in ("to", "cc", "bcc"):
-            setattr(email, field, [
-                address for address in getattr(email, field)
-                if normalize_address(address) not in suppressions
-            ])
-    return suppressions
+    recipients = {
+        field: [address for address in getattr(email, field)
+                if normalize_address(address) not in blocked]
+        for field in ("to", "cc", "bcc")
+    }
+    return recipients, blocked
+
+
+def _esp_response_text(message, err: BaseException) -> str:
+    """The ESP's answer when the exception's own text does not already include it."""
+    status = getattr(message, "anymail_status", None)
+    text = getattr(getattr(status, "esp_response", None), "text", "") or ""
+    return "" if text in str(err) else text[:2000]
 
 
 def _esp_accepted(message) -> bool:
@@ -170,9 +194,11 @@ def _record_sent(email: Email, message, connection, note: str = "") -> Outcome:
     return _finish(email, EmailStatus.SENT, error=note, sent=True)
 
 
-def _fail(email: Email, kind: Failure, err: BaseException, retry_after: float | None = None
-          ) -> Outcome:
+def _fail(email: Email, kind: Failure, err: BaseException, retry_after: float | None = None,
+          detail: str = "") -> Outcome:
     error = _describe(err, kind)
+    if detail:
+        error = f"{error}\nESP response: {detail}"
     if kind is Failure.AMBIGUOUS:
         email.outcome_uncertain = True
     if kind is Failure.PERMANENT or attempts_exhausted(email.attempts):
@@ -194,9 +220,6 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -
         "subject": email.subject,
         "html_compressed": email.html_compressed,
         "text_compressed": email.text_compressed,
-        "to": email.to,
-        "cc": email.cc,
-        "bcc": email.bcc,
         "last_error": error,
         "outcome_uncertain": email.outcome_uncertain,
         "next_attempt_at": email.next_attempt_at,

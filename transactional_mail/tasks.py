@@ -40,14 +40,21 @@ def sweep_outbox() -> dict[str, int]:
     goes back to the queue flagged ``outcome_uncertain``, because the ESP may have taken it.
     """
     now = timezone.now()
-    stale = now - datetime.timedelta(seconds=get_setting("SENDING_TIMEOUT"))
-    recovered = Email.objects.filter(status=EmailStatus.SENDING, claimed_at__lt=stale).update(
-        status=EmailStatus.QUEUED,
-        status_changed_at=now,
-        next_attempt_at=now,
-        outcome_uncertain=True,
-        last_error="The worker stopped while sending (killed or lost); retried by the sweep. "
-        "The ESP may have accepted the earlier attempt.",
+    stale = Email.objects.filter(
+        status=EmailStatus.SENDING,
+        claimed_at__lt=now - datetime.timedelta(seconds=get_setting("SENDING_TIMEOUT")),
+    )
+    lost_worker = ("The worker stopped while sending (killed or lost). The ESP may have "
+                   "accepted the earlier attempt.")
+    # An email that keeps killing its worker must not be retried for ever.
+    given_up = stale.filter(attempts__gte=get_setting("MAX_ATTEMPTS")).update(
+        status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
+        last_error=f"Gave up after the last attempt. {lost_worker}",
+    )
+    recovered_ids = list(stale.values_list("pk", flat=True))
+    recovered = stale.filter(pk__in=recovered_ids).update(
+        status=EmailStatus.QUEUED, status_changed_at=now, next_attempt_at=now,
+        outcome_uncertain=True, last_error=f"{lost_worker} Retried by the outbox sweep.",
     )
     due = now - datetime.timedelta(seconds=get_setting("SWEEP_GRACE"))
     with transaction.atomic():
@@ -59,11 +66,13 @@ def sweep_outbox() -> dict[str, int]:
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:5000]
         )
+    email_ids += [email_id for email_id in recovered_ids if email_id not in email_ids]
     enqueued = sum(enqueue_delivery(email_id) for email_id in email_ids)
-    if email_ids or recovered:
-        logger.info("Outbox sweep: %d due, %d enqueued, %d recovered from dead workers",
-                    len(email_ids), enqueued, recovered)
-    return {"due": len(email_ids), "enqueued": enqueued, "recovered": recovered}
+    if email_ids or recovered or given_up:
+        logger.info("Outbox sweep: %d due, %d enqueued, %d recovered from lost workers, "
+                    "%d failed", len(email_ids), enqueued, recovered, given_up)
+    return {"due": len(email_ids), "enqueued": enqueued, "recovered": recovered,
+            "failed": given_up}
 
 
 @shared_task(name="transactional_mail.prune_raw_events", ignore_result=True)

@@ -58,8 +58,11 @@ LAYOUT_FOOTER = (
 
 CUSTOMER_SAMPLE = {
     "customer": {"name": "Ada Lovelace", "first_name": "Ada", "email": "ada@example.com"},
-    "shop": {"name": "Demo Shop", "support_email": "support@example.com",
-             "url": "http://127.0.0.1:8000/"},
+    "shop": {
+        "name": "Demo Shop",
+        "support_email": "support@example.com",
+        "url": "http://127.0.0.1:8000/",
+    },
 }
 ORDER_SAMPLE = {
     **CUSTOMER_SAMPLE,
@@ -94,7 +97,9 @@ TEMPLATES = [
         "subject": "Order {{ order.number }} confirmed",
         "html": """<h1>Thank you, {{ customer.first_name }}!</h1>
 <p>We have received your order <strong>{{ order.number }}</strong> of {{ order.date }}.</p>
-""" + ITEMS_TABLE + """
+"""
+        + ITEMS_TABLE
+        + """
 <p>Your invoice is attached. We will email you again when the order ships.</p>
 <p><a class="button" href="{{ order.url }}">View your order</a></p>""",
         "text": "",  # derived from the HTML
@@ -107,8 +112,12 @@ TEMPLATES = [
         "subject": "Commande {{ order.number }} confirmée",
         "html": """<h1>Merci, {{ customer.first_name }} !</h1>
 <p>Nous avons bien reçu votre commande <strong>{{ order.number }}</strong> du {{ order.date }}.</p>
-""" + ITEMS_TABLE.replace("Product", "Article").replace("Qty", "Qté").replace(
-            "Price", "Prix").replace(">Total<", ">Total<") + """
+"""
+        + ITEMS_TABLE.replace("Product", "Article")
+        .replace("Qty", "Qté")
+        .replace("Price", "Prix")
+        .replace(">Total<", ">Total<")
+        + """
 <p>Votre facture est jointe. Nous vous écrirons à l'expédition de la commande.</p>
 <p><a class="button" href="{{ order.url }}">Voir votre commande</a></p>""",
         "text": "",
@@ -147,9 +156,11 @@ Choose a new password here (valid for {{ valid_hours }} hours):
 {{ reset_url }}
 
 If you did not ask for it, ignore this email: your password stays the same.""",
-        "sample_context": {**CUSTOMER_SAMPLE,
-                           "reset_url": "http://127.0.0.1:8000/reset/sample-token/",
-                           "valid_hours": 24},
+        "sample_context": {
+            **CUSTOMER_SAMPLE,
+            "reset_url": "http://127.0.0.1:8000/reset/sample-token/",
+            "valid_hours": 24,
+        },
     },
     {
         "key": "shipping_update",
@@ -160,7 +171,8 @@ If you did not ask for it, ignore this email: your password stays the same.""",
 <p>Your order <strong>{{ order.number }}</strong> has shipped.</p>
 {% if order.tracking_number %}<p>Tracking number: <strong>{{ order.tracking_number }}</strong></p>
 <p><a class="button" href="{{ order.tracking_url }}">Track your parcel</a></p>{% endif %}
-""" + ITEMS_TABLE,
+"""
+        + ITEMS_TABLE,
         "text": "",
         "sample_context": ORDER_SAMPLE,
     },

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.celery_app import app as celery_app
+from tests.integration.helpers import WORKER_ESP_TIMEOUT, WORKER_MAIL_SETTINGS
 from tests.workers import celery_env, start_beat, start_worker
 
 SERVICES = {
@@ -32,19 +33,6 @@ SERVICES = {
     "Redis": "TM_TEST_REDIS",
     "RabbitMQ": "TM_TEST_RABBITMQ",
 }
-
-#: TRANSACTIONAL_MAIL overrides for the worker subprocesses: short waits everywhere.
-WORKER_MAIL_SETTINGS = {
-    "MAX_ATTEMPTS": 4,
-    "RETRY_BACKOFF": 1,
-    "RETRY_BACKOFF_MAX": 2,
-    "MAX_COUNTDOWN": 5,
-    "SWEEP_INTERVAL": 1,
-    "SWEEP_GRACE": 1,
-    "SENDING_TIMEOUT": 3,
-}
-#: Anymail's REQUESTS_TIMEOUT in the workers (seconds); the read-timeout test waits longer.
-WORKER_ESP_TIMEOUT = 3
 
 #: Where the test process publishes when no broker fixture is active (tests/settings.py).
 DEFAULT_BROKER = settings.CELERY_BROKER_URL
@@ -76,8 +64,11 @@ def services():
             pytest.fail(f"CI=true: {message} (see .ci/run)", pytrace=False)
         pytest.skip(message)
     if connection.vendor != "postgresql":
-        pytest.fail("integration tests run on PostgreSQL: TM_TEST_POSTGRES is set but the "
-                    f"default database is {connection.vendor}", pytrace=False)
+        pytest.fail(
+            "integration tests run on PostgreSQL: TM_TEST_POSTGRES is set but the "
+            f"default database is {connection.vendor}",
+            pytrace=False,
+        )
     redis_url = os.environ["TM_TEST_REDIS"]
     return {
         "redis": redis_url,

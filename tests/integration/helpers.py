@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from tests.workers import wait_for
 from transactional_mail.models import Email
 
-from tests.workers import wait_for
+#: TRANSACTIONAL_MAIL overrides for the worker subprocesses: short waits everywhere.
+WORKER_MAIL_SETTINGS = {
+    "MAX_ATTEMPTS": 4,
+    "RETRY_BACKOFF": 1,
+    "RETRY_BACKOFF_MAX": 2,
+    "MAX_COUNTDOWN": 5,
+    "SWEEP_INTERVAL": 1,
+    "SWEEP_GRACE": 1,
+    "SENDING_TIMEOUT": 3,
+}
+#: Anymail's REQUESTS_TIMEOUT in the workers (seconds); the read-timeout test waits longer.
+WORKER_ESP_TIMEOUT = 3
 
 
 def describe(email_id) -> str:

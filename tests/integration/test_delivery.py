@@ -10,8 +10,14 @@ import pytest
 from django.db import transaction
 
 from tests.esp_server import INACTIVE_RECIPIENT, INVALID_TO, refused
-from tests.integration.conftest import WORKER_ESP_TIMEOUT, WORKER_MAIL_SETTINGS
-from tests.integration.helpers import CONTEXT, send_committed, settle, wait_for_status
+from tests.integration.helpers import (
+    CONTEXT,
+    WORKER_ESP_TIMEOUT,
+    WORKER_MAIL_SETTINGS,
+    send_committed,
+    settle,
+    wait_for_status,
+)
 from transactional_mail import send
 from transactional_mail.models import Email
 
@@ -49,7 +55,9 @@ def test_send_is_delivered_through_the_worker_and_the_esp(any_broker_worker, esp
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_server_error_then_success_delivers_exactly_once(redis_worker, esp, welcome_template, status):
+def test_server_error_then_success_delivers_exactly_once(
+    redis_worker, esp, welcome_template, status
+):
     """A 5xx is transient: the worker retries, and the ESP accepts the email once."""
     esp.add_response(status)
     email = send_committed("welcome", ["ann@example.com"], CONTEXT)

@@ -5,56 +5,114 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('email', models.EmailField(max_length=254, unique=True, verbose_name='email')),
-                ('language', models.CharField(blank=True, help_text='Language of the emails this customer gets, e.g. fr-ca. Blank: default.', max_length=15, verbose_name='language')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                ("email", models.EmailField(max_length=254, unique=True, verbose_name="email")),
+                (
+                    "language",
+                    models.CharField(
+                        blank=True,
+                        help_text=(
+                            "Language of the emails this customer gets, e.g. fr-ca. "
+                            "Blank: default."
+                        ),
+                        max_length=15,
+                        verbose_name="language",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
             ],
             options={
-                'verbose_name': 'customer',
-                'verbose_name_plural': 'customers',
-                'ordering': ['name'],
+                "verbose_name": "customer",
+                "verbose_name_plural": "customers",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('paid', 'paid'), ('shipped', 'shipped'), ('cancelled', 'cancelled')], default='paid', max_length=20, verbose_name='status')),
-                ('tracking_number', models.CharField(blank=True, max_length=50, verbose_name='tracking number')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='shop.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("paid", "paid"),
+                            ("shipped", "shipped"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="paid",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "tracking_number",
+                    models.CharField(blank=True, max_length=50, verbose_name="tracking number"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="shop.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'order',
-                'verbose_name_plural': 'orders',
-                'ordering': ['-created_at'],
+                "verbose_name": "order",
+                "verbose_name_plural": "orders",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='OrderLine',
+            name="OrderLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('product', models.CharField(max_length=100, verbose_name='product')),
-                ('quantity', models.PositiveIntegerField(default=1, verbose_name='quantity')),
-                ('unit_price', models.DecimalField(decimal_places=2, max_digits=10, verbose_name='unit price')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='shop.order', verbose_name='order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("product", models.CharField(max_length=100, verbose_name="product")),
+                ("quantity", models.PositiveIntegerField(default=1, verbose_name="quantity")),
+                (
+                    "unit_price",
+                    models.DecimalField(decimal_places=2, max_digits=10, verbose_name="unit price"),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="shop.order",
+                        verbose_name="order",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'order line',
-                'verbose_name_plural': 'order lines',
+                "verbose_name": "order line",
+                "verbose_name_plural": "order lines",
             },
         ),
     ]

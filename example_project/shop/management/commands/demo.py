@@ -7,6 +7,7 @@ it (-B, DatabaseScheduler) and the development server. Ctrl-C stops them all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,25 +92,63 @@ class Command(BaseCommand):
         commands = []
         if settings.FAKE_ESP:
             secret = settings.ANYMAIL.get("WEBHOOK_SECRET") or ""
-            commands.append((
-                "esp",
-                [python, str(PROJECT_DIR / "fake_esp.py"), "--host", "127.0.0.1",
-                 "--port", str(esp_port), "--store", str(settings.DATA_DIR / "fake_esp.json"),
-                 "--token", settings.ANYMAIL["POSTMARK_SERVER_TOKEN"],
-                 "--webhook-url", f"{settings.SHOP_BASE_URL}/anymail/postmark/tracking/",
-                 "--webhook-secret", secret if isinstance(secret, str) else secret[0],
-                 "--site-url", f"{settings.SHOP_BASE_URL}/"],
-            ))
-        commands.append((
-            "worker",
-            [python, "-m", "celery", "-A", "shop_site", "worker", "-B",
-             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-             "-P", "prefork", "-c", "2", "-l", "info"],
-        ))
-        commands.append((
-            "web",
-            [python, str(PROJECT_DIR / "manage.py"), "runserver", f"{host}:{port}", "--noreload"],
-        ))
+            commands.append(
+                (
+                    "esp",
+                    [
+                        python,
+                        str(PROJECT_DIR / "fake_esp.py"),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(esp_port),
+                        "--store",
+                        str(settings.DATA_DIR / "fake_esp.json"),
+                        "--token",
+                        settings.ANYMAIL["POSTMARK_SERVER_TOKEN"],
+                        "--webhook-url",
+                        f"{settings.SHOP_BASE_URL}/anymail/postmark/tracking/",
+                        "--webhook-secret",
+                        secret if isinstance(secret, str) else secret[0],
+                        "--site-url",
+                        f"{settings.SHOP_BASE_URL}/",
+                    ],
+                )
+            )
+        commands.append(
+            (
+                "worker",
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "shop_site",
+                    "worker",
+                    "-B",
+                    "--scheduler",
+                    "django_celery_beat.schedulers:DatabaseScheduler",
+                    "-P",
+                    "prefork",
+                    "-c",
+                    "2",
+                    "-l",
+                    "info",
+                ],
+            )
+        )
+        commands.append(
+            (
+                "web",
+                [
+                    python,
+                    str(PROJECT_DIR / "manage.py"),
+                    "runserver",
+                    f"{host}:{port}",
+                    "--noreload",
+                ],
+            )
+        )
 
         supervisor = Supervisor(self.stdout)
         stop = threading.Event()
@@ -151,8 +190,10 @@ class Command(BaseCommand):
             "(demo only)",
         ]
         if settings.FAKE_ESP:
-            lines.append(f"  ESP inbox:   http://127.0.0.1:{settings.FAKE_ESP_PORT}/   "
-                         "(the fake ESP that receives every email)")
+            lines.append(
+                f"  ESP inbox:   http://127.0.0.1:{settings.FAKE_ESP_PORT}/   "
+                "(the fake ESP that receives every email)"
+            )
         else:
             lines.append(f"  Email:       {settings.EMAIL_BACKEND} (a real ESP)")
         lines += [
@@ -210,10 +251,8 @@ class Supervisor:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for process in self.processes.values():
             # Whatever is left, including the worker's pool processes.
             signal_group(process, signal.SIGKILL)
@@ -221,10 +260,8 @@ class Supervisor:
 
 
 def signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)  # the child leads its own process group
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def port_in_use(host: str, port: int) -> bool:

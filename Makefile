@@ -1,0 +1,104 @@
+# django-transactional-mail
+#
+#   make demo    the example shop: web + Celery worker + beat on SQLite and a file broker
+#   make test    everything: ruff, docs, tests on SQLite, PostgreSQL (when TM_TEST_POSTGRES
+#                is set, with the integration tests) and Django 4.2
+#
+# Both create the virtualenvs they need. .ci/run is `make test` with the services set.
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_DJ42 := .venv-dj42
+PY_DJ42 := $(VENV_DJ42)/bin/python
+BUILD := build
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help demo venv venv-dj42 test test-unit lint docs clean distclean
+
+help:
+	@echo "make demo   run the example shop (admin URL and login are printed)"
+	@echo "make test   ruff, docs, the test suite on SQLite, PostgreSQL and Django 4.2"
+	@echo "make test-unit   the unit tests on SQLite only (quick)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv-dj42: $(VENV_DJ42)/.installed
+
+$(VENV_DJ42)/.installed: pyproject.toml
+	[ -x $(PY_DJ42) ] || $(PYTHON) -m venv $(VENV_DJ42)
+	$(PY_DJ42) -m pip install --quiet -e '.[test]' 'Django>=4.2,<5.0'
+	touch $@
+
+demo: venv
+	$(PY) example_project/manage.py demo
+
+lint: venv
+	$(PY) -m ruff check .
+
+docs: venv
+	if [ -f mkdocs.yml ]; then $(PY) -m mkdocs build --strict --site-dir $(BUILD)/site; \
+	else echo "no mkdocs.yml: nothing to build"; fi
+
+test-unit: venv
+	env -u TM_TEST_POSTGRES $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+# Every step runs even when an earlier one fails; the summary says which failed.
+test: venv venv-dj42
+	mkdir -p $(BUILD)
+	summary=$(BUILD)/test-summary.txt
+	: > "$$summary"
+	failed=()
+	step() {
+	  local name=$$1; shift
+	  local log=$(BUILD)/test-$$name.log
+	  local started=$$SECONDS result figures
+	  echo; echo "=== $$name: $$*"
+	  if "$$@" 2>&1 | tee "$$log"; then result=ok; else result=FAILED; failed+=("$$name"); fi
+	  figures=$$(grep -E '^(=+ )?([0-9]+ (passed|failed|skipped|errors?|deselected|xfailed|xpassed)|no tests ran)' "$$log" | tail -n 1 | sed -E 's/^=+ //; s/ =+$$//' || true)
+	  printf '%-10s %-7s %4ss  %s\n' "$$name" "$$result" "$$((SECONDS - started))" "$$figures" >> "$$summary"
+	}
+	step ruff $(PY) -m ruff check .
+	if [ -f mkdocs.yml ]; then
+	  step docs $(PY) -m mkdocs build --strict --site-dir $(BUILD)/site
+	else
+	  printf '%-10s %-7s\n' docs "skipped (no mkdocs.yml)" >> "$$summary"
+	fi
+	if [ -n "$${TM_TEST_POSTGRES:-}" ]; then
+	  # Unit tests on SQLite; the integration tests need PostgreSQL (next step).
+	  step sqlite env -u TM_TEST_POSTGRES $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	  step postgres $(PY) -m pytest $(PYTEST_ARGS)
+	else
+	  step sqlite $(PY) -m pytest $(PYTEST_ARGS)
+	  printf '%-10s %-7s\n' postgres "skipped (TM_TEST_POSTGRES not set)" >> "$$summary"
+	fi
+	step django42 $(PY_DJ42) -m pytest $(PYTEST_ARGS)
+	echo
+	echo "==================== make test: summary ===================="
+	cat "$$summary"
+	if [ $${#failed[@]} -eq 0 ]; then
+	  echo "RESULT: all steps passed"
+	else
+	  echo "RESULT: FAILED: $${failed[*]}"
+	  exit 1
+	fi
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path './.venv*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(VENV_DJ42)

@@ -1,0 +1,342 @@
+"""The restricted Django template engine that staff-edited email templates render in.
+
+Why not Django's own engine: it is built for trusted template authors. Its ``builtins``
+option only *appends* libraries to the defaults, so ``{% debug %}``, ``{% load %}``,
+``{% include %}``, ``{% url %}`` and ``|safe`` stay available; and variable lookups call
+zero-argument methods of whatever the context holds. Staff who edit templates in the admin
+are trusted to write copy, not to run code or read the server's state.
+
+So this engine is built the other way round:
+
+* Its only builtin library is :data:`allowed_library`, into which an explicit allow-list
+  of tags and filters is *copied* from ``django.template.defaulttags`` and
+  ``defaultfilters``. Everything else does not exist: ``{% load %}`` and ``{% include %}``
+  are "invalid block tags", ``|safe`` is an "invalid filter". ``libraries`` is empty and
+  there are no loaders, so no template can reach another template or the filesystem.
+* Excluded on purpose: ``debug`` (dumps the context and modules), ``load`` (arbitrary
+  libraries), ``include``/``extends``/``block`` (other templates), ``url`` (URLconf),
+  ``csrf_token``, ``lorem`` and ``random`` (non-deterministic: a resent email must render
+  the same), ``querystring`` (needs a request), ``safe``/``safeseq`` (would let context
+  data through unescaped), ``pprint`` (``repr`` of Python objects), ``json_script`` and
+  ``escapejs`` (no scripts in email).
+* ``center``, ``ljust``, ``rjust``, ``floatformat`` and ``stringformat`` are wrapped so a
+  template cannot ask for a gigabyte of padding or digits.
+* One filter of our own, ``as_datetime``: the context is a JSON snapshot, so dates arrive
+  as ISO 8601 strings and Django's ``date``/``time``/``timesince`` filters would render
+  them as "". ``{{ order.created|as_datetime|date:"j F Y" }}`` parses the string first.
+* Templates only ever see the context made by :func:`freeze_context`: JSON data converted
+  to read-only types (mappings to ``MappingProxyType``, lists to tuples). Django calls
+  zero-argument methods during lookups; on these types the only zero-argument methods
+  return new values (``items``, ``upper``...) and nothing can be mutated (there is no
+  ``clear`` or ``pop`` to call) or reached beyond the data itself.
+
+``autoescape`` is on and ``string_if_invalid`` is "" (a missing value renders empty, as
+customers should never see a debugging marker).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import functools
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.template import Engine, Library, defaultfilters, defaulttags
+from django.utils.dateparse import parse_date, parse_datetime, parse_time
+from django.utils.functional import Promise
+
+from .exceptions import RenderError
+
+__all__ = [
+    "ALLOWED_FILTERS",
+    "ALLOWED_TAGS",
+    "BLOCK_TAGS",
+    "INTERMEDIATE_TAGS",
+    "MARKUP_FILTERS",
+    "RestrictedEngine",
+    "allowed_library",
+    "as_datetime",
+    "freeze_context",
+    "get_engine",
+]
+
+#: Tags copied from ``django.template.defaulttags``. Their end and intermediate tags
+#: (``endif``, ``else``, ``empty``...) are parsed by the opening tag itself.
+ALLOWED_TAGS: frozenset[str] = frozenset(
+    {
+        "autoescape",
+        "comment",
+        "cycle",
+        "filter",
+        "firstof",
+        "for",
+        "if",
+        "ifchanged",
+        "now",
+        "regroup",
+        "resetcycle",
+        "spaceless",
+        "templatetag",
+        "verbatim",
+        "widthratio",
+        "with",
+    }
+)
+
+#: Allowed tags that open a block, and the intermediate tags each block may contain.
+BLOCK_TAGS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "autoescape": frozenset(),
+        "comment": frozenset(),
+        "filter": frozenset(),
+        "for": frozenset({"empty"}),
+        "if": frozenset({"elif", "else"}),
+        "ifchanged": frozenset({"else"}),
+        "spaceless": frozenset(),
+        "verbatim": frozenset(),
+        "with": frozenset(),
+    }
+)
+INTERMEDIATE_TAGS: frozenset[str] = frozenset({"elif", "else", "empty"})
+
+#: Filters copied from ``django.template.defaultfilters`` (names missing from the
+#: installed Django version are skipped), plus ``as_datetime``.
+ALLOWED_FILTERS: frozenset[str] = frozenset(
+    {
+        "add",
+        "addslashes",
+        "as_datetime",
+        "capfirst",
+        "center",
+        "cut",
+        "date",
+        "default",
+        "default_if_none",
+        "dictsort",
+        "dictsortreversed",
+        "divisibleby",
+        "escape",
+        "escapeseq",
+        "filesizeformat",
+        "first",
+        "floatformat",
+        "force_escape",
+        "get_digit",
+        "iriencode",
+        "join",
+        "last",
+        "length",
+        "linebreaks",
+        "linebreaksbr",
+        "linenumbers",
+        "ljust",
+        "lower",
+        "make_list",
+        "phone2numeric",
+        "pluralize",
+        "rjust",
+        "slice",
+        "slugify",
+        "stringformat",
+        "striptags",
+        "time",
+        "timesince",
+        "timeuntil",
+        "title",
+        "truncatechars",
+        "truncatechars_html",
+        "truncatewords",
+        "truncatewords_html",
+        "unordered_list",
+        "upper",
+        "urlencode",
+        "urlize",
+        "urlizetrunc",
+        "wordcount",
+        "wordwrap",
+        "yesno",
+    }
+)
+
+#: Allowed filters whose output is HTML markup built at render time (the elements they
+#: produce), which CSS inlining done ahead of rendering cannot see.
+MARKUP_FILTERS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "linebreaks": frozenset({"p", "br"}),
+        "linebreaksbr": frozenset({"br"}),
+        "urlize": frozenset({"a"}),
+        "urlizetrunc": frozenset({"a"}),
+        "unordered_list": frozenset({"ul", "li"}),
+    }
+)
+
+# Widths and precisions above this are refused: nobody pads an email to a million
+# characters, and a template must not be able to make the worker allocate gigabytes.
+_MAX_WIDTH = 1000
+
+
+def as_datetime(value: Any) -> Any:
+    """Parse an ISO 8601 datetime, date or time string; return anything else unchanged.
+
+    The JSON snapshot of the context holds dates as strings (Django's JSON encoder writes
+    ``2024-05-01T09:30:00Z``), which ``date``, ``time``, ``timesince`` and ``timeuntil``
+    cannot format. Chain this filter in front of them. An aware datetime is shown in the
+    active time zone by ``date``; a string without an offset stays naive.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        parsed = parse_datetime(text) or parse_date(text) or parse_time(text)
+    except ValueError:  # well-formed but impossible, e.g. 2024-02-31
+        parsed = None
+    return value if parsed is None else parsed
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def _bounded(func: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Wrap a ``value|filter:arg`` filter so an absurd width or precision in ``arg``
+    leaves the value unchanged (the way Django's filters fail silently)."""
+
+    @functools.wraps(func)  # also copies is_safe, _filter_name... from Django's function
+    def wrapper(value: Any, arg: Any) -> Any:
+        if any(len(n) > 4 or int(n) > _MAX_WIDTH for n in _NUMBERS.findall(str(arg)[:50])):
+            return value
+        return func(value, arg)
+
+    return wrapper
+
+
+def _build_library() -> Library:
+    library = Library()
+    for name in sorted(ALLOWED_TAGS):
+        library.tags[name] = defaulttags.register.tags[name]
+    for name in sorted(ALLOWED_FILTERS - {"as_datetime"}):
+        func = defaultfilters.register.filters.get(name)
+        if func is None:  # e.g. escapeseq before Django 5.0
+            continue
+        if name in {"center", "ljust", "rjust", "floatformat", "stringformat"}:
+            func = _bounded(func)
+        library.filters[name] = func
+    library.filter("as_datetime", as_datetime, is_safe=False)
+    return library
+
+
+#: The one library of the restricted engine: allow-listed tags and filters only.
+allowed_library: Library = _build_library()
+
+
+class RestrictedEngine(Engine):
+    """A Django template engine whose only tags and filters are the allow-listed ones.
+
+    Templates are compiled with :meth:`from_string` only: there are no loaders, no
+    libraries to ``{% load %}`` and no default builtins.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            dirs=[],
+            app_dirs=False,
+            context_processors=[],
+            debug=False,
+            loaders=[],
+            string_if_invalid="",
+            libraries={},
+            builtins=[],
+            autoescape=True,
+        )
+        # Engine.__init__ always prepends Django's default builtins (defaulttags,
+        # defaultfilters, loader_tags); replace the compiled list outright.
+        self.builtins = []
+        self.template_builtins = [allowed_library]
+        self.template_libraries = {}
+
+    def find_template(self, name: str, dirs: Any = None, skip: Any = None) -> Any:
+        """Refuse every template lookup: email templates never load other templates."""
+        from django.template import TemplateDoesNotExist
+
+        raise TemplateDoesNotExist(name)
+
+
+@functools.cache
+def get_engine() -> RestrictedEngine:
+    """Return the process-wide restricted engine (it holds no settings-derived state)."""
+    return RestrictedEngine()
+
+
+# --------------------------------------------------------------------------------------
+# Context
+# --------------------------------------------------------------------------------------
+
+# Values a context may hold besides JSON types, converted to what the JSON snapshot
+# would hold (Django's encoder: ISO strings for dates, str for Decimal and UUID) so a
+# preview of a live context renders exactly like the stored snapshot will.
+_JSON_COERCIBLE = (
+    decimal.Decimal,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    uuid.UUID,
+    Promise,
+)
+_ENCODER = DjangoJSONEncoder()
+
+
+def _freeze(value: Any, path: str) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if isinstance(value, str):
+        # A str subclass may be SafeString, which would bypass autoescaping.
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return MappingProxyType(
+            {_key(k, path): _freeze(v, f"{path}[{k!r}]") for k, v in value.items()}
+        )
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v, f"{path}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, _JSON_COERCIBLE):
+        return _ENCODER.default(value)
+    raise RenderError(
+        f"context{path} is a {type(value).__name__}; templates only see JSON data "
+        "(dicts, lists, str, int, float, bool, None). Put plain values in the context."
+    )
+
+
+def _key(key: Any, path: str) -> str:
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is None or isinstance(key, (int, float)):
+        # What json.dumps would turn the key into.
+        return {None: "null", True: "true", False: "false"}.get(key, str(key))
+    raise RenderError(f"context{path} has a {type(key).__name__} key; JSON keys are strings.")
+
+
+def freeze_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a read-only copy of a JSON context for rendering.
+
+    The top level is a new ``dict`` (tags such as ``{% cycle ... as x %}`` write to it;
+    it is thrown away after the render); everything below it is a ``MappingProxyType``
+    or a tuple. Raise :class:`~transactional_mail.exceptions.RenderError` for values that
+    are not JSON data, so a model instance can never reach a template.
+    """
+    if context is None:
+        return {}
+    if not isinstance(context, Mapping):
+        raise RenderError(f"The context must be a mapping, not {type(context).__name__}.")
+    return {_key(k, ""): _freeze(v, f"[{k!r}]") for k, v in context.items()}
