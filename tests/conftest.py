@@ -35,3 +35,13 @@ def esp(esp_server, settings):
     settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_API_URL": esp_server.url}
     yield esp_server
     esp_server.reset()
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches():
+    """Cached template lookups must not outlive the rows a test rolled back."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

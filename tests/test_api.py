@@ -48,8 +48,8 @@ def test_send_writes_one_queued_row_and_enqueues_on_commit(template, enqueued,
     email.refresh_from_db()
     assert email.status == EmailStatus.QUEUED
     assert email.to == ["ann@example.com"]
-    assert email.template_revision == template.current_revision
-    assert email.layout_revision == template.layout.current_revision
+    assert email.template_key == "order_confirmation"
+    assert email.template_revision is None  # chosen by the worker at the first attempt
     assert email.from_email == "Shop <shop@example.com>"
     assert email.category == "orders"
     assert email.context == ORDER_CONTEXT
@@ -106,13 +106,37 @@ def test_context_is_stored_as_plain_json(template):
 
 
 def test_language_falls_back_from_region_to_language_to_default():
-    make_template(subject="Default")
-    french = make_template(language="fr", subject="Français")
+    make_template(subject="Default", category="orders")
+    make_template(language="fr", subject="Français", category="commandes")
     email = transactional_mail.send("order_confirmation", "a@example.com", language="fr-CA")
-    assert email.template_revision == french.current_revision
     assert email.language == "fr-ca"
+    assert email.category == "commandes"
     email = transactional_mail.send("order_confirmation", "a@example.com", language="de")
-    assert email.template_revision.subject == "Default"
+    assert email.category == "orders"
+
+
+def test_only_a_language_variant_without_default_is_not_found_for_others():
+    make_template(language="fr")
+    transactional_mail.send("order_confirmation", "a@example.com", language="fr-be")
+    with pytest.raises(TemplateNotFound, match="'de', ''"):
+        transactional_mail.send("order_confirmation", "a@example.com", language="de")
+
+
+def test_template_lookup_is_cached_and_invalidated_on_save(django_assert_num_queries):
+    template = make_template(category="orders")
+    transactional_mail.send("order_confirmation", "a@example.com")
+    with django_assert_num_queries(1):  # the INSERT only
+        transactional_mail.send("order_confirmation", "a@example.com")
+    template.category = "receipts"
+    template.save()
+    assert transactional_mail.send("order_confirmation", "a@example.com").category == "receipts"
+    template.key = "renamed"
+    template.save()
+    with pytest.raises(TemplateNotFound):
+        transactional_mail.send("order_confirmation", "a@example.com")
+    template.delete()
+    with pytest.raises(TemplateNotFound):
+        transactional_mail.send("renamed", "a@example.com")
 
 
 def test_send_at_in_the_future_is_scheduled(template):

@@ -274,12 +274,41 @@ def test_subject_is_one_line_whatever_the_context_holds(template, esp):
     assert subject == "Order A Bcc: x@y.z confirmed"
 
 
-def test_renders_the_revision_queued_not_a_later_edit(template, esp):
+def test_first_attempt_uses_the_current_template_and_retries_keep_it(template, esp,
+                                                                       quick_retries):
+    """A staff fix reaches emails still queued; a retry renders exactly like the attempt."""
     email = queue()
-    template.subject = "Changed after queueing"
+    template.subject = "Edited while queued: {{ order.number }}"
     template.save()
+    esp.add_response(500)
     delivery.deliver(email.pk)
-    assert esp.requests[0].json["Subject"] == "Order A-1001 confirmed"
+    email.refresh_from_db()
+    assert email.template_revision == template.current_revision
+    assert email.layout_revision == template.layout.current_revision
+    template.subject = "Edited again"
+    template.save()
+    make_due(email)
+    delivery.deliver(email.pk)
+    assert [r.json["Subject"] for r in esp.requests] == ["Edited while queued: A-1001"] * 2
+
+
+def test_language_fallback_picks_the_regional_parent(esp):
+    make_template(subject="Default")
+    french = make_template(language="fr", subject="Commande {{ order.number }}")
+    email = queue(language="fr-CA")
+    delivery.deliver(email.pk)
+    email.refresh_from_db()
+    assert email.template_revision == french.current_revision
+    assert esp.requests[0].json["Subject"] == "Commande A-1001"
+
+
+def test_template_deleted_before_delivery_fails_with_the_reason(template, esp):
+    email = queue()
+    template.delete()
+    assert delivery.deliver(email.pk).status == EmailStatus.FAILED
+    email.refresh_from_db()
+    assert "No email template with key 'order_confirmation'" in email.last_error
+    assert esp.requests == []
 
 
 def test_smtp_backend_works_too(template, settings, mailoutbox):

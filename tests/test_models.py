@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db.models import ProtectedError
 
 import transactional_mail
+from transactional_mail import delivery
 from tests.factories import make_layout, make_template
 from transactional_mail.models import (
     Email,
@@ -46,9 +47,12 @@ def test_layout_changes_record_layout_revisions():
         (2, "#ff0000"), (1, "#1a73e8")]
 
 
-def test_deleting_a_template_keeps_the_revisions_logged_emails_use():
+def test_deleting_a_template_keeps_the_revisions_logged_emails_use(mailoutbox):
     template = make_template()
     email = transactional_mail.send("order_confirmation", "a@example.com")
+    delivery.deliver(email.pk)
+    email.refresh_from_db()
+    assert email.template_revision is not None
     template.delete()
     revision = TemplateRevision.objects.get(pk=email.template_revision_id)
     assert revision.template is None
@@ -56,9 +60,11 @@ def test_deleting_a_template_keeps_the_revisions_logged_emails_use():
     assert Email.objects.get(pk=email.pk).template_revision == revision
 
 
-def test_a_revision_used_by_an_email_cannot_be_deleted():
+def test_a_revision_used_by_an_email_cannot_be_deleted(mailoutbox):
     make_template()
     email = transactional_mail.send("order_confirmation", "a@example.com")
+    delivery.deliver(email.pk)
+    email.refresh_from_db()
     with pytest.raises(ProtectedError):
         email.template_revision.delete()
 

@@ -70,19 +70,15 @@ def send(
         if existing is not None:
             return existing
 
-    template_revision_id, layout_revision_id, template_category, language = _find_template(
-        template_key, language, using
-    )
+    template_category = _template_category(template_key, language)
     now = timezone.now()
     due = _due_time(now, send_at, delay)
     email = Email(
         status=EmailStatus.SCHEDULED if due > now else EmailStatus.QUEUED,
         template_key=template_key,
-        template_revision_id=template_revision_id,
-        layout_revision_id=layout_revision_id,
         trigger_key=trigger_key,
         category=template_category if category is None else category,
-        language=language,
+        language=normalize_language(language),
         from_email=_one_line("from_email", from_email or default_from_email()),
         to=_addresses("to", to),
         cc=_addresses("cc", cc),
@@ -116,19 +112,13 @@ def send(
     return email
 
 
-def _find_template(key: str, language: str | None, using: str) -> tuple[int, int | None, str, str]:
-    """Return the current template revision id, layout revision id, category and language."""
+def _template_category(key: str, language: str | None) -> str:
+    """The category of the template ``key`` would use; ``TemplateNotFound`` if none."""
+    languages = EmailTemplate.objects.languages(key)
     candidates = language_fallbacks(language)
-    rows = (
-        EmailTemplate.objects.using(using)
-        .filter(key=key, language__in=candidates, current_revision__isnull=False)
-        .values_list("language", "current_revision_id", "layout__current_revision_id", "category")
-    )
-    found = {row[0]: row[1:] for row in rows}
     for candidate in candidates:
-        if candidate in found:
-            revision_id, layout_revision_id, category = found[candidate]
-            return revision_id, layout_revision_id, category, normalize_language(language)
+        if candidate in languages:
+            return languages[candidate]
     raise TemplateNotFound(key, candidates)
 
 

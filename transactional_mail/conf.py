@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "SENDING_TIMEOUT": 600,
     # Raw ESP webhook payloads (personal data) are pruned after this many days; None keeps them.
     "RAW_EVENT_RETENTION_DAYS": 30,
+    # Seconds send() may rely on a cached list of a template key's languages (Django's
+    # default cache). Saving or deleting a template clears it; 0 turns the cache off.
+    "TEMPLATE_CACHE_TIMEOUT": 60,
     # Compiled, CSS-inlined templates kept per worker process.
     "INLINE_CACHE_SIZE": 256,
 }

@@ -23,10 +23,18 @@ from django.utils import timezone
 
 from . import signals
 from .conf import email_backend
-from .exceptions import RenderError
-from .models import Email, EmailStatus, Suppression
+from .exceptions import RenderError, TemplateNotFound
+from .models import (
+    Email,
+    EmailStatus,
+    EmailTemplate,
+    LayoutRevision,
+    Suppression,
+    TemplateRevision,
+)
 from .models.log import CLAIMABLE_STATUSES
 from .models.suppression import normalize_address
+from .models.templates import language_fallbacks
 from .retries import attempts_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -93,6 +101,10 @@ def _render_and_send(email: Email) -> Outcome:
     if not recipients["to"]:
         return _finish(email, EmailStatus.SUPPRESSED, error=f"Suppressed ({skipped}).")
 
+    if email.template_revision_id is None and not _choose_revision(email):
+        languages = language_fallbacks(email.language)
+        return _fail(email, Failure.PERMANENT, TemplateNotFound(email.template_key, languages))
+
     from .rendering import render_email
 
     try:
@@ -127,6 +139,22 @@ def _render_and_send(email: Email) -> Outcome:
         return _fail(email, kind, err, retry_after=retry_after,
                      detail=_esp_response_text(message, err))
     return _record_sent(email, message, connection, note=note)
+
+
+def _choose_revision(email: Email) -> bool:
+    """Pick the template's current revision (and its layout's) for the first attempt.
+
+    Retries and resends keep it, so they render exactly as the first attempt did.
+    """
+    revisions = EmailTemplate.objects.current_revisions(email.template_key, email.language)
+    if revisions is None:
+        return False
+    template_revision_id, layout_revision_id = revisions
+    email.template_revision = TemplateRevision.objects.get(pk=template_revision_id)
+    email.layout_revision = (
+        LayoutRevision.objects.get(pk=layout_revision_id) if layout_revision_id else None
+    )
+    return True
 
 
 def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None):
@@ -220,6 +248,8 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -
         "subject": email.subject,
         "html_compressed": email.html_compressed,
         "text_compressed": email.text_compressed,
+        "template_revision_id": email.template_revision_id,
+        "layout_revision_id": email.layout_revision_id,
         "last_error": error,
         "outcome_uncertain": email.outcome_uncertain,
         "next_attempt_at": email.next_attempt_at,

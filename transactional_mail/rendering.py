@@ -351,8 +351,10 @@ def _percent_escape(match: re.Match[str]) -> str:
 
 
 def _libxml2_uri_escape(value: str) -> str:
-    # The parser turns CR and CRLF into LF before the serialiser sees the value.
-    value = value.replace("\r\n", "\n").replace("\r", "\n").lstrip(_LEADING_BLANKS)
+    # The parser turns CR and CRLF into LF, and NUL into U+FFFD, before the serialiser
+    # sees the value.
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+    value = value.lstrip(_LEADING_BLANKS)
     return _URI_UNSAFE.sub(_percent_escape, value)
 
 
@@ -841,14 +843,14 @@ def _locate_placeholders(page: Any, nonce: str, contexts: dict[int, str]) -> dic
             if match:
                 if parent is None or parent.tag in ("html", "head"):
                     raise _NotPrecompilable("a template tag sits directly in <html> or <head>")
-                record(node.text, ("data", id(parent)), ("data",))
+                record(node.text, ("data", parent), ("data",))
             else:
-                record(node.text, ("comment", id(node)), ("comment",))
+                record(node.text, ("comment", node), ("comment",))
         elif isinstance(node.tag, str):
             for attribute, value in node.attrib.items():
-                record(value, ("attr", id(node), attribute), ("attr",))
+                record(value, ("attr", node, attribute), ("attr",))
             if node.tag in _RCDATA_ELEMENTS:
-                record(node.text, ("rcdata", id(node)), ("rcdata",))
+                record(node.text, ("rcdata", node), ("rcdata",))
             else:
                 record(node.text, None, ())
         record(node.tail, None, ())

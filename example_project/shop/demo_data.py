@@ -13,6 +13,8 @@ from transactional_mail.models import EmailTemplate, Layout
 
 from .models import Customer
 
+# The layout renders once per layout revision with the brand values only ({{ brand.* }});
+# {{ content }} is where each template's body goes.
 LAYOUT_HTML = """<!DOCTYPE html>
 <html>
 <head>
@@ -24,10 +26,11 @@ LAYOUT_HTML = """<!DOCTYPE html>
   <tr><td align="center">
     <table class="card" role="presentation" width="600" cellpadding="0" cellspacing="0">
       <tr><td class="header">
-        {% if layout.logo_url %}<img src="{{ layout.logo_url }}" alt="Demo Shop" height="32">{% else %}Demo Shop{% endif %}
+        {% if brand.logo_url %}<img src="{{ brand.logo_url }}" alt="{{ brand.name }}" height="31">
+        {% else %}{{ brand.name }}{% endif %}
       </td></tr>
       <tr><td class="content">{{ content }}</td></tr>
-      <tr><td class="footer">{{ footer }}</td></tr>
+      <tr><td class="footer">{{ brand.footer_html }}</td></tr>
     </table>
   </td></tr>
 </table>
@@ -35,16 +38,26 @@ LAYOUT_HTML = """<!DOCTYPE html>
 </html>
 """
 
+# Inlined into every element by premailer, once per (template, layout) revision pair.
 LAYOUT_CSS = """
-body { margin: 0; padding: 0; background-color: #f4f4f5; }
-.wrapper { background-color: #f4f4f5; padding: 24px 0; }
-.card { background-color: #ffffff; border-radius: 8px; font-family: Helvetica, Arial, sans-serif; color: #1f2937; }
-.header { background-color: #1a73e8; color: #ffffff; padding: 16px 24px; font-size: 20px; font-weight: bold; border-radius: 8px 8px 0 0; }
+body { margin: 0; padding: 0; background-color: {{ brand.background_color }}; }
+.wrapper { background-color: {{ brand.background_color }}; padding: 24px 0; }
+.card {
+  background-color: #ffffff; border-radius: 8px;
+  font-family: Helvetica, Arial, sans-serif; color: {{ brand.text_color }};
+}
+.header {
+  background-color: {{ brand.primary_color }}; color: #ffffff; padding: 16px 24px;
+  font-size: 20px; font-weight: bold; border-radius: 8px 8px 0 0;
+}
 .content { padding: 24px; font-size: 15px; line-height: 1.5; }
 .footer { padding: 16px 24px; font-size: 12px; color: #6b7280; border-top: 1px solid #e5e7eb; }
-h1 { font-size: 22px; margin: 0 0 16px; color: #1a73e8; }
-a { color: #1a73e8; }
-a.button { display: inline-block; background-color: #1a73e8; color: #ffffff; padding: 10px 18px; border-radius: 6px; text-decoration: none; }
+h1 { font-size: 22px; margin: 0 0 16px; color: {{ brand.primary_color }}; }
+a { color: {{ brand.primary_color }}; }
+a.button {
+  display: inline-block; background-color: {{ brand.primary_color }}; color: #ffffff;
+  padding: 10px 18px; border-radius: 6px; text-decoration: none;
+}
 table.items { width: 100%; border-collapse: collapse; margin: 16px 0; }
 table.items th { text-align: left; border-bottom: 2px solid #e5e7eb; padding: 6px 4px; }
 table.items td { border-bottom: 1px solid #e5e7eb; padding: 6px 4px; }
@@ -85,7 +98,9 @@ ORDER_SAMPLE = {
 
 ITEMS_TABLE = """<table class="items">
   <tr><th>Product</th><th>Qty</th><th>Price</th></tr>
-  {% for item in items %}<tr><td>{{ item.product }}</td><td>{{ item.quantity }}</td><td>{{ item.subtotal }}</td></tr>
+  {% for item in items %}<tr>
+    <td>{{ item.product }}</td><td>{{ item.quantity }}</td><td>{{ item.subtotal }}</td>
+  </tr>
   {% endfor %}<tr class="total"><td colspan="2">Total</td><td>{{ order.total }}</td></tr>
 </table>"""
 

@@ -132,7 +132,8 @@ STATIC_ROOT = DATA_DIR / "static"
 # --- Celery (the site's app is shop_site/celery.py) ---------------------------------------
 # Default: Kombu's filesystem transport, which needs no server. Set CELERY_BROKER_URL to
 # redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672// for a real broker.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# "localhost" means nothing to this transport; naming it silences a Kombu warning.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     BROKER_DIR = DATA_DIR / "broker"
     _broker_folders = {

@@ -53,8 +53,12 @@ class Email(models.Model):
     template_revision = models.ForeignKey(
         "transactional_mail.TemplateRevision",
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="emails",
         verbose_name=_("template revision"),
+        help_text=_("The revision rendered: the current one when the email is first "
+                    "attempted, kept for every retry and resend."),
     )
     layout_revision = models.ForeignKey(
         "transactional_mail.LayoutRevision",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..conf import get_setting
 from .revisions import Revision, Revisioned
 
 
@@ -25,6 +27,44 @@ def language_fallbacks(language: str | None) -> tuple[str, ...]:
         language = language.rpartition("-")[0]
     candidates.append("")
     return tuple(candidates)
+
+
+def template_cache_key(key: str) -> str:
+    """The cache key of a template key's languages: the one key for lookup and invalidation."""
+    return f"transactional_mail:template-languages:{key}"
+
+
+class EmailTemplateQuerySet(models.QuerySet):
+    def languages(self, key: str) -> dict[str, str]:
+        """``{language: category}`` of the templates with ``key`` (cached).
+
+        ``send()`` calls this on the request path, so it is cached for
+        ``TEMPLATE_CACHE_TIMEOUT`` seconds and invalidated when a template is saved or
+        deleted. An empty answer is never cached: a new template is found at once.
+        """
+        cache_key = template_cache_key(key)
+        timeout = get_setting("TEMPLATE_CACHE_TIMEOUT")
+        languages = cache.get(cache_key) if timeout else None
+        if languages is None:
+            languages = dict(self.filter(key=key).values_list("language", "category"))
+            if languages and timeout:
+                cache.set(cache_key, languages, timeout)
+        return languages
+
+    def current_revisions(self, key: str, language: str | None) -> tuple[int, int | None] | None:
+        """The current template and layout revision ids for ``key`` in the best language."""
+        candidates = language_fallbacks(language)
+        rows = self.filter(key=key, language__in=candidates, current_revision__isnull=False)
+        found = {
+            row[0]: row[1:]
+            for row in rows.values_list(
+                "language", "current_revision_id", "layout__current_revision_id"
+            )
+        }
+        for candidate in candidates:
+            if candidate in found:
+                return found[candidate]
+        return None
 
 
 class TemplateFields(models.Model):
@@ -136,6 +176,8 @@ class EmailTemplate(TemplateFields, Revisioned):
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
+    objects = EmailTemplateQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("email template")
         verbose_name_plural = _("email templates")
@@ -152,7 +194,17 @@ class EmailTemplate(TemplateFields, Revisioned):
     def save(self, *args, **kwargs):
         self.language = normalize_language(self.language)
         self.validate_sources()
+        previous_key = (
+            type(self).objects.filter(pk=self.pk).values_list("key", flat=True).first()
+            if self.pk else None
+        )
         super().save(*args, **kwargs)
+        cache.delete_many({template_cache_key(key) for key in (self.key, previous_key) if key})
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        cache.delete(template_cache_key(self.key))
+        return result
 
     def clean(self) -> None:
         super().clean()

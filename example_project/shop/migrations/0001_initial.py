@@ -26,8 +26,7 @@ class Migration(migrations.Migration):
                     models.CharField(
                         blank=True,
                         help_text=(
-                            "Language of the emails this customer gets, e.g. fr-ca. "
-                            "Blank: default."
+                            "Language of the emails this customer gets, e.g. fr-ca. Blank: default."
                         ),
                         max_length=15,
                         verbose_name="language",
