@@ -26,6 +26,7 @@ import decimal
 import json
 import random
 import re
+import socket
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
@@ -65,7 +66,18 @@ CORPUS = Path(__file__).parent / "rendering_corpus"
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
+def _pure(monkeypatch):
+    """Every test starts with an empty cache and without network.
+
+    pytest-django already refuses database access to tests without the ``django_db``
+    mark, so each test here also shows that rendering makes no query.
+    """
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("rendering tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
     clear_inline_cache()
     yield
     clear_inline_cache()
@@ -91,8 +103,10 @@ def layout(html: str = "<html><body>{{ content }}</body></html>", css: str = "",
 
 
 def render(source: str, context: dict | None = None, *, autoescape: bool = True) -> str:
-    return get_engine().from_string(source).render(
-        Context(freeze_context(context or {}), autoescape=autoescape)
+    return (
+        get_engine()
+        .from_string(source)
+        .render(Context(freeze_context(context or {}), autoescape=autoescape))
     )
 
 
@@ -230,11 +244,13 @@ def test_zero_argument_methods_cannot_mutate_or_reach_anything():
     context = {"d": {"a": 1}, "items": [1, 2, 3], "s": "abc"}
     output = render(
         "[{{ d.clear }}][{{ items.pop }}][{{ items.clear }}][{{ d.popitem }}]"
-        "[{{ d.copy.clear }}][{{ s.upper }}][{{ d.a }}][{{ items|length }}]"
-        "{% for k, v in d.items %}({{ k }}={{ v }}){% endfor %}",
+        "[{{ s.upper }}][{{ d.a }}][{{ items|length }}]"
+        "{% for k, v in d.items %}({{ k }}={{ v }}){% endfor %}"
+        # copy() returns a throwaway dict: clearing it changes nothing.
+        "{{ d.copy.clear }}{{ d.a }}",
         context,
     )
-    assert output == "[][][][][][ABC][1][3](a=1)"
+    assert output == "[][][][][ABC][1][3](a=1)None1"
     assert context == {"d": {"a": 1}, "items": [1, 2, 3], "s": "abc"}
 
 
@@ -320,7 +336,9 @@ def test_rendered_email_is_frozen():
 )
 def test_subject_is_one_line_whatever_the_context_holds(name):
     rendered = render_email(
-        template("<p>x</p>", subject="Hi {{ name }} & {{ co }}\n"), None, {"name": name, "co": "<B&Q>"}
+        template("<p>x</p>", subject="Hi {{ name }} & {{ co }}\n"),
+        None,
+        {"name": name, "co": "<B&Q>"},
     )
     assert "\n" not in rendered.subject and "\r" not in rendered.subject
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028]|\s{2}", rendered.subject)
@@ -362,9 +380,9 @@ def test_template_without_layout_or_style_is_rendered_as_is():
 
 def test_layout_brand_values_footer_and_css():
     lay = layout(
-        html='<html><head><title>{{ brand.name }}</title></head><body bgcolor="{{ brand.background_color }}">'
-        '<img src="{{ brand.logo_url }}">{{ content }}<div class="f">{{ brand.footer_html }}</div>'
-        "</body></html>",
+        html="<html><head><title>{{ brand.name }}</title></head>"
+        '<body bgcolor="{{ brand.background_color }}"><img src="{{ brand.logo_url }}">'
+        '{{ content }}<div class="f">{{ brand.footer_html }}</div></body></html>',
         css=".f { color: {{ brand.text_color }} } h1 { font-family: 'Helvetica Neue' }",
         footer_html="<b>{{ brand.name }}</b> &amp; friends",
         name="Acme & Sons",
@@ -373,7 +391,7 @@ def test_layout_brand_values_footer_and_css():
     assert "<title>Acme &amp; Sons</title>" in rendered.html
     assert 'bgcolor="#f4f4f4"' in rendered.html
     assert '<img src="https://cdn.example.com/logo.png">' in rendered.html
-    assert '<h1 style="font-family:\'Helvetica Neue\'">Hi</h1>' in rendered.html
+    assert """<h1 style='font-family:"Helvetica Neue"'>Hi</h1>""" in rendered.html
     assert '<div class="f" style="color:#333"><b>Acme &amp; Sons</b> &amp; friends</div>' in (
         rendered.html
     )
@@ -396,8 +414,10 @@ def test_layout_text_that_looks_like_template_syntax_stays_text():
 
 
 def test_media_queries_and_pseudo_classes_stay_in_a_style_element_with_important():
-    lay = layout(css="@media (max-width: 600px) { .c { width: 100% } } a:hover { color: red } "
-                 ".c { width: 600px }")
+    lay = layout(
+        css="@media (max-width: 600px) { .c { width: 100% } } a:hover { color: red } "
+        ".c { width: 600px }"
+    )
     rendered = render_email(template('<div class="c"><a href="#">x</a></div>'), lay, {})
     assert "width:100% !important" in rendered.html.replace(": ", ":")
     assert "a:hover {color:red !important}" in rendered.html
@@ -420,7 +440,7 @@ def test_premailer_never_fetches_external_stylesheets(monkeypatch):
     rendered = render_email(template(html), None, {"x": "y"})
     assert '<p style="color:red">y</p>' in rendered.html
     assert "evil.example.com/x.css" in rendered.html
-    assert '<p style="color:red">y</p>' in inline_css(html)
+    assert '<p style="color:red">{{ x }}</p>' in inline_css(html)
 
 
 def test_stored_template_that_does_not_compile_raises_render_error():
@@ -430,6 +450,16 @@ def test_stored_template_that_does_not_compile_raises_render_error():
         render_email(template("ok", subject="{% debug %}"), None, {})
     with pytest.raises(RenderError, match="content slot"):
         render_email(template("x"), layout(html="<p>no slot</p>"), {})
+
+
+def test_css_premailer_cannot_apply_fails_the_render_not_the_compile():
+    """The optimiser never makes an email fail; broken CSS does, when it is inlined."""
+    lay = layout(css="@namespace x url(y);\nx|p { color: red }")
+    compiled = rendering._compiled(template("<p>x</p>"), lay)
+    assert compiled.inline_per_email
+    assert "precompiler failed" in compiled.reason
+    with pytest.raises(RenderError, match="failed to render"):
+        render_email(template("<p>x</p>"), lay, {})
 
 
 # ======================================================================================
@@ -547,9 +577,9 @@ def test_uri_escaping_matches_libxml2():
         out = etree.tostring(etree.fromstring(html, etree.HTMLParser()), method="html").decode()
         expected = etree.fromstring(out, etree.HTMLParser()).find(".//a")
         ours = rendering._libxml2_uri_escape(escaped)
-        assert etree.fromstring(f'<a href="{ours}">x</a>', etree.HTMLParser()).find(
-            ".//a"
-        ).get("href") == expected.get("href"), repr(value)
+        assert etree.fromstring(f'<a href="{ours}">x</a>', etree.HTMLParser()).find(".//a").get(
+            "href"
+        ) == expected.get("href"), repr(value)
 
 
 # ======================================================================================
@@ -667,7 +697,7 @@ def test_inline_once_holds_for_hostile_context_values(case, index):
 
 def test_the_comparison_is_strict():
     """dom() tolerates only character-reference spelling and CR, not real differences."""
-    assert dom("<p title=\"a'b\">x&quot;y</p>") == dom("<p title='a&#x27;b'>x\"y</p>")
+    assert dom('<p title="a\'b">x&quot;y</p>') == dom("<p title='a&#x27;b'>x\"y</p>")
     assert dom("<p>a\r\nb</p>") == dom("<p>a\nb</p>")
     assert dom("<p>a b</p>") != dom("<p>a  b</p>")
     assert dom('<a href="a b">x</a>') != dom('<a href="a%20b">x</a>')
@@ -709,7 +739,9 @@ def test_templates_that_cannot_be_precompiled_fall_back_to_per_email(html, css, 
         {"c": "red", "n": 1, "u": "https://x", "rows": [1, 2, 3], "x": True, "m": "a\nb x.test"},
         {"c": "blue", "n": 2, "u": "http://x", "rows": [], "x": False, "m": "www.x.test"},
     ):
-        assert dom(render_email(tpl, lay, context).html) == dom(render_then_inline(tpl, lay, context))
+        assert dom(render_email(tpl, lay, context).html) == dom(
+            render_then_inline(tpl, lay, context)
+        )
 
 
 def test_style_attribute_with_a_tag_is_fine_where_no_rule_matches():

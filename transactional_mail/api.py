@@ -112,6 +112,36 @@ def send(
     return email
 
 
+def record_unsent(
+    template_key: str,
+    reason: str,
+    *,
+    to: Iterable[str] = (),
+    trigger_key: str = "",
+    source: models.Model | None = None,
+) -> Email:
+    """Log an email that could not be queued (no valid recipient, a failing trigger).
+
+    The row is ``failed`` with the reason, so the problem shows in the send log instead
+    of vanishing or breaking the request that caused it.
+    """
+    now = timezone.now()
+    email = Email(
+        status=EmailStatus.FAILED,
+        template_key=template_key[:100],
+        trigger_key=trigger_key,
+        from_email=default_from_email(),
+        to=[str(address) for address in to],
+        last_error=reason,
+        next_attempt_at=now,
+    )
+    if source is not None:
+        email.source_content_type = ContentType.objects.get_for_model(source)
+        email.source_object_id = str(source.pk)
+    email.save()
+    return email
+
+
 def _template_category(key: str, language: str | None) -> str:
     """The category of the template ``key`` would use; ``TemplateNotFound`` if none."""
     languages = EmailTemplate.objects.languages(key)

@@ -9,7 +9,10 @@ class TransactionalMailConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            triggers,
+        )
         from .schedule import install_periodic_tasks
 
         post_migrate.connect(
@@ -17,6 +20,12 @@ class TransactionalMailConfig(AppConfig):
             sender=self,
             dispatch_uid="transactional_mail.install_periodic_tasks",
         )
+        post_migrate.connect(
+            triggers.sync_trigger_rows,
+            sender=self,
+            dispatch_uid="transactional_mail.sync_trigger_rows",
+        )
+        triggers.connect()
         try:
             from anymail.signals import tracking
         except ImportError:  # pragma: no cover - anymail is a dependency

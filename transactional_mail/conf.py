@@ -37,9 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "SENDING_TIMEOUT": 600,
     # Raw ESP webhook payloads (personal data) are pruned after this many days; None keeps them.
     "RAW_EVENT_RETENTION_DAYS": 30,
-    # Seconds send() may rely on a cached list of a template key's languages (Django's
-    # default cache). Saving or deleting a template clears it; 0 turns the cache off.
-    "TEMPLATE_CACHE_TIMEOUT": 60,
+    # Seconds send() and triggers may rely on cached lookups (a template key's languages,
+    # the triggers staff disabled) in Django's default cache. Saving a template or a
+    # trigger clears its entry; 0 turns the cache off.
+    "CACHE_TIMEOUT": 60,
     # Compiled, CSS-inlined templates kept per worker process.
     "INLINE_CACHE_SIZE": 256,
 }

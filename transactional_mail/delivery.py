@@ -96,6 +96,12 @@ def _render_and_send(email: Email) -> Outcome:
     if not email.to:
         return _finish(email, EmailStatus.FAILED,
                        error="[permanent] No recipient: the email has no 'to' address.")
+    if email.trigger_key:
+        from .triggers import cancellation_reason
+
+        reason = cancellation_reason(email)
+        if reason:
+            return _finish(email, EmailStatus.CANCELLED, error=reason)
     recipients, blocked = _unsuppressed_recipients(email)
     skipped = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
     if not recipients["to"]:

@@ -14,10 +14,13 @@ context) and are checked on save by :func:`validate_template_source` and
 A layout is the branded shell around every template. Its ``html`` and ``css`` may use the
 brand variables ``{{ brand.logo_url }}``, ``{{ brand.primary_color }}``,
 ``{{ brand.background_color }}``, ``{{ brand.text_color }}``, ``{{ brand.name }}`` and
-``{{ brand.footer_html }}`` (staff-written HTML, inserted as is). They are rendered once
-per layout revision with those values only: per-email data belongs in the template. The
-content slot ``{{ content }}`` (exactly once, outside any block tag) is then replaced by
-the template's *source*, and ``layout.css`` goes into a ``<style>`` element in the head.
+``{{ brand.footer_html }}`` (the layout's footer, itself a template of the other brand
+values, inserted as HTML). Layouts are rendered once per layout revision with those
+values only, so per-email data belongs in the template (in a layout, ``{{ order }}``
+renders empty). The content slot ``{{ content }}`` (exactly once, outside any block tag)
+is then replaced by the template's *source*, and ``layout.css`` (rendered without
+autoescaping) goes into a ``<style>`` element at the end of the head. Templates do not
+see ``brand``: a context key of that name stays the caller's.
 
 CSS inlining, once per revision
 -------------------------------
@@ -38,8 +41,11 @@ template syntax stays text). Attributes that libxml2 URI-escapes on output (``hr
 
 This is exact only when premailer's work does not depend on what the tags render. The
 compiler checks that before using a precompiled template and otherwise keeps the
-*per-email* strategy (render, then inline: always correct, about 45x slower), logging why.
-A template is inlined per email when:
+*per-email* strategy (render, then inline: always correct, about 45x slower), logging why
+(an unexpected error of the precompiler also means per-email: the optimiser can cost
+speed, never an email). ``tests/test_rendering.py`` proves the equality on the corpus of
+``tests/rendering_corpus`` and on hostile context values. A template is inlined per email
+when:
 
 * a tag sits where a placeholder cannot go: a tag or attribute name, an unquoted
   attribute value, ``<style>``/``<script>``, right after a bare ``&``, or directly in
@@ -56,10 +62,11 @@ A template is inlined per email when:
 * a ``style`` attribute holding a template tag is on an element a rule matches (premailer
   reparses and normalises it), or on an ``<img>``; a ``<style>`` sits inside a block.
 
-Known limitation, by design: CSS cannot depend on the email's data. Classes computed from
-the context work, but make that template render at per-email speed; put the variation in
-``style`` attributes or separate elements instead. ``*`` selectors are not inlined
-(premailer's default; they would bloat every element).
+Known limitation, by design: CSS selectors that depend on rendered content (classes or
+ids computed from the context, structure changed by loops) are not supported by the
+once-per-revision inlining. Such templates still render correctly, at per-email speed;
+put the variation in ``style`` attributes or separate elements to keep them fast. ``*``
+selectors are not inlined (premailer's default; they would bloat every element).
 
 Premailer options, chosen deliberately (see :data:`PREMAILER_OPTIONS`): no network and no
 files (``allow_network=False``: a ``<link>`` stylesheet is left alone, never fetched), no
@@ -76,7 +83,8 @@ The subject is rendered without autoescaping and collapsed to one line: every ru
 whitespace (``\\r``, ``\\n``, tabs, Unicode line separators) becomes one space and other
 control characters are dropped, whatever the context holds. The text part is the
 template's ``text`` rendered without autoescaping, or, when that is blank, derived from
-the final HTML by :func:`html_to_text`.
+the final HTML by :func:`html_to_text` (a parse per email: a template with its own text
+part renders faster).
 """
 
 from __future__ import annotations
@@ -98,6 +106,7 @@ from django.template.base import UNKNOWN_SOURCE, Lexer, Parser, Token, TokenType
 from django.utils import translation
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from lxml import etree
 
 from .conf import get_setting
@@ -143,15 +152,20 @@ class RenderedEmail:
 # Validation (called from the models' clean(): refused on save, naming the line)
 # ======================================================================================
 
+_OTHER_TEMPLATES = gettext_lazy(
+    "an email template cannot use other templates (choose its layout instead)"
+)
 _FORBIDDEN_TAG_HINTS = {
-    "load": "email templates can only use the built-in tags and filters; nothing can be loaded",
-    "include": "an email template cannot use other templates (choose its layout instead)",
-    "extends": "an email template cannot use other templates (choose its layout instead)",
-    "block": "an email template cannot use other templates (choose its layout instead)",
-    "debug": "it would show internal data",
-    "url": "put the full URL in the context instead",
-    "csrf_token": "emails have no request",
-    "lorem": "a resent email must render the same",
+    "load": gettext_lazy(
+        "email templates can only use the built-in tags and filters; nothing can be loaded"
+    ),
+    "include": _OTHER_TEMPLATES,
+    "extends": _OTHER_TEMPLATES,
+    "block": _OTHER_TEMPLATES,
+    "debug": gettext_lazy("it would show internal data"),
+    "url": gettext_lazy("put the full URL in the context instead"),
+    "csrf_token": gettext_lazy("emails have no request"),
+    "lorem": gettext_lazy("a resent email must render the same"),
 }
 _END_TAGS = frozenset(f"end{name}" for name in BLOCK_TAGS)
 _LINE_IN_MESSAGE = re.compile(r" on line \d+")
@@ -432,11 +446,14 @@ def _brand_context(layout: Any) -> dict[str, Any]:
     # its output is HTML as trusted as the layout's own, so it is not escaped again.
     footer = getattr(layout, "footer_html", "") or ""
     brand["footer_html"] = SafeString(
-        _render_brand(footer, {"brand": dict(brand, footer_html="")}, autoescape=True)
+        _render_brand(
+            footer, {"brand": MappingProxyType(dict(brand, footer_html=""))}, autoescape=True
+        )
         if footer.strip()
         else ""
     )
-    return {"brand": brand}
+    # Read-only, like the context of a template: a layout cannot clear its own values.
+    return {"brand": MappingProxyType(brand)}
 
 
 def _render_brand(source: str, context: dict[str, Any], *, autoescape: bool) -> str:
@@ -995,20 +1012,28 @@ def _compile(template: Any, layout: Any) -> _Compiled:
         return _Compiled(sources, subject, text, html, inline_per_email=False)
     try:
         inlined = _precompile(items, "html")
-    except _NotPrecompilable as reason:
+    except _NotPrecompilable as err:
+        reason = str(err)
         logger.info(
             "CSS of email template %s in layout %s is inlined per email: %s.",
             getattr(template, "pk", None),
             getattr(layout, "pk", None),
             reason,
         )
-        return _Compiled(sources, subject, text, html, inline_per_email=True, reason=str(reason))
-    except Exception as err:  # premailer or cssselect choked on the CSS
-        raise RenderError(
-            f"The CSS of template {getattr(template, 'pk', None)} in layout "
-            f"{getattr(layout, 'pk', None)} cannot be inlined: {err}"
-        ) from err
-    return _Compiled(sources, subject, text, inlined, inline_per_email=False)
+    except Exception as err:
+        # CSS premailer cannot apply fails again, with the error, when each email is
+        # inlined; and a bug of the optimiser must cost speed, never emails.
+        reason = f"the precompiler failed: {err!r}"
+        logger.warning(
+            "CSS of email template %s in layout %s is inlined per email: %s.",
+            getattr(template, "pk", None),
+            getattr(layout, "pk", None),
+            reason,
+            exc_info=True,
+        )
+    else:
+        return _Compiled(sources, subject, text, inlined, inline_per_email=False)
+    return _Compiled(sources, subject, text, html, inline_per_email=True, reason=reason)
 
 
 def inline_cache_key(template_pk: Any, layout_pk: Any) -> tuple[str, Any, Any]:
@@ -1217,7 +1242,11 @@ class _TextWriter:
     def text(self, value: str | None) -> None:
         if not value:
             return
-        value = _INVISIBLE.sub("", value).replace("\xa0", " ")
+        if not self.pre and value.isspace():  # most text nodes: indentation
+            self.write(" ")
+            return
+        if not value.isascii():
+            value = _INVISIBLE.sub("", value).replace("\xa0", " ")
         if not self.pre:
             self.write(_SPACES.sub(" ", value))
             return
@@ -1231,8 +1260,10 @@ class _TextWriter:
         if not isinstance(tag, str):  # a comment or processing instruction
             self.text(element.tail)
             return
-        tag = tag.lower()
-        hidden = _HIDDEN.search(element.get("style", "")) or element.get("hidden") is not None
+        style = element.get("style")
+        hidden = (
+            style and ("none" in style or "mso-hide" in style) and _HIDDEN.search(style)
+        ) or element.get("hidden") is not None
         if tag in _SKIPPED or hidden:
             self.text(element.tail)
             return

@@ -46,7 +46,7 @@ from types import MappingProxyType
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.template import Engine, Library, defaultfilters, defaulttags
+from django.template import Engine, Library, TemplateDoesNotExist, defaultfilters, defaulttags
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
 from django.utils.functional import Promise
 
@@ -192,7 +192,8 @@ def as_datetime(value: Any) -> Any:
         return value
     text = value.strip()
     try:
-        parsed = parse_datetime(text) or parse_date(text) or parse_time(text)
+        # Date first: parse_datetime also accepts "2024-05-01" (as midnight).
+        parsed = parse_date(text) or parse_datetime(text) or parse_time(text)
     except ValueError:  # well-formed but impossible, e.g. 2024-02-31
         parsed = None
     return value if parsed is None else parsed
@@ -260,8 +261,6 @@ class RestrictedEngine(Engine):
 
     def find_template(self, name: str, dirs: Any = None, skip: Any = None) -> Any:
         """Refuse every template lookup: email templates never load other templates."""
-        from django.template import TemplateDoesNotExist
-
         raise TemplateDoesNotExist(name)
 
 
@@ -289,10 +288,38 @@ _JSON_COERCIBLE = (
 _ENCODER = DjangoJSONEncoder()
 
 
-def _freeze(value: Any, path: str) -> Any:
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class _NotJSON(Exception):
+    """Raised deep inside _freeze; each level adds its key to the path on the way out."""
+
+    def __init__(self, value: Any, what: str) -> None:
+        self.value, self.what, self.path = value, what, ""
+
+
+def _freeze(value: Any) -> Any:
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _SCALARS:
         return value
+    if kind is dict or isinstance(value, Mapping):
+        frozen = {}
+        for key, item in value.items():
+            try:
+                frozen[key if type(key) is str else _key(key)] = _freeze(item)
+            except _NotJSON as err:
+                err.path = f"[{key!r}]{err.path}"
+                raise
+        return MappingProxyType(frozen)
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_freeze(item))
+            except _NotJSON as err:
+                err.path = f"[{index}]{err.path}"
+                raise
+        return tuple(items)
     if isinstance(value, str):
         # A str subclass may be SafeString, which would bypass autoescaping.
         return str.__str__(value)
@@ -302,29 +329,22 @@ def _freeze(value: Any, path: str) -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value)
-    if isinstance(value, Mapping):
-        return MappingProxyType(
-            {_key(k, path): _freeze(v, f"{path}[{k!r}]") for k, v in value.items()}
-        )
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v, f"{path}[{i}]") for i, v in enumerate(value))
     if isinstance(value, _JSON_COERCIBLE):
         return _ENCODER.default(value)
-    raise RenderError(
-        f"context{path} is a {type(value).__name__}; templates only see JSON data "
-        "(dicts, lists, str, int, float, bool, None). Put plain values in the context."
-    )
+    raise _NotJSON(value, "value")
 
 
-def _key(key: Any, path: str) -> str:
-    if type(key) is str:
-        return key
+def _key(key: Any) -> str:
     if isinstance(key, str):
         return str.__str__(key)
-    if key is None or isinstance(key, (int, float)):
-        # What json.dumps would turn the key into.
-        return {None: "null", True: "true", False: "false"}.get(key, str(key))
-    raise RenderError(f"context{path} has a {type(key).__name__} key; JSON keys are strings.")
+    # What json.dumps would turn the key into.
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, (int, float)):
+        return str(key)
+    raise _NotJSON(key, "key")
 
 
 def freeze_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -339,4 +359,15 @@ def freeze_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(context, Mapping):
         raise RenderError(f"The context must be a mapping, not {type(context).__name__}.")
-    return {_key(k, ""): _freeze(v, f"[{k!r}]") for k, v in context.items()}
+    try:
+        return dict(_freeze(context))
+    except _NotJSON as err:
+        if err.what == "key":
+            raise RenderError(
+                f"context{err.path} has a {type(err.value).__name__} key; JSON keys are strings."
+            ) from None
+        raise RenderError(
+            f"context{err.path} is a {type(err.value).__name__}; templates only see JSON "
+            "data (dicts, lists, str, int, float, bool, None). Put plain values in the "
+            "context."
+        ) from None

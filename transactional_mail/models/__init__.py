@@ -4,6 +4,7 @@ from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
 from .suppression import Suppression, SuppressionReason
 from .templates import EmailTemplate, TemplateRevision
+from .triggers import Trigger
 
 __all__ = [
     "Email",
@@ -15,4 +16,5 @@ __all__ = [
     "Suppression",
     "SuppressionReason",
     "TemplateRevision",
+    "Trigger",
 ]

@@ -39,11 +39,11 @@ class EmailTemplateQuerySet(models.QuerySet):
         """``{language: category}`` of the templates with ``key`` (cached).
 
         ``send()`` calls this on the request path, so it is cached for
-        ``TEMPLATE_CACHE_TIMEOUT`` seconds and invalidated when a template is saved or
+        ``CACHE_TIMEOUT`` seconds and invalidated when a template is saved or
         deleted. An empty answer is never cached: a new template is found at once.
         """
         cache_key = template_cache_key(key)
-        timeout = get_setting("TEMPLATE_CACHE_TIMEOUT")
+        timeout = get_setting("CACHE_TIMEOUT")
         languages = cache.get(cache_key) if timeout else None
         if languages is None:
             languages = dict(self.filter(key=key).values_list("language", "category"))

@@ -1,0 +1,60 @@
+"""Staff's switch for each trigger defined in settings."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from ..conf import get_setting
+
+
+def disabled_triggers_cache_key() -> str:
+    """The cache key of the disabled trigger keys: the one key for lookup and invalidation."""
+    return "transactional_mail:disabled-triggers"
+
+
+class TriggerQuerySet(models.QuerySet):
+    def disabled_keys(self) -> frozenset[str]:
+        """Keys of the triggers staff switched off (cached: this runs on every firing)."""
+        timeout = get_setting("CACHE_TIMEOUT")
+        keys = cache.get(disabled_triggers_cache_key()) if timeout else None
+        if keys is None:
+            keys = frozenset(self.filter(enabled=False).values_list("key", flat=True))
+            if timeout:
+                cache.set(disabled_triggers_cache_key(), keys, timeout)
+        return keys
+
+
+class Trigger(models.Model):
+    """A trigger from ``TRANSACTIONAL_MAIL["TRIGGERS"]``, as staff see and switch it.
+
+    The definition lives in settings (code review, deploys); the row holds what staff
+    may change without a deploy: whether it fires.
+    """
+
+    key = models.CharField(_("key"), max_length=100, unique=True)
+    enabled = models.BooleanField(
+        _("enabled"), default=True, help_text=_("A disabled trigger queues no email.")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = TriggerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("trigger")
+        verbose_name_plural = _("triggers")
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        cache.delete(disabled_triggers_cache_key())
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        cache.delete(disabled_triggers_cache_key())
+        return result

@@ -1,0 +1,69 @@
+"""Turning model data into the plain JSON a template may see."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+from django.db.models.fields.files import FieldFile
+
+#: Values stored as they are (Django's JSON encoder writes Decimal, dates and UUIDs as text).
+_PLAIN = (str, int, float, bool, type(None), Decimal, uuid.UUID, datetime.date,
+          datetime.time, datetime.timedelta)
+
+
+def fields(instance: Any, *paths: str) -> dict[str, Any]:
+    """Snapshot chosen attributes of ``instance`` as nested plain data.
+
+    ``fields(order, "number", "total", "customer.name")`` ->
+    ``{"number": "A-1", "total": Decimal("9.90"), "customer": {"name": "Ann"}}``.
+    A related object or queryset reached by a path becomes its ``{"id", "str"}``
+    (or a list of them), never the object: a template cannot call into the ORM.
+    """
+    data: dict[str, Any] = {}
+    for path in paths:
+        parts = path.split(".")
+        target = data
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = plain(resolve_path(instance, path))
+    return data
+
+
+def default_context(instance: Any) -> dict[str, Any]:
+    """What a trigger without a ``context`` gives its template: the object's id and str()."""
+    if instance is None:
+        return {}
+    return {"object": {"id": plain(getattr(instance, "pk", None)), "str": str(instance)}}
+
+
+def resolve_path(instance: Any, path: str) -> Any:
+    """Follow ``"customer.email"`` from ``instance``; None when a step is None."""
+    value = instance
+    for part in path.split("."):
+        if value is None:
+            return None
+        value = getattr(value, part)
+        if isinstance(value, models.Manager):
+            value = value.all()
+    return value
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data; model instances become ``{"id", "str"}``."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, models.Model):
+        return {"id": plain(value.pk), "str": str(value)}
+    if isinstance(value, FieldFile):
+        return value.name or None
+    if isinstance(value, models.QuerySet):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(item) for item in value]
+    return str(value)
