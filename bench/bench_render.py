@@ -13,11 +13,13 @@ the same contexts:
 (c) the plain render, then premailer for every email: what (b) replaces.
 
 Printed on the side: (b') ``render_email()`` for the template with a blank text part,
-whose text is derived from the HTML (a parse of every email, work (a) does not do).
+whose text is derived from the HTML (a parse of every email, work (a) does not do), and
+the HTML part alone: Django's render of the composed template against the precompiled,
+CSS-inlined template (context freezing included).
 
-Target (issue: rendering): b/a <= 1.5. The issue measured premailer per email at about
-45x a plain render; c/a shows it for this template on this machine. The exit status is
-1 when b/a misses the target.
+Target (issue: rendering): b/a <= 1.5, for the whole email and for the HTML part alone.
+The issue measured premailer per email at about 45x a plain render; c/a shows it for
+this template on this machine. The exit status is 1 when a ratio misses the target.
 """
 
 from __future__ import annotations
@@ -136,8 +138,8 @@ def main() -> int:
     configure()
     from django.template import Context, Engine, Library, Template
 
-    from transactional_mail.rendering import _render_layout, inline_css, render_email
-    from transactional_mail.template_engine import as_datetime
+    from transactional_mail.rendering import _compiled, _render_layout, inline_css, render_email
+    from transactional_mail.template_engine import as_datetime, freeze_context
 
     cases = json.loads((CORPUS / "cases.json").read_text())
     spec = cases["layouts"]["branded"]
@@ -176,6 +178,17 @@ def main() -> int:
     def cached(context: dict[str, Any]) -> Any:
         return render_email(revision, layout, context)
 
+    # The HTML part alone, as the issue states (a): Django's render of the composed
+    # template, against freezing the context and rendering the precompiled template.
+    def plain_html_only(context: dict[str, Any]) -> str:
+        return plain_html.render(Context(context))
+
+    precompiled = _compiled(revision, layout)
+    assert not precompiled.inline_per_email, precompiled.reason
+
+    def cached_html_only(context: dict[str, Any]) -> str:
+        return precompiled.html.render(Context(freeze_context(context)))
+
     def cached_derived_text(context: dict[str, Any]) -> Any:
         return render_email(derived, layout, context)
 
@@ -185,9 +198,19 @@ def main() -> int:
 
     size = statistics.mean(len(plain_render(context)[1]) for context in data)
     timings = per_email(
-        {"a": plain_render, "b": cached, "b'": cached_derived_text, "c": premailer_each}, data
+        {
+            "a": plain_render,
+            "b": cached,
+            "b'": cached_derived_text,
+            "c": premailer_each,
+            "a html": plain_html_only,
+            "b html": cached_html_only,
+        },
+        data,
     )
-    a, b, b_text, c = (timings[name] for name in ("a", "b", "b'", "c"))
+    a, b, b_text, c, a_html, b_html = (
+        timings[name] for name in ("a", "b", "b'", "c", "a html", "b html")
+    )
 
     print(f"Branded order confirmation, {len(data)} contexts, {size / 1024:.1f} KiB of HTML")
     print(f"(a) plain Django render (subject, HTML, text)  {a * 1e6:9.1f} us/email")
@@ -197,7 +220,11 @@ def main() -> int:
     print(f"b/a  = {b / a:5.2f}x   (target <= {TARGET}x)")
     print(f"c/a  = {c / a:5.1f}x")
     print(f"b'/a = {b_text / a:5.2f}x  (html_to_text is extra work (a) does not do)")
-    return 0 if b / a <= TARGET else 1
+    print(
+        f"HTML part only: plain {a_html * 1e6:.1f} us, precompiled and inlined "
+        f"{b_html * 1e6:.1f} us: {b_html / a_html:.2f}x"
+    )
+    return 0 if max(b / a, b_html / a_html) <= TARGET else 1
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.db.models import ProtectedError
 
 import transactional_mail
-from transactional_mail import delivery
 from tests.factories import make_layout, make_template
+from transactional_mail import delivery
 from transactional_mail.models import (
     Email,
     EmailTemplate,

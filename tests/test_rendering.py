@@ -5,15 +5,15 @@ inlining every rendered email runs over the corpus in ``tests/rendering_corpus``
 
 How the two HTML documents are compared (:func:`dom`): both are parsed with lxml's HTML
 parser and compared node by node: the doctype, every element's tag, its attributes (names,
-values *and* order), its text and tail (whitespace included), and every comment. Only two
-things can differ and still compare equal, both because comparing parsed documents
-ignores how a character was spelled in the source:
+values *and* order), its text and tail (whitespace included), and every comment. Only
+differences that parsing erases compare equal (``test_the_comparison_is_strict``):
 
-* character references: the precompiled template writes Django's escapes (``&#x27;``,
-  ``&quot;``) where premailer's serialiser writes ``'`` and ``"``;
-* CR and CRLF coming from context values: premailer's parse turned them into LF, the
-  precompiled template outputs them as given, and every HTML parser (a mail client's
-  included) reads them as LF.
+* how a character is written: a character reference (Django's escaping writes ``&#x27;``
+  and ``&quot;``) or the character itself (premailer's serialiser writes ``'`` and
+  ``"``), and single or double quotes around an attribute value;
+* CR and CRLF line ends inside context values: premailer's parse already turned them
+  into LF, the precompiled template outputs them as given, and every HTML parser (a mail
+  client's included) reads them as LF.
 
 Byte-identical output is not possible without a per-email parse, which is the cost the
 cache exists to avoid. Many corpus cases are byte-identical anyway.

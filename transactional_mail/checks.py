@@ -80,15 +80,33 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             hint="None sends the app's tasks to your default Celery queue.",
             id="transactional_mail.E004",
         ))
-    if not isinstance(user.get("TRIGGERS", {}), dict):
+    triggers = user.get("TRIGGERS", {})
+    if not isinstance(triggers, dict):
         errors.append(checks.Error(
             "TRANSACTIONAL_MAIL['TRIGGERS'] must be a dict of trigger key -> definition.",
             hint="See the triggers guide in the docs.",
             id="transactional_mail.E005",
         ))
+    else:
+        errors += _check_triggers(triggers)
     errors += _check_backend(user)
     errors += _check_from_email(user)
     return errors
+
+
+def _check_triggers(triggers: dict) -> list[checks.CheckMessage]:
+    from .triggers import definition_problems
+
+    return [
+        checks.Error(
+            f"TRANSACTIONAL_MAIL['TRIGGERS'][{key!r}]: {message}",
+            hint=hint,
+            obj=f"trigger {key}",
+            id="transactional_mail.E009",
+        )
+        for key, definition in triggers.items()
+        for message, hint in definition_problems(key, definition)
+    ]
 
 
 def _check_backend(user) -> list[checks.CheckMessage]:

@@ -459,13 +459,17 @@ def _field_value(instance: models.Model, name: str) -> Any:
     return getattr(instance, instance._meta.get_field(name).attname)
 
 
-def _remember_values(sender, instance, **kwargs) -> None:
+def _remember_values(sender, instance, only=None, **kwargs) -> None:
+    """Keep the tracked fields' values as the database has them now.
+
+    After a save with ``update_fields``, only those fields reached the database.
+    """
     loaded = instance.__dict__
-    instance.__dict__["_transactional_mail_initial"] = {
-        name: loaded[attname]
-        for name in _tracked_fields(sender)
-        if (attname := sender._meta.get_field(name).attname) in loaded
-    }
+    remembered = loaded.setdefault("_transactional_mail_initial", {})
+    for name in _tracked_fields(sender):
+        attname = sender._meta.get_field(name).attname
+        if attname in loaded and (only is None or name in only or attname in only):
+            remembered[name] = loaded[attname]
 
 
 def _load_unknown_values(sender, instance, raw=False, using=None, **kwargs) -> None:
@@ -496,7 +500,9 @@ def _model_saved(sender, instance, created, update_fields=None, raw=False, using
         if trigger.matches_save(instance, created, update_fields):
             fire(trigger, instance)
     if any(trigger.on == "changed" for trigger in triggers):
-        _remember_values(sender, instance)  # the next save compares with this one
+        _remember_values(sender, instance, only=update_fields)  # the next save compares
+
+
 
 
 def _model_deleted(sender, instance, using=None, **kwargs) -> None:

@@ -157,8 +157,8 @@ def spawn_beat(make_env, process_logs):
 def point_app_at(url: str) -> None:
     """Make the test process's Celery app publish to ``url`` from now on."""
     celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # Kombu keeps one pool per broker URL for the process (never closed here, since
+    # switching back to a URL reuses its pool); the app only caches which one it uses.
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 

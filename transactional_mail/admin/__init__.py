@@ -4,5 +4,6 @@ from .layouts import LayoutAdmin
 from .log import EmailAdmin
 from .suppression import SuppressionAdmin
 from .templates import EmailTemplateAdmin
+from .triggers import TriggerAdmin
 
-__all__ = ["EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin", "SuppressionAdmin"]
+__all__ = ["EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin", "SuppressionAdmin", "TriggerAdmin"]
