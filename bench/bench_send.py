@@ -25,7 +25,7 @@ N = int(os.environ.get("BENCH_SEND_N", "2000"))
 ROUNDS = 3
 
 
-def configure(database: str) -> None:
+def configure(database: str, extra_apps: list[str] | None = None) -> None:
     import django
     from django.conf import settings
 
@@ -40,7 +40,7 @@ def configure(database: str) -> None:
         _recreate_postgres_database(db)
     settings.configure(
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "anymail",
-                        "django_celery_beat", "transactional_mail"],
+                        "django_celery_beat", "transactional_mail", *(extra_apps or [])],
         DATABASES={"default": db},
         USE_TZ=True,
         TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "Shop <shop@example.com>"},

@@ -7,9 +7,9 @@ from transactional_mail.models import EmailTemplate, Layout
 LAYOUT_HTML = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"></head>
 <body><table class="shell"><tr><td>
-{% if layout.logo_url %}<img src="{{ layout.logo_url }}" alt="logo">{% endif %}
+{% if brand.logo_url %}<img src="{{ brand.logo_url }}" alt="logo">{% endif %}
 {{ content }}
-<p class="footer">{{ layout.footer_html }}</p>
+<p class="footer">{{ brand.footer_html }}</p>
 </td></tr></table></body></html>"""
 
 LAYOUT_CSS = """

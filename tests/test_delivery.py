@@ -55,6 +55,8 @@ def test_sends_through_anymail_and_records_the_esp_answer(template, esp):
     assert message["Subject"] == "Order A-1001 confirmed"
     assert "Hello Ann," in message["HtmlBody"]
     assert 'style="' in message["HtmlBody"]  # CSS inlined
+    assert '<img src="https://cdn.example.com/logo.png"' in message["HtmlBody"]  # brand
+    assert "Shop Ltd" in message["HtmlBody"]  # the layout's footer
     assert "Hello Ann," in message["TextBody"]
     assert message["Metadata"] == {"order": "A-1001", "transactional_mail_id": str(email.pk)}
     assert message["Tag"] == "orders"

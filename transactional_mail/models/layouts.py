@@ -19,8 +19,8 @@ class LayoutFields(models.Model):
         _("HTML"),
         help_text=_(
             "A full HTML document with the content slot {{ content }} where each email's "
-            "body goes. Brand values are available as {{ layout.logo_url }}, "
-            "{{ layout.primary_color }} and so on."
+            "body goes. Brand values are available as {{ brand.logo_url }}, "
+            "{{ brand.primary_color }} and so on."
         ),
     )
     css = models.TextField(
@@ -109,11 +109,16 @@ class Layout(LayoutFields, Revisioned):
 
     def validate_sources(self) -> None:
         """Refuse a layout the restricted template engine would not accept."""
-        from ..rendering import validate_layout_source, validate_template_source
+        from ..rendering import (
+            validate_css_source,
+            validate_layout_source,
+            validate_template_source,
+        )
 
         errors = {}
         for field, validate in (
             ("html", validate_layout_source),
+            ("css", validate_css_source),
             ("footer_html", validate_template_source),
         ):
             try:

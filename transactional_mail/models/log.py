@@ -49,7 +49,7 @@ class Email(models.Model):
         choices=EmailStatus.choices,
         default=EmailStatus.QUEUED,
     )
-    template_key = models.CharField(_("template key"), max_length=100, db_index=True)
+    template_key = models.CharField(_("template key"), max_length=100)
     template_revision = models.ForeignKey(
         "transactional_mail.TemplateRevision",
         on_delete=models.PROTECT,
@@ -65,10 +65,11 @@ class Email(models.Model):
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_index=False,  # only read when a layout revision is deleted, which is rare
         related_name="emails",
         verbose_name=_("layout revision"),
     )
-    trigger_key = models.CharField(_("trigger"), max_length=100, blank=True, db_index=True)
+    trigger_key = models.CharField(_("trigger"), max_length=100, blank=True)
     category = models.CharField(_("category"), max_length=50, blank=True)
     language = models.CharField(_("language"), max_length=15, blank=True)
 
@@ -87,8 +88,9 @@ class Email(models.Model):
         help_text=_("Filename, MIME type and base64 content of each attachment."),
     )
     context = models.JSONField(_("context"), default=dict, encoder=DjangoJSONEncoder)
-    idempotency_key = models.CharField(
-        _("idempotency key"), max_length=255, null=True, blank=True, unique=True
+    # NULL, not "": only emails given a key take part in the unique constraint.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        _("idempotency key"), max_length=255, null=True, blank=True
     )
 
     subject = models.TextField(_("subject"), blank=True)
@@ -96,9 +98,7 @@ class Email(models.Model):
     text_compressed = models.BinaryField(_("text body (compressed)"), blank=True, default=b"")
 
     esp_name = models.CharField(_("ESP"), max_length=50, blank=True)
-    esp_message_id = models.CharField(
-        _("ESP message id"), max_length=255, blank=True, db_index=True
-    )
+    esp_message_id = models.CharField(_("ESP message id"), max_length=255, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
     outcome_uncertain = models.BooleanField(
@@ -116,12 +116,13 @@ class Email(models.Model):
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
+        db_index=False,  # the (type, id) index below leads with it
         related_name="+",
         verbose_name=_("source type"),
     )
     source_object_id = models.CharField(_("source id"), max_length=255, blank=True)
 
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     next_attempt_at = models.DateTimeField(
         _("next attempt at"),
         help_text=_("When the email is due: its send time, or the time of its next retry."),
@@ -134,13 +135,27 @@ class Email(models.Model):
         verbose_name = _("email")
         verbose_name_plural = _("emails")
         ordering = ["-created_at"]
+        constraints = [
+            # Several NULLs are allowed: only emails given a key are deduplicated.
+            models.UniqueConstraint(
+                fields=["idempotency_key"], name="transactional_mail_email_idempotency_unique"
+            )
+        ]
+        # Explicit indexes, not db_index: on PostgreSQL, db_index on a CharField adds a
+        # second "_like" index nobody queries, and every index is write cost on the
+        # request path (each send() inserts a row).
         indexes = [
             models.Index(
-                fields=["status", "next_attempt_at"], name="transactional_mail_outbox_idx"
+                fields=["status", "next_attempt_at"], name="tmail_email_outbox_idx"
             ),
+            models.Index(fields=["esp_message_id"], name="tmail_email_esp_id_idx"),
+            models.Index(fields=["template_key", "created_at"],
+                         name="tmail_email_template_idx"),
+            models.Index(fields=["trigger_key", "status"], name="tmail_email_trigger_idx"),
+            models.Index(fields=["created_at"], name="tmail_email_created_idx"),
             models.Index(
                 fields=["source_content_type", "source_object_id"],
-                name="transactional_mail_source_idx",
+                name="tmail_email_source_idx",
             ),
         ]
 
@@ -188,7 +203,7 @@ class EmailEvent(models.Model):
         max_length=255,
         help_text=_("The ESP's event id, or a hash of the raw event when the ESP sends none."),
     )
-    event_type = models.CharField(_("event type"), max_length=30, db_index=True)
+    event_type = models.CharField(_("event type"), max_length=30)
     timestamp = models.DateTimeField(_("timestamp"), null=True, blank=True)
     recipient = models.CharField(_("recipient"), max_length=320, blank=True)
     esp_message_id = models.CharField(_("ESP message id"), max_length=255, blank=True)
@@ -199,7 +214,7 @@ class EmailEvent(models.Model):
     click_url = models.TextField(_("clicked URL"), blank=True)
     raw = models.JSONField(_("raw ESP event"), null=True, blank=True, encoder=DjangoJSONEncoder)
     raw_pruned = models.BooleanField(_("raw event pruned"), default=False)
-    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("email event")
@@ -209,6 +224,9 @@ class EmailEvent(models.Model):
             models.UniqueConstraint(
                 fields=["esp_name", "event_id"], name="transactional_mail_emailevent_unique"
             )
+        ]
+        indexes = [
+            models.Index(fields=["received_at"], name="tmail_event_received_idx")
         ]
 
     def __str__(self) -> str:

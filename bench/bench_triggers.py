@@ -1,0 +1,94 @@
+"""What a trigger costs on the request path: a model save with and without triggers.
+
+Run: ``python bench/bench_triggers.py`` (PostgreSQL via ``TM_TEST_POSTGRES``, e.g.
+``postgres://postgres@127.0.0.1:5432/test``; SQLite otherwise). Each save is its own
+``transaction.atomic()`` block, committed, as in a request. The three cases run
+interleaved, round after round, in one process, and the ratios compare medians:
+
+- no trigger on the model;
+- one matching ``created`` trigger (one extra INSERT and one on_commit publish);
+- five triggers on the model that do not match a create.
+
+The broker is Kombu's in-process ``memory://`` transport, so the figure is the app's
+cost and not a broker's network round trip.
+
+Targets (issue 3): matching <= 1.3x, five non-matching <= 1.05x.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SAVES = int(os.environ.get("BENCH_TRIGGER_SAVES", "300"))
+ROUNDS = int(os.environ.get("BENCH_TRIGGER_ROUNDS", "7"))
+
+BASE = {"model": "testapp.Order", "template": "order_confirmation", "to": "customer.email"}
+CASES = {
+    "no trigger": {},
+    "1 matching": {"order_confirmation": {**BASE, "on": "created"}},
+    "5 non-matching": {
+        "gone": {**BASE, "on": "deleted"},
+        "gone_too": {**BASE, "on": "deleted"},
+        "updated": {**BASE, "on": "updated"},
+        "shipped": {**BASE, "on": "changed", "field": "status", "to_value": "shipped"},
+        "refunded": {**BASE, "on": "changed", "field": "status", "to_value": "refunded"},
+    },
+}
+
+
+def main() -> None:
+    import bench_send
+
+    database = "postgresql" if os.environ.get("TM_TEST_POSTGRES") else "sqlite"
+    bench_send.configure(database, extra_apps=["tests.testapp"])
+    from decimal import Decimal
+
+    from django.db import transaction
+    from django.test.utils import override_settings
+
+    from tests.testapp.models import Customer, Order
+    from transactional_mail.models import EmailTemplate
+
+    EmailTemplate.objects.create(key="order_confirmation", subject="Order", html="<p>x</p>")
+    customer = Customer.objects.create(name="Ann", email="ann@example.com")
+    counter = iter(range(10**9))
+
+    def run(triggers: dict) -> float:
+        mail = {"DEFAULT_FROM_EMAIL": "shop@example.com", "TRIGGERS": triggers}
+        with override_settings(TRANSACTIONAL_MAIL=mail):
+            start = time.perf_counter()
+            for _ in range(SAVES):
+                with transaction.atomic():
+                    Order(customer=customer, number=f"N{next(counter)}",
+                          total=Decimal("9.90")).save()
+            return (time.perf_counter() - start) / SAVES
+
+    for triggers in CASES.values():
+        run(triggers)  # warm caches and connections
+    timings = {name: [] for name in CASES}
+    for _ in range(ROUNDS):
+        for name, triggers in CASES.items():
+            timings[name].append(run(triggers))
+    base = statistics.median(timings["no trigger"])
+    print(f"Model save in its own transaction on {database}: {SAVES} saves x {ROUNDS} rounds, "
+          "interleaved; medians")
+    targets = {"1 matching": 1.3, "5 non-matching": 1.05}
+    for name in CASES:
+        median = statistics.median(timings[name])
+        line = f"{name:<16}{median * 1e6:>9.0f} us/save {median / base:>7.2f}x"
+        if name in targets:
+            verdict = "ok" if median / base <= targets[name] else "ABOVE"
+            line += f"   target <= {targets[name]}x {verdict}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
