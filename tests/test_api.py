@@ -44,7 +44,7 @@ def test_send_writes_one_queued_row_and_enqueues_on_commit(template, enqueued,
         email = transactional_mail.send("order_confirmation", "ann@example.com", ORDER_CONTEXT)
         assert enqueued.call_count == 0
     assert len(callbacks) == 1
-    enqueued.assert_called_once_with((email.pk,), retry=False)
+    enqueued.assert_called_once_with((email.pk,), producer=mock.ANY, retry=False)
     email.refresh_from_db()
     assert email.status == EmailStatus.QUEUED
     assert email.to == ["ann@example.com"]

@@ -30,7 +30,7 @@ def test_resend_failed(emails, django_capture_on_commit_callbacks, capsys):
     with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async, \
             django_capture_on_commit_callbacks(execute=True):
         call_command("resend_emails", "--failed")
-    apply_async.assert_called_once_with((failed.pk,), retry=False)
+    apply_async.assert_called_once_with((failed.pk,), producer=mock.ANY, retry=False)
     failed.refresh_from_db()
     assert failed.status == EmailStatus.QUEUED and failed.attempts == 0
     assert Email.objects.get(pk=sent.pk).status == EmailStatus.SENT

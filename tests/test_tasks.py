@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from unittest import mock
 
 import pytest
@@ -75,7 +76,7 @@ def test_sweep_enqueues_rows_whose_task_was_lost(template, enqueued):
     age(lost, minutes=5)
     result = tasks.sweep_outbox()
     assert result == {"due": 1, "enqueued": 1, "recovered": 0, "failed": 0}
-    enqueued.assert_called_once_with((lost.pk,), retry=False)
+    enqueued.assert_called_once_with((lost.pk,), producer=mock.ANY, retry=False)
     assert {fresh.status, later.status} == {EmailStatus.QUEUED, EmailStatus.SCHEDULED}
 
 
@@ -83,7 +84,7 @@ def test_sweep_sends_a_due_scheduled_email(template, enqueued):
     scheduled = queue(delay="7d")
     age(scheduled, minutes=2)
     tasks.sweep_outbox()
-    enqueued.assert_called_once_with((scheduled.pk,), retry=False)
+    enqueued.assert_called_once_with((scheduled.pk,), producer=mock.ANY, retry=False)
 
 
 def test_sweep_recovers_an_email_stuck_in_sending(template, enqueued):
@@ -98,7 +99,7 @@ def test_sweep_recovers_an_email_stuck_in_sending(template, enqueued):
     assert email.status == EmailStatus.QUEUED
     assert email.outcome_uncertain is True
     assert "stopped while sending" in email.last_error
-    enqueued.assert_called_once_with((email.pk,), retry=False)
+    enqueued.assert_called_once_with((email.pk,), producer=mock.ANY, retry=False)
 
 
 def test_sweep_fails_an_email_that_keeps_losing_its_worker(template, enqueued, settings):
@@ -175,3 +176,20 @@ def test_migrate_again_follows_settings_but_keeps_a_disabled_row(settings):
     assert sweep.interval.every == 30
     assert sweep.queue == "mail"
     assert sweep.enabled is False
+
+
+def test_an_unreachable_broker_fails_fast_instead_of_retrying():
+    """kombu retries a connection for about 6 s by default; a request must not wait."""
+    app = tasks.deliver.app
+    previous = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        started = time.monotonic()
+        assert tasks.enqueue_delivery(1) is False
+        assert time.monotonic() - started < 2
+    finally:
+        app.conf.broker_url = previous
+        app._pool = None
+        app.amqp._producer_pool = None

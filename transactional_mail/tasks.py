@@ -104,8 +104,11 @@ def enqueue_delivery(email_id: int, due: datetime.datetime | None = None) -> boo
     if queue:
         options["queue"] = queue
     try:
-        # retry=False: a request must not hang while Celery retries a dead broker.
-        deliver.apply_async((email_id,), retry=False, **options)
+        with deliver.app.producer_or_acquire() as producer:
+            # Connect without kombu's default retries (about 6 s against a dead broker),
+            # and publish without Celery's retries: a request must not hang on the broker.
+            producer.connection.ensure_connection(max_retries=0)
+            deliver.apply_async((email_id,), producer=producer, retry=False, **options)
     except Exception:
         logger.warning("Could not enqueue email %s (broker unreachable?); the outbox sweep "
                        "will send it.", email_id, exc_info=True)

@@ -18,9 +18,11 @@ so the shared worker cannot take their tasks).
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+import socket
+from urllib.parse import urlsplit
 
 import pytest
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 
@@ -69,12 +71,27 @@ def services():
             f"default database is {connection.vendor}",
             pytrace=False,
         )
+    for var in SERVICES.values():
+        _check_reachable(var, os.environ[var])
     redis_url = os.environ["TM_TEST_REDIS"]
     return {
         "redis": redis_url,
         "redis-scratch": _next_redis_db(redis_url),
         "rabbitmq": os.environ["TM_TEST_RABBITMQ"],
     }
+
+
+def _check_reachable(var: str, url: str) -> None:
+    """Fail at once, naming the variable, when nothing listens where it points."""
+    parts = urlsplit(url)
+    default_port = {"postgres": 5432, "postgresql": 5432, "redis": 6379, "amqp": 5672}
+    address = (parts.hostname or "127.0.0.1", parts.port or default_port.get(parts.scheme, 0))
+    try:
+        socket.create_connection(address, timeout=3).close()
+    except OSError as err:
+        pytest.fail(
+            f"{var}={url}: cannot connect to {address[0]}:{address[1]} ({err})", pytrace=False
+        )
 
 
 def _next_redis_db(url: str) -> str:
@@ -192,15 +209,13 @@ class BrokerSwitch:
         self.name = name
         return url
 
-    @contextmanager
-    def down(self):
-        """Within the block, every publish fails as if the broker were unreachable."""
-        previous = self.name
+    def down(self) -> None:
+        """From now on every publish from this process fails: the broker is unreachable.
+
+        For the rest of the test, not just a block: a publish the app defers (a thread, a
+        retry) must not reach a live broker later. Use ``send_task`` to reach the workers.
+        """
         self.use(DEAD_BROKER)
-        try:
-            yield
-        finally:
-            self.use(previous)
 
 
 @pytest.fixture
@@ -208,6 +223,23 @@ def broker_switch(services):
     switch = BrokerSwitch(services)
     yield switch
     point_app_at(DEFAULT_BROKER)
+
+
+@pytest.fixture(scope="session")
+def send_task(services):
+    """Send a task by name to a broker, from an app of its own (not the site's app)."""
+    senders = {}
+
+    def send(broker: str, name: str, *args):
+        if broker not in senders:
+            senders[broker] = Celery(
+                f"sender-{broker}", broker=services[broker], set_as_current=False
+            )
+        senders[broker].send_task(name, args=args)
+
+    yield send
+    for sender in senders.values():
+        sender.close()
 
 
 @pytest.fixture

@@ -23,34 +23,37 @@ from transactional_mail.tasks import deliver, sweep_outbox
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def sweep_until(email, *statuses, timeout=30):
+def sweep_until(email, *statuses, publish=None, timeout=30):
     """Run the sweep task through the broker, once a second, until the email gets there."""
+    publish = publish or sweep_outbox.delay
 
     def swept():
         row = Email.objects.get(pk=email.pk)
         if row.status in statuses:
             return row
-        sweep_outbox.delay()
+        publish()
         return None
 
     return wait_for(swept, timeout, interval=1.0, message=lambda: describe(email.pk))
 
 
 def test_broker_down_at_commit_is_sent_later_by_the_sweep(
-    redis_worker, broker_switch, esp, welcome_template
+    redis_worker, broker_switch, send_task, esp, welcome_template
 ):
     """A commit while the broker is down neither raises nor loses the email: the sweep sends it."""
-    with broker_switch.down():
-        started = time.monotonic()
-        with transaction.atomic():
-            email = send("welcome", ["ann@example.com"], CONTEXT)
-        assert time.monotonic() - started < 10  # the commit does not hang on the broker
+    broker_switch.down()
+    started = time.monotonic()
+    with transaction.atomic():
+        email = send("welcome", ["ann@example.com"], CONTEXT)
+    assert time.monotonic() - started < 10  # the commit does not hang on the broker
 
     email.refresh_from_db()
     assert email.status == "queued"
     assert esp.requests == []
 
-    email = sweep_until(email, "sent")
+    email = sweep_until(
+        email, "sent", publish=lambda: send_task("redis", "transactional_mail.sweep_outbox")
+    )
 
     settle()
     assert len(esp.requests_for(email.pk)) == 1
@@ -75,7 +78,8 @@ def test_beat_installed_by_migrate_sweeps_the_outbox(
     assert periodic.interval.period == "seconds"
     assert PeriodicTask.objects.filter(name="transactional_mail.prune_raw_events").exists()
 
-    with broker_switch.down(), transaction.atomic():
+    broker_switch.down()
+    with transaction.atomic():
         email = send("welcome", ["ann@example.com"], CONTEXT)
     assert Email.objects.get(pk=email.pk).status == "queued"
 

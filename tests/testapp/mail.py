@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.dispatch import Signal
+
 from transactional_mail.snapshots import fields
 
 
@@ -35,3 +37,7 @@ def invoice(order) -> list:
 
 def explode(order):
     raise RuntimeError("the context service is down")
+
+
+#: A custom signal for trigger tests: sent with ``order=...``.
+order_paid = Signal()
