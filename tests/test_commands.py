@@ -61,3 +61,10 @@ def test_resend_since_filters(emails):
     assert Email.objects.filter(status=EmailStatus.FAILED).count() == 1
     with pytest.raises(CommandError, match="not an ISO date"):
         call_command("resend_emails", "--failed", "--since", "yesterday")
+
+
+def test_resend_force_includes_emails_the_esp_accepted(emails):
+    failed, sent = emails
+    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+        call_command("resend_emails", str(sent.pk), "--force")
+    assert Email.objects.get(pk=sent.pk).status == EmailStatus.QUEUED

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core import checks
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import RequestFactory
 from django.utils import timezone
@@ -366,6 +366,16 @@ class TestDryRun:
         [shipped] = triggers.dry_run(order, "changed", old_values={"status": "paid"})
         assert shipped.fires
         assert Email.objects.count() == 0
+
+    def test_dry_run_command_reads_old_values_as_the_field_holds_them(self, use_triggers,
+                                                                      customer, capsys):
+        use_triggers(big={**BASE, "on": "changed", "field": "customer", "from_value": 999})
+        order = new_order(customer)
+        call_command("dry_run_triggers", "testapp.Order", str(order.pk), "--event", "changed",
+                     "--old", "customer=999")
+        assert "big: fires" in capsys.readouterr().out
+        with pytest.raises(CommandError, match="has no field 'nope'"):
+            call_command("dry_run_triggers", "testapp.Order", str(order.pk), "--old", "nope=1")
 
     def test_dry_run_command(self, use_triggers, customer, capsys):
         use_triggers(order_confirmation={**BASE, "on": "created"})

@@ -339,7 +339,8 @@ class _TokenTemplate(Template):
         self.source = ""
         parser = Parser(tokens, self.engine.template_libraries, builtins, self.origin)
         self.nodelist = parser.parse()
-        self.extra_data = parser.extra_data
+        # Django >= 5.1 keeps per-template parser data (partials); 4.2 has none.
+        self.extra_data = getattr(parser, "extra_data", {})
 
 
 def _parse(tokens: list[Token], name: str = "email template") -> _TokenTemplate:

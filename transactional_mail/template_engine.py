@@ -15,15 +15,16 @@ So this engine is built the other way round:
   there are no loaders, so no template can reach another template or the filesystem.
 * Excluded on purpose: ``debug`` (dumps the context and modules), ``load`` (arbitrary
   libraries), ``include``/``extends``/``block`` (other templates), ``url`` (URLconf),
-  ``csrf_token``, ``lorem`` and ``random`` (non-deterministic: a resent email must render
-  the same), ``querystring`` (needs a request), ``safe``/``safeseq`` (would let context
-  data through unescaped), ``pprint`` (``repr`` of Python objects), ``json_script`` and
-  ``escapejs`` (no scripts in email).
+  ``csrf_token``, and ``now``, ``timesince``, ``timeuntil``, ``lorem`` and ``random``
+  (they read the clock or chance, and an email re-rendered from its revision and context
+  must come out the same), ``querystring`` (needs a request), ``safe``/``safeseq``
+  (would let context data through unescaped), ``pprint`` (``repr`` of Python objects),
+  ``json_script`` and ``escapejs`` (no scripts in email).
 * ``center``, ``ljust``, ``rjust``, ``floatformat`` and ``stringformat`` are wrapped so a
   template cannot ask for a gigabyte of padding or digits.
 * One filter of our own, ``as_datetime``: the context is a JSON snapshot, so dates arrive
-  as ISO 8601 strings and Django's ``date``/``time``/``timesince`` filters would render
-  them as "". ``{{ order.created|as_datetime|date:"j F Y" }}`` parses the string first.
+  as ISO 8601 strings and Django's ``date``/``time`` filters would render them as "".
+  ``{{ order.created|as_datetime|date:"j F Y" }}`` parses the string first.
 * Templates only ever see the context made by :func:`freeze_context`: JSON data converted
   to read-only types (mappings to ``MappingProxyType``, lists to tuples). Django calls
   zero-argument methods during lookups; on these types the only zero-argument methods
@@ -77,7 +78,6 @@ ALLOWED_TAGS: frozenset[str] = frozenset(
         "for",
         "if",
         "ifchanged",
-        "now",
         "regroup",
         "resetcycle",
         "spaceless",
@@ -145,8 +145,6 @@ ALLOWED_FILTERS: frozenset[str] = frozenset(
         "stringformat",
         "striptags",
         "time",
-        "timesince",
-        "timeuntil",
         "title",
         "truncatechars",
         "truncatechars_html",
@@ -184,8 +182,8 @@ def as_datetime(value: Any) -> Any:
     """Parse an ISO 8601 datetime, date or time string; return anything else unchanged.
 
     The JSON snapshot of the context holds dates as strings (Django's JSON encoder writes
-    ``2024-05-01T09:30:00Z``), which ``date``, ``time``, ``timesince`` and ``timeuntil``
-    cannot format. Chain this filter in front of them. An aware datetime is shown in the
+    ``2024-05-01T09:30:00Z``), which ``date`` and ``time`` cannot format. Chain this
+    filter in front of them. An aware datetime is shown in the
     active time zone by ``date``; a string without an offset stays naive.
     """
     if not isinstance(value, str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -41,7 +42,13 @@ class Command(BaseCommand):
             name, sep, value = item.partition("=")
             if not sep:
                 raise CommandError(f"--old {item!r} must look like FIELD=VALUE.")
-            old_values[name] = value
+            try:
+                # The value as the field holds it: "3" is 3 for an integer or a key field.
+                old_values[name] = model_class._meta.get_field(name).to_python(value)
+            except FieldDoesNotExist as err:
+                raise CommandError(f"--old: {model} has no field {name!r}.") from err
+            except ValidationError as err:
+                raise CommandError(f"--old {item!r}: {' '.join(err.messages)}") from err
         if event == "signal" and not signal:
             raise CommandError("--event signal needs --signal dotted.path.to.signal.")
         plans = dry_run(instance, event, old_values=old_values, signal=signal)

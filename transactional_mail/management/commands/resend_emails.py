@@ -13,17 +13,21 @@ from ...resending import resend
 class Command(BaseCommand):
     help = (
         "Queue emails for delivery again: by id, or every failed email (--failed). "
-        "They keep their template revision and context, so they render as before."
+        "They keep their template revision and context, so they render as before. "
+        "Emails the ESP accepted are skipped unless --force is given."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("ids", nargs="*", type=int, help="Email ids to resend.")
         parser.add_argument("--failed", action="store_true",
                             help="Resend every email whose status is failed.")
+        parser.add_argument("--force", action="store_true",
+                            help="Also resend emails the ESP already accepted (sent, "
+                            "delivered...): the recipient gets the email again.")
         parser.add_argument("--since", help="With --failed: only emails created since this "
                             "ISO date/time, e.g. 2026-11-20 or 2026-11-20T08:00+00:00.")
 
-    def handle(self, *args, ids, failed, since, **options):
+    def handle(self, *args, ids, failed, since, force, **options):
         if not ids and not failed:
             raise CommandError("Name email ids to resend, or pass --failed.")
         emails = Email.objects.none()
@@ -43,5 +47,5 @@ class Command(BaseCommand):
                     when = timezone.make_aware(when)
                 query = query.filter(created_at__gte=when)
             emails = emails | query
-        count = resend(emails)
+        count = resend(emails, force=force)
         self.stdout.write(self.style.SUCCESS(f"Queued {count} email(s) for delivery."))
