@@ -6,6 +6,7 @@ Everything that differs between the two comes from the environment:
 ``TM_TEST_DB_NAME``         connect straight to this database (the test database that
                             pytest-django created): set for worker subprocesses.
 ``TM_TEST_BROKER``          Celery broker URL (default ``memory://``).
+``TM_TEST_QUEUE``           Celery's default queue: the pytest process's, for its workers.
 ``TM_ESP_URL``              where Anymail's Postmark backend posts (the fake ESP).
 ``TM_ESP_TIMEOUT``          Anymail's ``REQUESTS_TIMEOUT`` in seconds.
 ``TM_TEST_MAIL_SETTINGS``   JSON merged into ``TRANSACTIONAL_MAIL`` (small retry and sweep
@@ -129,6 +130,9 @@ ANYMAIL = {
 # --- Celery: always on, never eager ----------------------------------------------------
 
 CELERY_BROKER_URL = os.environ.get("TM_TEST_BROKER") or "memory://"
+# A queue per test run: test sessions running at once on one Redis or RabbitMQ (two
+# engineers, two Django versions) never take each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TM_TEST_QUEUE") or f"tm-tests-{_run_id}"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False

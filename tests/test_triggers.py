@@ -71,12 +71,16 @@ class TestModelEvents:
         order.save()
         assert len(emails()) == 2
 
-    def test_deleted_keeps_the_context_and_no_dangling_source(self, use_triggers, customer):
+    def test_deleted_keeps_the_context_and_the_deleted_objects_id(self, use_triggers,
+                                                                  customer):
         use_triggers(gone={**BASE, "on": "deleted", "context": ["number", "customer.name"]})
-        new_order(customer).delete()
+        order = new_order(customer)
+        order_id = order.pk
+        order.delete()
         [email] = emails()
         assert email.context == {"number": "A-1", "customer": {"name": "Ann"}}
-        assert email.source_object_id == ""
+        assert email.source_object_id == str(order_id)
+        assert email.source_content_type.model_class() is Order
 
     def test_changed_fires_only_when_the_field_really_changed(self, use_triggers, customer,
                                                                django_assert_num_queries):

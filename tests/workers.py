@@ -23,8 +23,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Processes alive now, for the failure report.
+#: Processes alive now, and those stopped during the current test: for failure reports.
 _running: list[CeleryProcess] = []
+_stopped: list[CeleryProcess] = []
 
 
 def wait_for(
@@ -111,6 +112,7 @@ class CeleryProcess:
             self.proc.wait(10)
         if self in _running:
             _running.remove(self)
+            _stopped.append(self)
 
     def log_since(self, offset: int = 0) -> str:
         try:
@@ -140,9 +142,15 @@ def celery_env(
     mail_settings: dict | None = None,
     esp_timeout: float | None = None,
 ) -> dict[str, str]:
-    """The environment of a worker or beat subprocess running the test site."""
+    """The environment of a worker or beat subprocess running the test site.
+
+    It uses this process's Celery queue, so that it only takes this test run's tasks.
+    """
+    from django.conf import settings
+
     env = dict(os.environ)
     env.update(
+        TM_TEST_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
         DJANGO_SETTINGS_MODULE="tests.settings",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
         TM_TEST_DB_NAME=db_name,
@@ -188,8 +196,18 @@ def start_beat(name: str, env: dict[str, str], log_dir: Path) -> CeleryProcess:
     return beat.start(ready_text="beat: Starting...")
 
 
+def log_dir() -> Path:
+    """Where this test run's worker and beat logs go (kept after the run, for reading)."""
+    from django.conf import settings
+
+    path = REPO_ROOT / "build" / "celery-logs" / settings.CELERY_TASK_DEFAULT_QUEUE
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _mark_process_logs():
+    _stopped.clear()
     for process in _running:
         process.mark()
     yield
@@ -200,6 +218,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed and report.when in ("setup", "call"):
-        for process in _running:
+        for process in [*_running, *_stopped]:
             text = process.test_log[-20000:]
             report.sections.append((f"{process.name} log ({process.log_path})", text))

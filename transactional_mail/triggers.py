@@ -506,9 +506,10 @@ def _model_saved(sender, instance, created, update_fields=None, raw=False, using
 
 
 def _model_deleted(sender, instance, using=None, **kwargs) -> None:
+    # The log keeps the deleted object's type and id as text, like admin's LogEntry.
     for trigger in triggers_for_model(sender):
         if trigger.on == "deleted":
-            fire(trigger, instance, source=None)
+            fire(trigger, instance)
 
 
 def _signal_receiver(key: str) -> Callable[..., None]:

@@ -28,7 +28,7 @@ from django.db import connection
 
 from tests.celery_app import app as celery_app
 from tests.integration.helpers import WORKER_ESP_TIMEOUT, WORKER_MAIL_SETTINGS
-from tests.workers import celery_env, start_beat, start_worker
+from tests.workers import celery_env, log_dir, start_beat, start_worker
 
 SERVICES = {
     "PostgreSQL": "TM_TEST_POSTGRES",
@@ -74,11 +74,14 @@ def services():
     for var in SERVICES.values():
         _check_reachable(var, os.environ[var])
     redis_url = os.environ["TM_TEST_REDIS"]
-    return {
+    yield {
         "redis": redis_url,
         "redis-scratch": _next_redis_db(redis_url),
         "rabbitmq": os.environ["TM_TEST_RABBITMQ"],
     }
+    # RabbitMQ keeps a durable queue after its last consumer left: drop this run's.
+    with celery_app.connection_for_write(os.environ["TM_TEST_RABBITMQ"]) as conn:
+        conn.default_channel.queue_delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 def _check_reachable(var: str, url: str) -> None:
@@ -108,8 +111,9 @@ def test_db_name(services, django_db_setup):
 
 
 @pytest.fixture(scope="session")
-def process_logs(tmp_path_factory):
-    return tmp_path_factory.mktemp("celery-logs")
+def process_logs():
+    """The folder of this run's worker and beat logs: build/celery-logs/<queue>/."""
+    return log_dir()
 
 
 @pytest.fixture(scope="session")
@@ -181,18 +185,9 @@ def point_app_at(url: str) -> None:
 
 
 def purge(url: str) -> None:
-    """Empty the task queue of a broker (and Redis's unacked bookkeeping)."""
-    if url.startswith("redis"):
-        import redis
-
-        client = redis.Redis.from_url(url)
-        keys = [key for key in client.scan_iter() if not key.startswith(b"_kombu.binding.")]
-        if keys:
-            client.delete(*keys)
-        client.close()
-    else:
-        with celery_app.connection_for_write(url) as conn:
-            celery_app.amqp.TaskConsumer(conn).purge()
+    """Empty this run's task queue on a broker (other runs' queues are left alone)."""
+    with celery_app.connection_for_write(url) as conn:
+        celery_app.amqp.TaskConsumer(conn).purge()
 
 
 class BrokerSwitch:
@@ -235,6 +230,7 @@ def send_task(services):
             senders[broker] = Celery(
                 f"sender-{broker}", broker=services[broker], set_as_current=False
             )
+            senders[broker].conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
         senders[broker].send_task(name, args=args)
 
     yield send
