@@ -107,7 +107,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": _db_name_override or str(BASE_DIR.parent / "tests-db.sqlite3"),
+            "NAME": _db_name_override or os.path.join(tempfile.gettempdir(), "tm-tests.sqlite3"),
             "OPTIONS": _sqlite_options,
             # A file (not :memory:) so a subprocess can open the same test database.
             "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"tm-test-{_run_id}.sqlite3")},

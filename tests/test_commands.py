@@ -68,3 +68,11 @@ def test_resend_force_includes_emails_the_esp_accepted(emails):
     with mock.patch("transactional_mail.tasks.deliver.apply_async"):
         call_command("resend_emails", str(sent.pk), "--force")
     assert Email.objects.get(pk=sent.pk).status == EmailStatus.QUEUED
+
+
+def test_resend_force_never_touches_emails_in_progress(emails):
+    failed, sent = emails
+    Email.objects.filter(pk=sent.pk).update(status=EmailStatus.SENDING)
+    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+        call_command("resend_emails", str(sent.pk), "--force")
+    assert Email.objects.get(pk=sent.pk).status == EmailStatus.SENDING

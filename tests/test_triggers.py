@@ -442,3 +442,52 @@ class TestChecks:
         settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,
                                        "TRIGGERS": {"a": {**BASE, "on": "nope"}}}
         assert "transactional_mail.E009" in [m.id for m in checks.run_checks()]
+
+
+class TestReviewFixes:
+    def test_no_post_delete_receiver_without_a_deleted_trigger(self, use_triggers, customer):
+        """Any post_delete receiver disables Django's fast delete for that model."""
+        from django.db.models.signals import post_delete
+
+        use_triggers(order_confirmation={**BASE, "on": "created"})
+        assert not post_delete.has_listeners(Order)
+        use_triggers(gone={**BASE, "on": "deleted"})
+        assert post_delete.has_listeners(Order)
+        assert not post_delete.has_listeners(Customer)
+
+    def test_changed_on_a_reverse_relation_is_refused(self, settings):
+        found = TestChecks().run(settings, a={"model": "testapp.Customer", "on": "changed",
+                                              "field": "orders", "template": "x",
+                                              "to": "email"})
+        assert "'field' 'orders' is not a field of testapp.Customer" in found[0][1]
+
+    def test_signal_trigger_mistakes(self, settings):
+        found = TestChecks().run(settings, a={
+            "signal": "django.contrib.auth.signals.user_logged_in", "sender": "auth.Usr",
+            "on": "created", "template": "x", "to": "email"})
+        messages = " ".join(message for _, message, _ in found)
+        assert "'on' only go with 'model'" in messages
+        assert "'sender' 'auth.Usr' is neither an installed model" in messages
+
+    def test_too_long_values_are_checked_and_never_abort_the_save(self, use_triggers, customer,
+                                                                   settings):
+        long_key = "k" * 101
+        found = TestChecks().run(settings, **{long_key: {**BASE, "on": "created"}},
+                                 b={**BASE, "on": "created", "category": "c" * 51})
+        assert len(found) == 2
+        # A value only known at the event: a language path that yields 20 characters.
+        use_triggers(b={**BASE, "on": "created", "language": "customer.name"})
+        customer.name = "x" * 20
+        customer.save()
+        with transaction.atomic():
+            new_order(customer)  # the save goes through, on PostgreSQL too
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert "language is 20 characters long; at most 15 fit" in email.last_error
+
+    def test_trigger_rows_cannot_be_deleted_in_the_admin(self, use_triggers, admin_client):
+        use_triggers(order_confirmation={**BASE, "on": "created"})
+        triggers.sync_trigger_rows()
+        row = Trigger.objects.get()
+        response = admin_client.get(f"/admin/transactional_mail/trigger/{row.pk}/delete/")
+        assert response.status_code == 403

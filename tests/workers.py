@@ -173,10 +173,13 @@ def start_worker(
     beat: bool = False,
 ) -> CeleryProcess:
     """Start ``celery -A tests.celery_app worker -P prefork`` and wait for "ready."."""
+    # The node name is unique per test run: RabbitMQ allows one consumer per node's
+    # remote-control queue, and another run may have a worker of the same name.
+    node = f"{name}.{env['TM_TEST_QUEUE']}@%h"
     argv = [
         sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
         "-P", "prefork", "-c", str(concurrency), "--loglevel", "INFO",
-        "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-n", node, "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     if beat:
         argv += ["-B", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]

@@ -70,6 +70,8 @@ def send(
         if existing is not None:
             return existing
 
+    _check_lengths(template_key=template_key, trigger_key=trigger_key, category=category,
+                   language=language, idempotency_key=idempotency_key)
     template_category = _template_category(template_key, language)
     now = timezone.now()
     due = _due_time(now, send_at, delay)
@@ -79,7 +81,7 @@ def send(
         trigger_key=trigger_key,
         category=template_category if category is None else category,
         language=normalize_language(language),
-        from_email=_one_line("from_email", from_email or default_from_email()),
+        from_email=_address_line("from_email", from_email or default_from_email()),
         to=_addresses("to", to),
         cc=_addresses("cc", cc),
         bcc=_addresses("bcc", bcc),
@@ -142,6 +144,22 @@ def record_unsent(
     return email
 
 
+#: The longest value each column of the Email row holds.
+_MAX_LENGTHS = {"template_key": 100, "trigger_key": 100, "category": 50, "language": 15,
+                "idempotency_key": 255}
+
+
+def _check_lengths(**values: str | None) -> None:
+    """Refuse a value the row cannot hold before anything is written: on PostgreSQL a
+    failed INSERT would abort the caller's whole transaction."""
+    for name, value in values.items():
+        if value is not None and len(str(value)) > _MAX_LENGTHS[name]:
+            raise InvalidEmailOption(
+                f"{name} is {len(str(value))} characters long; at most "
+                f"{_MAX_LENGTHS[name]} fit. Shorten it."
+            )
+
+
 def _template_category(key: str, language: str | None) -> str:
     """The category of the template ``key`` would use; ``TemplateNotFound`` if none."""
     languages = EmailTemplate.objects.languages(key)
@@ -191,6 +209,12 @@ def _one_line(option: str, value: str) -> str:
     if "\n" in value or "\r" in value:
         raise InvalidEmailOption(f"{option} contains a line break: {value!r}. Remove it.")
     return value
+
+
+def _address_line(option: str, value: str) -> str:
+    if len(value) > 320:
+        raise InvalidEmailOption(f"{option} is longer than 320 characters: {value[:40]!r}...")
+    return _one_line(option, value)
 
 
 def _addresses(option: str, value: Recipients) -> list[str]:

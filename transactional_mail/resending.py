@@ -12,18 +12,25 @@ from .models import Email, EmailStatus
 #: operator did not ask for: it was never accepted by the ESP, or it was lost to it.
 RESENDABLE_STATUSES = (EmailStatus.FAILED, EmailStatus.CANCELLED, EmailStatus.SUPPRESSED)
 
+#: Emails on their way: never requeued, even with ``force`` (one in "sending" would go
+#: out twice; queued and scheduled ones will go out anyway).
+IN_PROGRESS_STATUSES = (EmailStatus.QUEUED, EmailStatus.SCHEDULED, EmailStatus.SENDING)
+
 
 def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
     """Queue ``emails`` for delivery again; return how many were queued.
 
     Only failed, cancelled and suppressed emails are resent unless ``force`` is given
-    (which also resends emails the ESP accepted: the operator's explicit choice). The
+    (which also resends emails the ESP accepted: the operator's explicit choice). Emails
+    still queued, scheduled or sending are never touched. The
     attempt counter restarts so the retry budget applies afresh; the log keeps the last
     error until the next attempt replaces it.
     """
     from .tasks import enqueue_delivery
 
-    if not force:
+    if force:
+        emails = emails.exclude(status__in=IN_PROGRESS_STATUSES)
+    else:
         emails = emails.filter(status__in=RESENDABLE_STATUSES)
     now = timezone.now()
     with transaction.atomic():

@@ -216,10 +216,6 @@ def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
 
     model = apps.get_model(definition["model"]) if definition.get("model") else None
     signal = import_string(definition["signal"]) if definition.get("signal") else None
-    sender = definition.get("sender")
-    if isinstance(sender, str):
-        sender = apps.get_model(sender) if "." in sender and sender.count(".") == 1 \
-            else import_string(sender)
     return Trigger(
         key=key,
         template=definition["template"],
@@ -231,7 +227,7 @@ def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
         to_value=definition.get("to_value", _UNSET),
         signal=signal,
         instance_arg=definition.get("instance_arg", "instance"),
-        sender=sender,
+        sender=_resolve_sender(definition.get("sender")),
         when=_condition(definition.get("when")),
         cancel_when=_condition(definition.get("cancel_when")),
         to=_recipients(definition["to"]),
@@ -247,8 +243,9 @@ def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
 
 def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
     """Every mistake in one trigger definition, as (message, hint) pairs; no DB access."""
-    if not isinstance(key, str):
-        return [(f"the trigger key {key!r} is not a string.", "Use a name like 'welcome'.")]
+    if not isinstance(key, str) or not 0 < len(key) <= 100:
+        return [(f"the trigger key {key!r} is not a string of 1 to 100 characters.",
+                 "Use a name like 'welcome'.")]
     if not isinstance(definition, Mapping):
         return [("the definition must be a dict.",
                  "See the triggers guide for the keys a trigger takes.")]
@@ -265,6 +262,10 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
     except ValidationError:
         problems.append((f"'template' is {template!r}; it must be a template key (a slug).",
                          "Give the key of an EmailTemplate, e.g. 'order_confirmation'."))
+    category = definition.get("category")
+    if category is not None and not (isinstance(category, str) and len(category) <= 50):
+        problems.append((f"'category' is {category!r}; it must be a string of at most 50 "
+                         "characters.", "For example 'orders' or 'account'."))
     if "to" not in definition:
         problems.append(("'to' is missing.", "Give an attribute path like 'customer.email', "
                                              "a list of paths, or a dotted callable."))
@@ -328,7 +329,9 @@ def _model_problems(definition, problems) -> type[models.Model] | None:
     if on == "changed":
         name = definition.get("field")
         try:
-            model._meta.get_field(name)
+            model_field = model._meta.get_field(name)
+            if not model_field.concrete or model_field.many_to_many:
+                raise FieldDoesNotExist(name)  # a relation stored elsewhere: no old value
         except (FieldDoesNotExist, TypeError):
             names = [f.name for f in model._meta.concrete_fields]
             close = difflib.get_close_matches(str(name), names, n=1)
@@ -343,10 +346,38 @@ def _model_problems(definition, problems) -> type[models.Model] | None:
 
 def _signal_problems(definition, problems) -> None:
     signal = definition.get("signal")
-    if signal and not isinstance(_import_or_none(signal), Signal):
+    if not signal:
+        if "sender" in definition or "instance_arg" in definition:
+            problems.append(("'sender' and 'instance_arg' only go with 'signal'.",
+                             "Remove them, or use 'signal' instead of 'model'."))
+        return
+    if not isinstance(_import_or_none(signal), Signal):
         problems.append((f"'signal' {signal!r} does not import as a Django Signal.",
                          "Use a dotted path such as "
                          "'django.contrib.auth.signals.user_logged_in'."))
+    misplaced = [name for name in ("on", "field", "from_value", "to_value")
+                 if name in definition]
+    if misplaced:
+        problems.append((f"{', '.join(map(repr, misplaced))} only go with 'model'.",
+                         "A signal trigger fires on every send of the signal; filter with "
+                         "'sender' or 'when'."))
+    sender = definition.get("sender")
+    if sender is not None and _resolve_sender(sender) is None:
+        problems.append((f"'sender' {sender!r} is neither an installed model "
+                         "('app_label.Model') nor a dotted path that imports.",
+                         "Use e.g. 'auth.User', or remove 'sender' to accept any sender."))
+
+
+def _resolve_sender(sender: Any) -> Any:
+    """The sender a signal trigger accepts: a model label, a dotted path, or an object."""
+    if not isinstance(sender, str):
+        return sender
+    if sender.count(".") == 1:
+        try:
+            return apps.get_model(sender)
+        except (LookupError, ValueError):
+            pass
+    return _import_or_none(sender)
 
 
 def _path_problems(name, path, model, problems, lookup=None) -> None:
@@ -414,8 +445,6 @@ def _tracked_fields(model: type[models.Model]) -> set[str]:
 def connect() -> None:
     """Connect the receivers the current settings need (from ``ready()`` and on change)."""
     post_save.connect(_model_saved, weak=False, dispatch_uid="transactional_mail.post_save")
-    post_delete.connect(_model_deleted, weak=False,
-                        dispatch_uid="transactional_mail.post_delete")
     setting_changed.connect(_settings_changed, weak=False,
                             dispatch_uid="transactional_mail.setting_changed")
     try:
@@ -426,6 +455,11 @@ def connect() -> None:
         uid = f"transactional_mail.track.{model._meta.label}"
         post_init.connect(_remember_values, sender=model, weak=False, dispatch_uid=uid)
         pre_save.connect(_load_unknown_values, sender=model, weak=False, dispatch_uid=uid)
+    # Only models with a "deleted" trigger: any post_delete receiver turns off Django's
+    # fast (signal-free) delete for that model.
+    for model in {t.model for t in triggers.values() if t.on == "deleted"}:
+        post_delete.connect(_model_deleted, sender=model, weak=False,
+                            dispatch_uid=f"transactional_mail.deleted.{model._meta.label}")
     for trigger in triggers.values():
         if trigger.signal is not None:
             trigger.signal.connect(_signal_receiver(trigger.key), weak=False,
@@ -436,6 +470,9 @@ def connect() -> None:
 def disconnect() -> None:
     """Undo ``connect()`` for the settings it was called with."""
     for trigger in _cache.pop("connected", {}).values():
+        if trigger.on == "deleted":
+            uid = f"transactional_mail.deleted.{trigger.model._meta.label}"
+            post_delete.disconnect(sender=trigger.model, dispatch_uid=uid)
         if trigger.on == "changed":
             uid = f"transactional_mail.track.{trigger.model._meta.label}"
             post_init.disconnect(sender=trigger.model, dispatch_uid=uid)

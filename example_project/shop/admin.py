@@ -1,18 +1,25 @@
-"""Admin of the shop. The emails themselves are in the Transactional mail section."""
+"""Admin of the shop. The emails themselves are in the Transactional mail section.
 
-from django.conf import settings
+Changing an order's status here (in its form, or with the actions below) fires the same
+triggers as the shop's buttons: the triggers listen to the model, not to the views. The
+actions save each order; a ``queryset.update()`` would send no signal, so no email.
+"""
+
+import uuid
+
 from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from . import mail
-from .models import Customer, Order, OrderLine
+from .models import Customer, KnownDevice, Order, OrderLine
 
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["name", "email", "language", "created_at"]
+    list_display = ["name", "email", "language", "user", "created_at"]
     search_fields = ["name", "email"]
+    raw_id_fields = ["user"]
     actions = ["send_password_reset"]
 
     @admin.action(description=_("Send a password reset email"))
@@ -34,29 +41,46 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["customer__email", "customer__name", "tracking_number"]
     inlines = [OrderLineInline]
-    actions = ["ship", "resend_confirmation"]
+    actions = ["ship", "deliver", "refund", "email_invoice"]
 
-    @admin.action(description=_("Mark shipped and send the shipping update"))
+    def _change_status(self, request, queryset, status):
+        changed = 0
+        with transaction.atomic():
+            for order in queryset.select_for_update():
+                if order.status not in Order.TRANSITIONS[status]:
+                    continue
+                order.status = status
+                if status == Order.Status.SHIPPED:
+                    order.tracking_number = uuid.uuid4().hex[:12].upper()
+                order.save()  # fires the trigger bound to this status change
+                changed += 1
+        self.message_user(request, f"{changed} order(s) {status.label}; their emails are queued.")
+
+    @admin.action(description=_("Mark shipped (trigger: shipping update)"))
     def ship(self, request, queryset):
-        import uuid
+        self._change_status(request, queryset, Order.Status.SHIPPED)
 
-        shipped = 0
-        with transaction.atomic():
-            for order in queryset.select_for_update().filter(status=Order.Status.PAID):
-                order.status = Order.Status.SHIPPED
-                order.tracking_number = uuid.uuid4().hex[:12].upper()
-                order.save()
-                mail.send_shipping_update(order, delay=settings.SHOP_SHIPPING_EMAIL_DELAY)
-                shipped += 1
-        self.message_user(request, f"{shipped} order(s) shipped; shipping updates scheduled.")
+    @admin.action(description=_("Mark delivered (trigger: review request, delayed)"))
+    def deliver(self, request, queryset):
+        self._change_status(request, queryset, Order.Status.DELIVERED)
 
-    @admin.action(description=_("Queue the order confirmation (once per order)"))
-    def resend_confirmation(self, request, queryset):
-        # The idempotency key makes this a no-op for orders already confirmed.
+    @admin.action(description=_("Refund (trigger: refund email; cancels the review request)"))
+    def refund(self, request, queryset):
+        self._change_status(request, queryset, Order.Status.REFUNDED)
+
+    @admin.action(description=_("Email the invoice again (a direct send())"))
+    def email_invoice(self, request, queryset):
         with transaction.atomic():
-            emails = [mail.send_order_confirmation(order) for order in queryset]
+            emails = [mail.send_invoice(order) for order in queryset.select_related("customer")]
         self.message_user(
             request,
-            "Order confirmations: " + ", ".join(f"#{e.pk} {e.status}" for e in emails),
+            "Invoices queued: " + ", ".join(f"#{e.pk}" for e in emails),
             messages.INFO,
         )
+
+
+@admin.register(KnownDevice)
+class KnownDeviceAdmin(admin.ModelAdmin):
+    list_display = ["user", "user_agent", "ip_address", "first_seen", "last_seen"]
+    search_fields = ["user__username", "user__email", "user_agent", "ip_address"]
+    list_select_related = ["user"]

@@ -1,7 +1,10 @@
-"""The demo's seed data: a branded layout, four email templates and two customers.
+"""The demo's seed data: a branded layout, the shop's email templates and two customers.
 
-``seed()`` creates what is missing and never overwrites rows that exist, so edits made in
-the admin survive a restart of the demo.
+One template per trigger in ``TRANSACTIONAL_MAIL["TRIGGERS"]`` (welcome,
+order_confirmation, shipping_update, review_request, order_refunded, login_alert), plus
+password_reset for the direct ``send()``; each with a sample context (example data for
+previews). ``seed()`` creates what is missing and never overwrites rows that exist, so edits
+made in the admin survive a restart of the demo.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ ORDER_SAMPLE = {
         "id": 1,
         "number": "A00001",
         "status": "paid",
+        "status_display": "paid",
         "date": "23 November 2026",
         "total": "$36.50",
         "url": "http://127.0.0.1:8000/#order-1",
@@ -94,6 +98,30 @@ ORDER_SAMPLE = {
         {"product": "Sticker pack", "quantity": 1, "unit_price": "$4.50", "subtotal": "$4.50"},
         {"product": "T-shirt", "quantity": 1, "unit_price": "$8.00", "subtotal": "$8.00"},
     ],
+}
+
+REVIEW_SAMPLE = {
+    **ORDER_SAMPLE,
+    "order": {**ORDER_SAMPLE["order"], "status": "delivered", "status_display": "delivered"},
+    "items": [
+        {**item, "review_url": f"http://127.0.0.1:8000/?review={item['product']}#order-1"}
+        for item in ORDER_SAMPLE["items"]
+    ],
+}
+REFUND_SAMPLE = {
+    **ORDER_SAMPLE,
+    "order": {**ORDER_SAMPLE["order"], "status": "refunded", "status_display": "refunded"},
+}
+LOGIN_SAMPLE = {
+    "user": {"name": "Ada Lovelace", "first_name": "Ada", "email": "ada@example.com"},
+    "device": {
+        "summary": "Firefox on Linux",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "ip_address": "203.0.113.7",
+    },
+    "login_time": "2026-11-23T16:41:07.123Z",
+    "shop": CUSTOMER_SAMPLE["shop"],
+    "reset_url": "http://127.0.0.1:8000/#password-reset",
 }
 
 ITEMS_TABLE = """<table class="items">
@@ -144,8 +172,8 @@ TEMPLATES = [
         "category": "account",
         "subject": "Welcome to {{ shop.name }}, {{ customer.first_name }}",
         "html": """<h1>Welcome, {{ customer.first_name }}!</h1>
-<p>Your {{ shop.name }} account is ready. You will find your orders and their status on
-our site.</p>
+<p>Thank you for choosing {{ shop.name }}. You will find your orders and their status on
+our site, and we will email you at every step: payment, shipping, delivery.</p>
 <p><a class="button" href="{{ shop.url }}">Visit the shop</a></p>
 <p>Questions? Reply to this email or write to {{ shop.support_email }}.</p>""",
         "text": "",
@@ -191,6 +219,59 @@ If you did not ask for it, ignore this email: your password stays the same.""",
         "text": "",
         "sample_context": ORDER_SAMPLE,
     },
+    {
+        "key": "review_request",
+        "language": "",
+        "category": "reviews",
+        "subject": "How do you like your order {{ order.number }}, {{ customer.first_name }}?",
+        "html": """<h1>How was it, {{ customer.first_name }}?</h1>
+<p>Your order <strong>{{ order.number }}</strong> arrived a little while ago. A few words
+about what you bought help other customers choose, and help us do better.</p>
+<table class="items">
+  <tr><th>Product</th><th></th></tr>
+  {% for item in items %}<tr>
+    <td>{{ item.product }}</td><td><a href="{{ item.review_url }}">Write a review</a></td>
+  </tr>
+  {% endfor %}</table>
+<p>Something wrong with the order? Just reply: {{ shop.support_email }} reads every email.</p>""",
+        "text": "",
+        "sample_context": REVIEW_SAMPLE,
+    },
+    {
+        "key": "order_refunded",
+        "language": "",
+        "category": "orders",
+        "subject": "Your order {{ order.number }} has been refunded",
+        "html": """<h1>Refund on its way</h1>
+<p>Hello {{ customer.first_name }}, we have refunded your order
+<strong>{{ order.number }}</strong>: {{ order.total }} goes back to your card within a few
+days.</p>
+"""
+        + ITEMS_TABLE
+        + """
+<p>Questions about the refund? Reply to this email.</p>""",
+        "text": "",
+        "sample_context": REFUND_SAMPLE,
+    },
+    {
+        "key": "login_alert",
+        "language": "",
+        "category": "security",
+        "subject": "New login to your {{ shop.name }} account",
+        "html": """<h1>New login from {{ device.summary }}</h1>
+<p>Hello {{ user.first_name|default:user.name }}, your {{ shop.name }} account
+({{ user.email }}) was just used to log in from a device we had not seen before:</p>
+<table class="items">
+  <tr><td>Device</td><td>{{ device.summary }}<br>
+    <small>{{ device.user_agent|default:"(no user agent)" }}</small></td></tr>
+  <tr><td>IP address</td><td>{{ device.ip_address|default:"unknown" }}</td></tr>
+  <tr><td>Time</td><td>{{ login_time|as_datetime|date:"j F Y, H:i" }} UTC</td></tr>
+</table>
+<p>If this was you, there is nothing to do. If it was not, reset your password now:</p>
+<p><a class="button" href="{{ reset_url }}">Reset my password</a></p>""",
+        "text": "",
+        "sample_context": LOGIN_SAMPLE,
+    },
 ]
 
 CUSTOMERS = [
@@ -226,10 +307,10 @@ def seed() -> list[str]:
         if template_created:
             language = f" [{template['language']}]" if template["language"] else ""
             created.append(f"template {template['key']}{language}")
-    for customer in CUSTOMERS:
-        _row, customer_created = Customer.objects.get_or_create(
-            email=customer["email"], defaults=customer
-        )
-        if customer_created:
-            created.append(f"customer {customer['email']}")
+    # bulk_create sends no post_save signal, so the "welcome" trigger does not fire:
+    # seeding is not a sign-up.
+    existing = set(Customer.objects.values_list("email", flat=True))
+    missing = [Customer(**customer) for customer in CUSTOMERS if customer["email"] not in existing]
+    Customer.objects.bulk_create(missing)
+    created += [f"customer {customer.email}" for customer in missing]
     return created

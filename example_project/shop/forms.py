@@ -1,4 +1,5 @@
 from django import forms
+from django.contrib.auth import get_user_model
 
 from .catalog import PRODUCTS, money
 
@@ -13,6 +14,24 @@ class OrderForm(forms.Form):
         choices=[(key, f"{name} ({money(price)})") for key, (name, price) in PRODUCTS.items()]
     )
     quantity = forms.IntegerField(min_value=1, max_value=10, initial=1)
+
+
+class SignUpForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    email = forms.EmailField()
+    password = forms.CharField(widget=forms.PasswordInput, min_length=3)
+    language = forms.ChoiceField(choices=LANGUAGES, required=False)
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].lower()
+        if get_user_model().objects.filter(username=email).exists():
+            raise forms.ValidationError("An account with this address exists: log in.")
+        return email
+
+
+class LoginForm(forms.Form):
+    email = forms.EmailField()
+    password = forms.CharField(widget=forms.PasswordInput)
 
 
 class PasswordResetForm(forms.Form):

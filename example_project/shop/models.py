@@ -1,9 +1,10 @@
-"""A tiny shop: customers place orders made of lines."""
+"""A tiny shop: customers place orders made of lines; account holders log in."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -16,6 +17,15 @@ class Customer(models.Model):
         max_length=15,
         blank=True,
         help_text=_("Language of the emails this customer gets, e.g. fr-ca. Blank: default."),
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="customer",
+        verbose_name=_("user"),
+        help_text=_("The account of a customer who signed up; blank for a guest checkout."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -37,15 +47,25 @@ class Customer(models.Model):
 
 class Order(models.Model):
     class Status(models.TextChoices):
+        PENDING = "pending", _("awaiting payment")
         PAID = "paid", _("paid")
         SHIPPED = "shipped", _("shipped")
+        DELIVERED = "delivered", _("delivered")
+        REFUNDED = "refunded", _("refunded")
         CANCELLED = "cancelled", _("cancelled")
+
+    #: The status changes the shop's buttons offer: new status -> statuses it may follow.
+    TRANSITIONS = {
+        Status.SHIPPED: {Status.PAID},
+        Status.DELIVERED: {Status.SHIPPED},
+        Status.REFUNDED: {Status.PAID, Status.SHIPPED, Status.DELIVERED},
+    }
 
     customer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, related_name="orders", verbose_name=_("customer")
     )
     status = models.CharField(
-        _("status"), max_length=20, choices=Status.choices, default=Status.PAID
+        _("status"), max_length=20, choices=Status.choices, default=Status.PENDING
     )
     tracking_number = models.CharField(_("tracking number"), max_length=50, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -86,3 +106,35 @@ class OrderLine(models.Model):
     @property
     def subtotal(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+class KnownDevice(models.Model):
+    """A browser (user agent and IP address) a user has logged in from.
+
+    The login alert trigger (``shop.devices.is_new_device``) compares each login with
+    these rows; ``shop.devices.remember_device`` adds or refreshes one at every login.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="known_devices",
+        verbose_name=_("user"),
+    )
+    user_agent = models.CharField(_("user agent"), max_length=255, blank=True)
+    ip_address = models.CharField(_("IP address"), max_length=45, blank=True)
+    first_seen = models.DateTimeField(_("first seen"), auto_now_add=True)
+    last_seen = models.DateTimeField(_("last seen"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("known device")
+        verbose_name_plural = _("known devices")
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "user_agent", "ip_address"], name="shop_knowndevice_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_agent or '?'} from {self.ip_address or '?'}"

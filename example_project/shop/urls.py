@@ -6,9 +6,17 @@ app_name = "shop"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("signup/", views.sign_up, name="signup"),
+    path("login/", views.log_in, name="login"),
+    path("logout/", views.log_out, name="logout"),
     path("order/", views.place_order, name="order"),
-    path("orders/<int:pk>/ship/", views.ship_order, name="ship"),
+    *[
+        path(f"orders/<int:pk>/{action}/", views.change_order, {"action": action},
+             name=action)
+        for action in views.ACTIONS  # ship, deliver, refund
+    ],
     path("orders/<int:pk>/emails.json", views.order_emails, name="order-emails"),
+    path("emails.json", views.recent_emails, name="emails"),
     path("password-reset/", views.password_reset, name="password-reset"),
     path("reset/<str:token>/", views.reset, name="reset"),
 ]

@@ -9,7 +9,6 @@ The environment variables read below switch each part to a real service.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import django
@@ -37,10 +36,9 @@ SHOP_HOST = os.environ.get("SHOP_HOST", "127.0.0.1")
 SHOP_PORT = int(os.environ.get("SHOP_PORT", "8000"))
 FAKE_ESP_PORT = int(os.environ.get("FAKE_ESP_PORT", "8025"))
 SHOP_BASE_URL = os.environ.get("SHOP_BASE_URL", f"http://{SHOP_HOST}:{SHOP_PORT}")
-#: The shipping update waits this long after an order ships, to show scheduled emails.
-SHOP_SHIPPING_EMAIL_DELAY = timedelta(
-    seconds=int(os.environ.get("SHOP_SHIPPING_EMAIL_DELAY", "20"))
-)
+#: How long after delivery the review request goes out: "7d" in a shop; the demo
+#: command sets "30s" (its --review-delay option) so that a visitor sees it arrive.
+SHOP_REVIEW_DELAY = os.environ.get("SHOP_REVIEW_DELAY", "7d")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -190,6 +188,93 @@ TRANSACTIONAL_MAIL = {
     "RETRY_BACKOFF": 5,
     "RETRY_BACKOFF_MAX": 300,
     "SWEEP_INTERVAL": 30,
+    # The shop's emails, bound to its events. The shop's code only changes its data; each
+    # matching save (or login) queues one Email row per recipient in the same transaction.
+    # Strings name callables in shop/mail.py and shop/devices.py, or attribute paths.
+    "TRIGGERS": {
+        "welcome": {
+            "description": "A new customer: sign-up, or a first order as a guest.",
+            "model": "shop.Customer",
+            "on": "created",
+            "template": "welcome",
+            "to": "mailbox",
+            "context": "shop.mail.customer_context",
+            "language": "language",
+            "category": "account",
+            "once": True,
+        },
+        "order_confirmation": {
+            # Not "created": an order is inserted before its lines, and paid after them.
+            "description": "The order is paid: confirmation with the invoice attached.",
+            "model": "shop.Order",
+            "on": "changed",
+            "field": "status",
+            "to_value": "paid",
+            "template": "order_confirmation",
+            "to": "customer.mailbox",
+            "context": "shop.mail.order_context",
+            "language": "customer.language",
+            "reply_to": ["Demo Shop support <support@example.com>"],
+            "category": "orders",
+            "tags": ["orders"],
+            "attachments": "shop.mail.invoice_attachments",
+            "once": True,  # one per order and address, even if it is paid twice
+        },
+        "shipping_update": {
+            "description": "The order has shipped, with its tracking number.",
+            "model": "shop.Order",
+            "on": "changed",
+            "field": "status",
+            "to_value": "shipped",
+            "template": "shipping_update",
+            "to": "customer.mailbox",
+            "context": "shop.mail.order_context",
+            "language": "customer.language",
+            "category": "orders",
+            "tags": ["orders"],
+        },
+        "review_request": {
+            "description": "Some time after delivery, unless the order was refunded.",
+            "model": "shop.Order",
+            "on": "changed",
+            "field": "status",
+            "to_value": "delivered",
+            "delay": SHOP_REVIEW_DELAY,
+            "cancel_when": {"status": "refunded"},
+            "template": "review_request",
+            "to": "customer.mailbox",
+            "context": "shop.mail.review_context",
+            "language": "customer.language",
+            "category": "reviews",
+            "tags": ["reviews"],
+            "once": True,
+        },
+        "order_refunded": {
+            "description": "The order was refunded.",
+            "model": "shop.Order",
+            "on": "changed",
+            "field": "status",
+            "to_value": "refunded",
+            "template": "order_refunded",
+            "to": "customer.mailbox",
+            "context": "shop.mail.order_context",
+            "language": "customer.language",
+            "reply_to": ["Demo Shop support <support@example.com>"],
+            "category": "orders",
+            "tags": ["orders"],
+        },
+        "login_alert": {
+            "description": "A login from a device the user has not used before.",
+            "signal": "django.contrib.auth.signals.user_logged_in",
+            "instance_arg": "user",
+            "when": "shop.devices.is_new_device",  # (user, request) -> bool
+            "template": "login_alert",
+            "to": "email",
+            "context": "shop.mail.login_context",  # (user, request) -> dict
+            "language": "shop.mail.user_language",
+            "category": "security",
+        },
+    },
 }
 
 LOGGING = {

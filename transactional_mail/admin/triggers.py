@@ -44,6 +44,10 @@ class TriggerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # A deleted row comes back enabled on the next sync: that would undo a switch-off.
+        return False
+
     def _definition(self, obj) -> dict:
         return (get_setting("TRIGGERS") or {}).get(obj.key) or {}
 

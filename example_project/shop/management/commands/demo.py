@@ -3,6 +3,9 @@
 Migrates, creates the admin user (admin / admin), seeds the layout, templates and
 customers, then runs as child processes: the fake ESP, a Celery worker with beat inside
 it (-B, DatabaseScheduler) and the development server. Ctrl-C stops them all.
+
+The children get ``SHOP_REVIEW_DELAY`` (``--review-delay``, 30s by default) so that the
+review request, a trigger delayed by 7 days in a real shop, arrives while you watch.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from shop.demo_data import seed
 PROJECT_DIR = Path(__file__).resolve().parents[3]  # example_project/
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"  # demo only: say so wherever it is printed
+#: The review request's delay in the demo (the settings' default, for a real shop, is 7d).
+DEMO_REVIEW_DELAY = "30s"
 
 
 class Command(BaseCommand):
@@ -43,8 +48,23 @@ class Command(BaseCommand):
             action="store_true",
             help="Migrate and seed, then exit without starting any process.",
         )
+        parser.add_argument(
+            "--review-delay",
+            default=os.environ.get("SHOP_REVIEW_DELAY", DEMO_REVIEW_DELAY),
+            help="How long after delivery the review request goes out, e.g. 30s, 2m, 7d "
+            f"(default: $SHOP_REVIEW_DELAY, else {DEMO_REVIEW_DELAY}: short, so that you "
+            "see it arrive; a real shop waits 7d).",
+        )
 
     def handle(self, *args, **options):
+        from transactional_mail.api import parse_delay
+        from transactional_mail.exceptions import InvalidEmailOption
+
+        try:
+            parse_delay(options["review_delay"])
+        except InvalidEmailOption as err:
+            raise CommandError(f"--review-delay: {err}") from err
+        self.review_delay = options["review_delay"]
         self.setup()
         if options["setup_only"]:
             return
@@ -78,6 +98,9 @@ class Command(BaseCommand):
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
+            # Read by the settings of the web server (which queues the review request)
+            # and of the worker (which re-checks the trigger when it is due).
+            "SHOP_REVIEW_DELAY": self.review_delay,
             "DJANGO_SETTINGS_MODULE": os.environ.get(
                 "DJANGO_SETTINGS_MODULE", "shop_site.settings"
             ),
@@ -197,6 +220,10 @@ class Command(BaseCommand):
         else:
             lines.append(f"  Email:       {settings.EMAIL_BACKEND} (a real ESP)")
         lines += [
+            f"  Triggers:    {len(settings.TRANSACTIONAL_MAIL.get('TRIGGERS', {}))} in "
+            "TRANSACTIONAL_MAIL['TRIGGERS']; switch them off in the admin (Triggers)",
+            f"  Reviews:     the review request goes out {self.review_delay} after an order "
+            "is marked delivered (--review-delay / SHOP_REVIEW_DELAY; a shop would use 7d)",
             f"  Broker:      {settings.CELERY_BROKER_URL.split('@')[-1]}",
             f"  Data:        {settings.DATA_DIR}",
             "Press Ctrl-C to stop everything.",
