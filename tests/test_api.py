@@ -251,3 +251,8 @@ def test_queue_setting_routes_the_task(template, enqueued, settings,
 def test_parse_delay_rejects_bool():
     with pytest.raises(InvalidEmailOption):
         api.parse_delay(True)
+
+
+def test_metadata_that_is_not_json_names_metadata(template):
+    with pytest.raises(ContextNotSerializable, match=r"^metadata\['order'\] is a object"):
+        transactional_mail.send("order_confirmation", "a@example.com", metadata={"order": object()})

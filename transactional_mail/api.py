@@ -285,10 +285,7 @@ def snapshot(data: Any, *, name: str = "context") -> Any:
         return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))
     except (TypeError, ValueError):
         path, value = _first_unserializable(data)
-        error = ContextNotSerializable(path, value)
-        if name != "context":
-            error.args = (error.args[0].replace("context", name, 1),)
-        raise error from None
+        raise ContextNotSerializable(path, value, name) from None
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None), Decimal, UUID, datetime.date, datetime.time,

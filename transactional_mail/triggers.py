@@ -730,8 +730,8 @@ def sync_trigger_rows(using: str = "default", **kwargs) -> None:
 
     from .models import Trigger as TriggerSwitch
 
-    keys = set((get_setting("TRIGGERS") or {}).keys()) if isinstance(
-        get_setting("TRIGGERS"), Mapping) else set()
+    definitions = get_setting("TRIGGERS")
+    keys = set(definitions) if isinstance(definitions, Mapping) else set()
     try:
         existing = set(TriggerSwitch.objects.using(using).values_list("key", flat=True))
         TriggerSwitch.objects.using(using).bulk_create(
