@@ -35,6 +35,7 @@ from .models import (
 from .models.log import CLAIMABLE_STATUSES
 from .models.suppression import normalize_address
 from .models.templates import language_fallbacks
+from .rendering import render_email
 from .retries import attempts_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -110,8 +111,6 @@ def _render_and_send(email: Email) -> Outcome:
     if email.template_revision_id is None and not _choose_revision(email):
         languages = language_fallbacks(email.language)
         return _fail(email, Failure.PERMANENT, TemplateNotFound(email.template_key, languages))
-
-    from .rendering import render_email
 
     try:
         rendered = render_email(
