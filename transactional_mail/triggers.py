@@ -423,10 +423,15 @@ def all_triggers() -> dict[str, Trigger]:
                     for key, definition in (get_setting("TRIGGERS") or {}).items()}
         _cache["triggers"] = triggers
         by_model: dict[type, list[Trigger]] = {}
+        tracked: dict[type, dict[str, str]] = {}
         for trigger in triggers.values():
             if trigger.model is not None:
                 by_model.setdefault(trigger.model, []).append(trigger)
+            if trigger.on == "changed":
+                attname = trigger.model._meta.get_field(trigger.field).attname
+                tracked.setdefault(trigger.model, {})[trigger.field] = attname
         _cache["by_model"] = by_model
+        _cache["tracked"] = tracked
     return triggers
 
 
@@ -435,8 +440,13 @@ def triggers_for_model(model: type[models.Model]) -> list[Trigger]:
     return _cache["by_model"].get(model, [])
 
 
-def _tracked_fields(model: type[models.Model]) -> set[str]:
-    return {trigger.field for trigger in triggers_for_model(model) if trigger.on == "changed"}
+def _tracked_fields(model: type[models.Model]) -> dict[str, str]:
+    """``{field name: attname}`` of the model's fields that "changed" triggers watch.
+
+    Worked out once per settings: ``post_init`` asks for it on every row a query loads.
+    """
+    all_triggers()
+    return _cache["tracked"].get(model, {})
 
 
 # --- Receivers ---------------------------------------------------------------------------
@@ -503,8 +513,7 @@ def _remember_values(sender, instance, only=None, **kwargs) -> None:
     """
     loaded = instance.__dict__
     remembered = loaded.setdefault("_transactional_mail_initial", {})
-    for name in _tracked_fields(sender):
-        attname = sender._meta.get_field(name).attname
+    for name, attname in _tracked_fields(sender).items():
         if attname in loaded and (only is None or name in only or attname in only):
             remembered[name] = loaded[attname]
 
@@ -517,9 +526,10 @@ def _load_unknown_values(sender, instance, raw=False, using=None, **kwargs) -> N
     if instance._state.adding:
         # Built by hand with a primary key: what it holds may not be what the row holds.
         initial.clear()
-    missing = [name for name in _tracked_fields(sender) if name not in initial]
+    tracked = _tracked_fields(sender)
+    missing = [name for name in tracked if name not in initial]
     if missing:
-        attnames = [sender._meta.get_field(name).attname for name in missing]
+        attnames = [tracked[name] for name in missing]
         row = sender._base_manager.using(using).filter(pk=instance.pk).values(*attnames).first()
         if row is not None:
             for name, attname in zip(missing, attnames, strict=True):
