@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from functools import partial
 from typing import Any
-from uuid import UUID
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import File
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from .conf import default_from_email
-from .exceptions import ContextNotSerializable, InvalidEmailOption, TemplateNotFound
+from .exceptions import InvalidEmailOption, TemplateNotFound
 from .models import Email, EmailStatus, EmailTemplate
 from .models.templates import language_fallbacks, normalize_language
+from .snapshots import json_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +84,9 @@ def send(
         reply_to=_addresses("reply_to", reply_to),
         headers=_headers(headers),
         tags=[_one_line("tags", str(tag)) for tag in tags or ()],
-        metadata=snapshot(metadata or {}, name="metadata"),
+        metadata=json_snapshot(metadata or {}, name="metadata"),
         attachments=[_attachment(item) for item in attachments or ()],
-        context=snapshot(context or {}),
+        context=json_snapshot(context or {}),
         idempotency_key=idempotency_key,
         next_attempt_at=due,
     )
@@ -274,41 +270,3 @@ def _attachment(item: Any) -> dict[str, str]:
         "mimetype": mimetype,
         "content": base64.b64encode(bytes(content)).decode("ascii"),
     }
-
-
-def snapshot(data: Any, *, name: str = "context") -> Any:
-    """Return ``data`` as the plain JSON it will be stored as.
-
-    Raises ``ContextNotSerializable`` naming the first offending key.
-    """
-    try:
-        return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))
-    except (TypeError, ValueError):
-        path, value = _first_unserializable(data)
-        raise ContextNotSerializable(path, value, name) from None
-
-
-_JSON_SCALARS = (str, int, float, bool, type(None), Decimal, UUID, datetime.date, datetime.time,
-                 datetime.timedelta)
-
-
-def _first_unserializable(data: Any, path: str = "") -> tuple[str, Any]:
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            if not isinstance(key, str):
-                return f"{path}[{key!r}] (key)", key
-            found = _first_unserializable(value, f"{path}[{key!r}]")
-            if found[0] is not None:
-                return found
-        return None, None
-    if isinstance(data, (list, tuple)):
-        for index, value in enumerate(data):
-            found = _first_unserializable(value, f"{path}[{index}]")
-            if found[0] is not None:
-                return found
-        return None, None
-    if isinstance(data, float) and not math.isfinite(data):
-        return path, data
-    if isinstance(data, _JSON_SCALARS):
-        return None, None
-    return path or "", data

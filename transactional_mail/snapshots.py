@@ -1,14 +1,20 @@
-"""Turning model data into the plain JSON a template may see."""
+"""Turning data into the plain JSON a template may see and the send log stores."""
 
 from __future__ import annotations
 
 import datetime
+import json
+import math
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.fields.files import FieldFile
+
+from .exceptions import ContextNotSerializable
 
 #: Values stored as they are (Django's JSON encoder writes Decimal, dates and UUIDs as text).
 _PLAIN = (str, int, float, bool, type(None), Decimal, uuid.UUID, datetime.date,
@@ -67,3 +73,37 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [plain(item) for item in value]
     return str(value)
+
+
+def json_snapshot(data: Any, *, name: str = "context") -> Any:
+    """Return ``data`` as the plain JSON it will be stored as.
+
+    Raises ``ContextNotSerializable`` naming the first offending key.
+    """
+    try:
+        return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))
+    except (TypeError, ValueError):
+        path, value = _first_unserializable(data)
+        raise ContextNotSerializable(path, value, name) from None
+
+
+def _first_unserializable(data: Any, path: str = "") -> tuple[str, Any]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                return f"{path}[{key!r}] (key)", key
+            found = _first_unserializable(value, f"{path}[{key!r}]")
+            if found[0] is not None:
+                return found
+        return None, None
+    if isinstance(data, (list, tuple)):
+        for index, value in enumerate(data):
+            found = _first_unserializable(value, f"{path}[{index}]")
+            if found[0] is not None:
+                return found
+        return None, None
+    if isinstance(data, float) and not math.isfinite(data):
+        return path, data
+    if isinstance(data, _PLAIN):
+        return None, None
+    return path or "", data
