@@ -9,7 +9,15 @@ printed is the median of those per-round ratios:
 
 - no trigger on the model;
 - one matching ``created`` trigger (one extra INSERT and one on_commit publish);
-- five triggers on the model that do not match a create.
+- five triggers on the model that do not match a create;
+
+and, to show where a matching save's extra time goes, two more cases in the same rounds:
+
+- the database floor: no trigger, and after the save the very INSERT a matching trigger
+  issues for its Email row, replayed as raw SQL: what the database alone charges for the
+  issue's "one extra INSERT", with no app code around it;
+- one matching trigger with the on_commit publish replaced by a no-op: everything but
+  the broker publish.
 
 The broker is Kombu's in-process ``memory://`` transport, so the figure is the app's
 cost and not a broker's network round trip.
@@ -19,6 +27,7 @@ Targets (issue 3): matching <= 1.3x, five non-matching <= 1.05x.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -46,15 +55,24 @@ CASES = {
 }
 
 
+FLOOR = "db floor"
+NO_PUBLISH = "no publish"
+
+
+def mail(triggers: dict) -> dict:
+    return {"DEFAULT_FROM_EMAIL": "shop@example.com", "TRIGGERS": triggers}
+
+
 def main() -> None:
     import bench_send
 
     database = "postgresql" if os.environ.get("TM_TEST_POSTGRES") else "sqlite"
     bench_send.configure(database, extra_apps=["tests.testapp"])
     from decimal import Decimal
+    from unittest import mock
 
-    from django.db import transaction
-    from django.test.utils import override_settings
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext, override_settings
 
     from tests.testapp.models import Customer, Order
     from transactional_mail.models import EmailTemplate
@@ -63,24 +81,53 @@ def main() -> None:
     customer = Customer.objects.create(name="Ann", email="ann@example.com")
     counter = iter(range(10**9))
 
-    def run(triggers: dict) -> tuple[float, float]:
+    def save_order() -> None:
+        with transaction.atomic():
+            Order(customer=customer, number=f"N{next(counter)}", total=Decimal("9.90")).save()
+
+    def email_insert_sql() -> str:
+        """The Email INSERT a matching save issues, with its values, as one SQL string."""
+        with (override_settings(TRANSACTIONAL_MAIL=mail(CASES["1 matching"])),
+              CaptureQueriesContext(connection) as queries):
+            save_order()
+        return next(query["sql"] for query in queries.captured_queries
+                    if query["sql"].startswith('INSERT INTO "transactional_mail_email"'))
+
+    insert_sql = email_insert_sql()
+
+    def save_order_and_raw_insert() -> None:
+        with transaction.atomic():
+            Order(customer=customer, number=f"N{next(counter)}", total=Decimal("9.90")).save()
+            with connection.cursor() as cursor:
+                cursor.execute(insert_sql)
+
+    def no_publish(*args, **kwargs) -> bool:
+        return True
+
+    def run(case: str) -> tuple[float, float]:
         """Wall time and this process's CPU time per save, in seconds."""
-        mail = {"DEFAULT_FROM_EMAIL": "shop@example.com", "TRIGGERS": triggers}
-        with override_settings(TRANSACTIONAL_MAIL=mail):
+        save, triggers = save_order, CASES.get(case, {})
+        publish = mock.patch("transactional_mail.tasks.enqueue_delivery", no_publish)
+        if case == FLOOR:
+            save = save_order_and_raw_insert
+        elif case == NO_PUBLISH:
+            triggers = CASES["1 matching"]
+        else:
+            publish = contextlib.nullcontext()
+        with override_settings(TRANSACTIONAL_MAIL=mail(triggers)), publish:
             wall, cpu = time.perf_counter(), time.process_time()
             for _ in range(SAVES):
-                with transaction.atomic():
-                    Order(customer=customer, number=f"N{next(counter)}",
-                          total=Decimal("9.90")).save()
+                save()
             return ((time.perf_counter() - wall) / SAVES,
                     (time.process_time() - cpu) / SAVES)
 
-    for triggers in CASES.values():
-        run(triggers)  # warm caches and connections
-    timings = {name: [] for name in CASES}
+    names = [*CASES, FLOOR, NO_PUBLISH]
+    for name in names:
+        run(name)  # warm caches and connections
+    timings = {name: [] for name in names}
     for _ in range(ROUNDS):
-        for name, triggers in CASES.items():
-            timings[name].append(run(triggers))
+        for name in names:
+            timings[name].append(run(name))
 
     def median_ratio(name: str, index: int) -> tuple[float, float, float]:
         ratios = [case[index] / base[index]
@@ -92,7 +139,9 @@ def main() -> None:
     print("  wall: what the request waits (includes the database's noisy commit)")
     print("  cpu:  this process's CPU time (the app's own Python, without database waits)")
     targets = {"1 matching": 1.3, "5 non-matching": 1.05}
-    for name in CASES:
+    for name in names:
+        if name == FLOOR:
+            print("where the matching case's extra time goes:")
         wall, low, high = median_ratio(name, 0)
         cpu = median_ratio(name, 1)[0]
         median_us = statistics.median(t[0] for t in timings[name]) * 1e6
