@@ -234,6 +234,35 @@ class TestConditionsAndRecipients:
         assert delivery.deliver(email.pk).status == EmailStatus.SENT
         assert esp.requests[0].json["Attachments"][0]["Name"] == "invoice-A-1.pdf"
 
+    def test_addresses_can_be_paths_callables_or_literals(self, use_triggers, customer):
+        """A string with "@" is an address; any other string a path or dotted callable."""
+        use_triggers(order_confirmation={
+            **BASE, "on": "created", "to": ["customer.email", "Ops <ops@example.com>"],
+            "from_email": "tests.testapp.mail.sender",
+            "reply_to": ["customer.email", "help@example.com"],
+        })
+        new_order(customer)
+        found = emails()
+        assert [email.to for email in found] == [["ann@example.com"],
+                                                 ["Ops <ops@example.com>"]]
+        assert {email.from_email for email in found} == {"Ann at the shop <shop@example.com>"}
+        assert all(email.reply_to == ["ann@example.com", "help@example.com"]
+                   for email in found)
+
+    def test_blank_reply_to_falls_back_and_a_bad_one_fails_the_event(self, use_triggers,
+                                                                     customer):
+        use_triggers(order_confirmation={**BASE, "on": "created", "reply_to": "customer.name"})
+        customer.name = ""
+        new_order(customer, "A-1")
+        customer.name = "not an address"
+        new_order(customer, "A-2")
+        blank, bad = emails()
+        assert (blank.status, blank.reply_to) == (EmailStatus.QUEUED, [])
+        assert bad.status == EmailStatus.FAILED
+        assert bad.last_error == (
+            "Trigger 'order_confirmation' failed: TriggerError: reply_to 'not an address' is "
+            "not an email address; check the trigger's 'reply_to' ('customer.name').")
+
 
 class TestSignals:
     def test_login_alert_from_a_custom_signal_with_request_arguments(self, use_triggers):
@@ -382,13 +411,19 @@ class TestDryRun:
             call_command("dry_run_triggers", "testapp.Order", str(order.pk), "--old", "nope=1")
 
     def test_dry_run_command(self, use_triggers, customer, capsys):
-        use_triggers(order_confirmation={**BASE, "on": "created"})
+        use_triggers(
+            order_confirmation={**BASE, "on": "created", "reply_to": "help@example.com"},
+            broken={**BASE, "on": "created", "context": "tests.testapp.mail.explode"},
+        )
         order = new_order(customer)
         count = Email.objects.count()
         call_command("dry_run_triggers", "testapp.Order", str(order.pk))
         out = capsys.readouterr().out
         assert "order_confirmation: fires" in out
-        assert "ann@example.com" in out
+        assert "recipients: ann@example.com" in out
+        assert "reply_to:   help@example.com" in out
+        assert ("broken: does not fire (it fails, and would log a failed email: RuntimeError: "
+                "the context service is down)") in out
         assert Email.objects.count() == count
 
 
@@ -401,7 +436,10 @@ class TestChecks:
 
     def test_valid_triggers_pass(self, settings):
         assert self.run(settings, ok={**BASE, "on": "created", "when": {"status": "paid"},
-                                      "context": ["number", "customer.name"]}) == []
+                                      "context": ["number", "customer.name"],
+                                      "to": ["customer.email", "ops@example.com"],
+                                      "from_email": "tests.testapp.mail.sender",
+                                      "reply_to": "Help <help@example.com>"}) == []
 
     def test_every_mistake_is_reported_with_a_hint(self, settings):
         found = self.run(
@@ -416,6 +454,7 @@ class TestChecks:
             h={"signal": "django.contrib.auth.signals.nope", "template": "x", "to": "email"},
             i={**BASE, "on": "saved"},
             j={**BASE, "on": "created", "delay": "soon"},
+            k={**BASE, "on": "created", "reply_to": ["help@example.com", "customer.mail"]},
         )
         messages = {msg.split("]:")[0].split("[")[-1].strip("'"): (msg, hint)
                     for _, msg, hint in found}
@@ -433,6 +472,7 @@ class TestChecks:
         assert "does not import as a Django Signal" in messages["h"][0]
         assert "'on' is 'saved'" in messages["i"][0]
         assert "is not a delay" in messages["j"][0]
+        assert "'reply_to' 'customer.mail' is neither" in messages["k"][0]
 
     def test_checks_do_not_query_the_database(self, settings, django_assert_num_queries):
         with django_assert_num_queries(0):

@@ -88,6 +88,8 @@ class Trigger:
     when: Callable[..., bool] | None = None
     cancel_when: Callable[..., bool] | None = None
     to: Callable[..., list[str]] = dataclass_field(default=lambda instance, **kwargs: [])
+    from_email: Callable[..., list[str]] | None = None
+    reply_to: Callable[..., list[str]] | None = None
     context: Callable[..., dict] = dataclass_field(default=lambda instance, **kwargs: {})
     language: Callable[..., str | None] | None = None
     attachments: Callable[..., list] | None = None
@@ -177,8 +179,22 @@ def _condition(value: Any) -> Callable[..., bool] | None:
     return _callable_or_path(value)
 
 
+def is_literal_address(value: Any) -> bool:
+    """A string with an "@" is an address, never an attribute path or a dotted callable."""
+    return isinstance(value, str) and "@" in value
+
+
+def _address_getter(item: Any) -> Callable[..., Any]:
+    if is_literal_address(item):
+        return lambda instance, **extra: item
+    if isinstance(item, str):
+        return _callable_or_path(item)
+    return _with_event_arguments(item)
+
+
 def _recipients(value: Any) -> Callable[..., list[str]]:
-    getters = [_callable_or_path(item) if isinstance(item, str) else _with_event_arguments(item)
+    """``to``, ``from_email``, ``reply_to``: addresses, paths and callables, flattened."""
+    getters = [_address_getter(item)
                for item in (value if isinstance(value, (list, tuple)) else [value])]
 
     def recipients(instance, **extra) -> list[str]:
@@ -231,13 +247,14 @@ def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
         when=_condition(definition.get("when")),
         cancel_when=_condition(definition.get("cancel_when")),
         to=_recipients(definition["to"]),
+        from_email=_recipients(definition["from_email"]) if definition.get("from_email") else None,
+        reply_to=_recipients(definition["reply_to"]) if definition.get("reply_to") else None,
         context=_context(definition.get("context")),
         language=_condition(definition.get("language")) if definition.get("language") else None,
         attachments=_condition(definition.get("attachments")),
         delay=parse_delay(definition["delay"]) if definition.get("delay") is not None else None,
         once=bool(definition.get("once", False)),
-        options={name: definition[name] for name in ("from_email", "reply_to", "category",
-                                                     "tags") if name in definition},
+        options={name: definition[name] for name in ("category", "tags") if name in definition},
     )
 
 
@@ -271,10 +288,14 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
                                              "a list of paths, or a dotted callable."))
     model = _model_problems(definition, problems)
     _signal_problems(definition, problems)
-    for name in ("to", "when", "cancel_when", "language", "attachments"):
+    for name in ("to", "from_email", "reply_to", "when", "cancel_when", "language",
+                 "attachments"):
         value = definition.get(name)
-        values = value if name == "to" and isinstance(value, (list, tuple)) else [value]
+        addresses = name in ("to", "from_email", "reply_to")
+        values = value if addresses and isinstance(value, (list, tuple)) else [value]
         for item in values:
+            if addresses and is_literal_address(item):
+                continue
             if isinstance(item, str):
                 _path_problems(name, item, model, problems)
             elif name in ("when", "cancel_when") and isinstance(item, Mapping):
@@ -619,9 +640,32 @@ def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None
         result.language = str(language) if language else None
     result.delay = trigger.delay
     result.options = dict(trigger.options)
+    for name in ("from_email", "reply_to"):
+        getter = getattr(trigger, name)
+        if getter is not None:
+            addresses = _evaluated_addresses(trigger, name, getter(instance, **extra))
+            if addresses:  # none (a blank field): the default applies
+                result.options[name] = addresses[0] if name == "from_email" else addresses
     if trigger.attachments is not None:
         result.options["attachments"] = trigger.attachments(instance, **extra)
     return result
+
+
+def _evaluated_addresses(trigger: Trigger, name: str, values: list) -> list[str]:
+    """The non-blank addresses an option gave; TriggerError naming any invalid one."""
+    addresses = []
+    for address in values:
+        problem = _address_problem(address)
+        if problem == "empty":
+            continue
+        if problem:
+            raise TriggerError(f"{name} {address!r} is {problem}; check the trigger's "
+                               f"{name!r} ({trigger.definition.get(name)!r}).")
+        addresses.append(address.strip())
+    if name == "from_email" and len(addresses) > 1:
+        raise TriggerError(f"from_email gave {len(addresses)} addresses; an email has one "
+                           f"sender. Check the trigger's 'from_email'.")
+    return addresses
 
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -782,7 +826,12 @@ def dry_run(instance: Any, event: str, *, old_values: Mapping[str, Any] | None =
                 continue
         elif trigger.on != event:
             continue
-        plans.append(plan(trigger, instance, extra))
+        try:
+            plans.append(plan(trigger, instance, extra))
+        except Exception as err:
+            plans.append(Plan(trigger=trigger.key, template=trigger.template, fires=False,
+                              reason=f"it fails, and would log a failed email: "
+                                     f"{type(err).__name__}: {err}"))
     return plans
 
 

@@ -26,6 +26,10 @@ def all_addresses(order) -> list[str]:
     return [order.customer.email, "sales@example.com"]
 
 
+def sender(order) -> str:
+    return f"{order.customer.name} at the shop <shop@example.com>"
+
+
 def login_context(user, request=None) -> dict:
     agent = request.META.get("HTTP_USER_AGENT", "") if request is not None else ""
     return {"username": user.get_username(), "device": agent}

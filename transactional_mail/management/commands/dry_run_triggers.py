@@ -63,6 +63,11 @@ class Command(BaseCommand):
             self.stdout.write(f"    recipients: {', '.join(plan.recipients) or '(none)'}")
             for address, problem in plan.invalid_recipients.items():
                 self.stdout.write(self.style.WARNING(f"    not sent to {address!r}: {problem}"))
+            for name in ("from_email", "reply_to"):
+                value = plan.options.get(name)
+                if value:
+                    shown = value if isinstance(value, str) else ", ".join(value)
+                    self.stdout.write(f"    {name + ':':<12}{shown}")
             if plan.language:
                 self.stdout.write(f"    language:   {plan.language}")
             if plan.delay:
