@@ -170,6 +170,13 @@ def test_naive_send_at_is_refused(template):
                                 send_at=datetime.datetime(2030, 1, 1))
 
 
+def test_a_single_tag_string_is_one_tag(template):
+    """tags="orders" is the tag "orders", not six one-letter tags."""
+    email = transactional_mail.send("order_confirmation", "ann@example.com", ORDER_CONTEXT,
+                                    tags="orders")
+    assert email.tags == ["orders"]
+
+
 def test_options_are_stored(template):
     customer = Customer.objects.create(name="Ann", email="ann@example.com")
     email = transactional_mail.send(

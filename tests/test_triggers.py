@@ -18,6 +18,7 @@ from django.utils import timezone
 from tests.factories import make_template
 from tests.testapp.models import Customer, Order
 from transactional_mail import delivery, triggers
+from transactional_mail.exceptions import ConfigurationError
 from transactional_mail.models import Email, EmailStatus, Trigger
 
 pytestmark = pytest.mark.django_db
@@ -208,6 +209,7 @@ class TestConditionsAndRecipients:
         [email] = emails()
         assert email.status == EmailStatus.FAILED
         assert "RuntimeError: the context service is down" in email.last_error
+        assert email.to == ["ann@example.com"]  # found when support searches the address
 
     def test_unknown_template_is_logged_never_raised(self, use_triggers, customer):
         use_triggers(oops={**BASE, "on": "created", "template": "no_such_template"})
@@ -407,6 +409,9 @@ class TestDryRun:
         call_command("dry_run_triggers", "testapp.Order", str(order.pk), "--event", "changed",
                      "--old", "customer=999")
         assert "big: fires" in capsys.readouterr().out
+        call_command("dry_run_triggers", "testapp.Order", str(order.pk), "--event", "changed")
+        assert ("big: does not fire (the old value of 'customer' is not given: "
+                "--old customer=VALUE)") in capsys.readouterr().out
         with pytest.raises(CommandError, match="has no field 'nope'"):
             call_command("dry_run_triggers", "testapp.Order", str(order.pk), "--old", "nope=1")
 
@@ -455,6 +460,10 @@ class TestChecks:
             i={**BASE, "on": "saved"},
             j={**BASE, "on": "created", "delay": "soon"},
             k={**BASE, "on": "created", "reply_to": ["help@example.com", "customer.mail"]},
+            m={"model": "testapp.Order", "on": "created", "to": "customer.email"},
+            n={**BASE, "on": "changed", "field": "status", "to_value": "shiped"},
+            o={**BASE, "on": "created", "context": "tests.testapp.broken_mail.context"},
+            p={**BASE, "on": "created", "reply_to": "help@example", "once": "yes"},
         )
         messages = {msg.split("]:")[0].split("[")[-1].strip("'"): (msg, hint)
                     for _, msg, hint in found}
@@ -473,6 +482,17 @@ class TestChecks:
         assert "'on' is 'saved'" in messages["i"][0]
         assert "is not a delay" in messages["j"][0]
         assert "'reply_to' 'customer.mail' is neither" in messages["k"][0]
+        assert messages["m"][0].endswith("'template' is missing.")
+        assert messages["n"] == (
+            "TRANSACTIONAL_MAIL['TRIGGERS']['n']: 'to_value' 'shiped' is not a choice of "
+            "testapp.Order.status; the trigger would never fire.", "Did you mean 'shipped'?")
+        assert messages["o"][0].endswith(
+            "'context' 'tests.testapp.broken_mail.context' does not import as a callable "
+            "(importing it raised ModuleNotFoundError: No module named 'weasyprint_missing').")
+        p_messages = [msg for msg, _ in [(m, h) for _, m, h in found] if "['p']" in msg]
+        assert [msg.split("]: ")[1] for msg in p_messages] == [
+            "'reply_to' 'help@example' is not an email address.",
+            "'once' is 'yes'; it must be True or False."]
 
     def test_checks_do_not_query_the_database(self, settings, django_assert_num_queries):
         with django_assert_num_queries(0):
@@ -501,6 +521,19 @@ class TestReviewFixes:
                                               "to": "email"})
         assert "'field' 'orders' is not a field of testapp.Customer" in found[0][1]
 
+    def test_broken_definitions_refuse_saves_before_writing(self, use_triggers, customer):
+        """Until check's error is fixed, a save raises it before its INSERT: no row is
+        committed without the email it should have queued."""
+        use_triggers(bad={**BASE, "model": "testapp.Ordr", "on": "created"})
+        with pytest.raises(ConfigurationError, match="'testapp.Ordr' is not an installed"):
+            Customer.objects.create(name="Bo", email="bo@example.com")
+        with pytest.raises(ConfigurationError), transaction.atomic():
+            customer.delete()
+        assert list(Customer.objects.values_list("name", flat=True)) == ["Ann"]
+        use_triggers(order_confirmation={**BASE, "on": "created"})
+        new_order(customer)
+        assert len(emails()) == 1
+
     def test_signal_trigger_mistakes(self, settings):
         found = TestChecks().run(settings, a={
             "signal": "django.contrib.auth.signals.user_logged_in", "sender": "auth.Usr",
@@ -508,6 +541,14 @@ class TestReviewFixes:
         messages = " ".join(message for _, message, _ in found)
         assert "'on' only go with 'model'" in messages
         assert "'sender' 'auth.Usr' is neither an installed model" in messages
+
+    def test_a_misspelt_callable_on_a_signal_trigger_is_reported(self, settings):
+        """A signal's instance cannot be checked, but a path into an app's package can."""
+        found = TestChecks().run(settings, a={
+            "signal": "django.contrib.auth.signals.user_logged_in", "instance_arg": "user",
+            "when": "tests.testapp.mail.is_new_devic", "template": "x", "to": "email"})
+        assert [message.split("]: ")[1] for _, message, _ in found] == [
+            "'when' 'tests.testapp.mail.is_new_devic' does not import as a callable."]
 
     def test_too_long_values_are_checked_and_never_abort_the_save(self, use_triggers, customer,
                                                                    settings):

@@ -83,7 +83,7 @@ def send(
         bcc=_addresses("bcc", bcc),
         reply_to=_addresses("reply_to", reply_to),
         headers=_headers(headers),
-        tags=[_one_line("tags", str(tag)) for tag in tags or ()],
+        tags=[_one_line("tags", str(tag)) for tag in _strings(tags)],
         metadata=json_snapshot(metadata or {}, name="metadata"),
         attachments=[_attachment(item) for item in attachments or ()],
         context=json_snapshot(context or {}),
@@ -211,6 +211,13 @@ def _address_line(option: str, value: str) -> str:
     if len(value) > 320:
         raise InvalidEmailOption(f"{option} is longer than 320 characters: {value[:40]!r}...")
     return _one_line(option, value)
+
+
+def _strings(value: str | Iterable[str] | None) -> list[str]:
+    """A single string is one item (``tags="orders"``), not a list of its characters."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _addresses(option: str, value: Recipients) -> list[str]:

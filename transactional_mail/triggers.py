@@ -29,7 +29,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.signals import setting_changed
 from django.core.validators import validate_slug
 from django.db import models
-from django.db.models.signals import post_delete, post_init, post_save, pre_save
+from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
@@ -127,6 +127,29 @@ def _import_or_none(path: str) -> Any:
         return import_string(path)
     except ImportError:
         return None
+
+
+def _import_failure(path: str) -> str:
+    """Why ``path`` does not import when the cause is inside a module that exists (a broken
+    import in it), rather than the path's own spelling; "" otherwise."""
+    if not isinstance(path, str) or "." not in path:
+        return ""
+    try:
+        import_string(path)
+    except ImportError as err:
+        missing, module_path = getattr(err, "name", None), path.rsplit(".", 1)[0]
+        if missing is None or module_path == missing or module_path.startswith(missing + "."):
+            return ""  # the path's own module or attribute is missing: a spelling problem
+        return f" (importing it raised {type(err).__name__}: {err})"
+    return ""
+
+
+def _names_app_module(path: str) -> bool:
+    """Whether ``path`` starts inside an installed app's package: a dotted callable, not an
+    attribute path (used where the instance's attributes cannot be checked)."""
+    parts = path.split(".")
+    packages = {config.name for config in apps.get_app_configs()}
+    return len(parts) > 2 and any(".".join(parts[:n]) in packages for n in range(1, len(parts)))
 
 
 def _with_event_arguments(function: Callable) -> Callable[..., Any]:
@@ -274,9 +297,10 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
                              f"Did you mean {close[0]!r}?" if close else
                              "Known keys: " + ", ".join(sorted(KNOWN_KEYS)) + "."))
     template = definition.get("template")
-    try:
-        validate_slug(template if isinstance(template, str) else "")
-    except ValidationError:
+    if "template" not in definition:
+        problems.append(("'template' is missing.",
+                         "Give the key of an EmailTemplate, e.g. 'order_confirmation'."))
+    elif not _is_slug(template):
         problems.append((f"'template' is {template!r}; it must be a template key (a slug).",
                          "Give the key of an EmailTemplate, e.g. 'order_confirmation'."))
     category = definition.get("category")
@@ -295,6 +319,10 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
         values = value if addresses and isinstance(value, (list, tuple)) else [value]
         for item in values:
             if addresses and is_literal_address(item):
+                if _address_problem(item):
+                    problems.append((f"{name!r} {item!r} is {_address_problem(item)}.",
+                                     "Give an address like 'Shop <shop@example.com>', or a "
+                                     "path or callable that gives one."))
                 continue
             if isinstance(item, str):
                 _path_problems(name, item, model, problems)
@@ -309,12 +337,16 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
                                  "attribute path such as 'customer.email'."))
     context = definition.get("context")
     if isinstance(context, str) and not callable(_import_or_none(context)):
-        problems.append((f"'context' {context!r} does not import as a callable.",
+        problems.append((f"'context' {context!r} does not import as a callable"
+                         f"{_import_failure(context)}.",
                          "Point it at a function(instance) -> dict, or give a list of "
                          "attribute paths."))
     elif isinstance(context, (list, tuple)):
         for path in context:
             _path_problems("context", path, model, problems)
+    if not isinstance(definition.get("once", False), bool):
+        problems.append((f"'once' is {definition['once']!r}; it must be True or False.",
+                         "'once': True sends at most one email per object and recipient."))
     if definition.get("delay") is not None:
         from .api import parse_delay
 
@@ -323,6 +355,14 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
         except TransactionalMailError as err:
             problems.append((str(err), "For example timedelta(days=7) or '7d'."))
     return problems
+
+
+def _is_slug(value: Any) -> bool:
+    try:
+        validate_slug(value if isinstance(value, str) else "")
+    except ValidationError:
+        return False
+    return True
 
 
 def _model_problems(definition, problems) -> type[models.Model] | None:
@@ -359,6 +399,16 @@ def _model_problems(definition, problems) -> type[models.Model] | None:
             problems.append((f"'field' {name!r} is not a field of {model_label}.",
                              f"Did you mean {close[0]!r}?" if close else
                              "Fields: " + ", ".join(names) + "."))
+        else:
+            choices = [value for value, _label in model_field.flatchoices]
+            for option in ("from_value", "to_value"):
+                value = definition.get(option)
+                if choices and option in definition and value not in choices:
+                    close = difflib.get_close_matches(str(value), map(str, choices), n=1)
+                    problems.append((f"{option!r} {value!r} is not a choice of "
+                                     f"{model_label}.{name}; the trigger would never fire.",
+                                     f"Did you mean {close[0]!r}?" if close else
+                                     "Choices: " + ", ".join(map(repr, choices)) + "."))
     elif any(name in definition for name in ("field", "from_value", "to_value")):
         problems.append(("'field', 'from_value' and 'to_value' only go with 'on': 'changed'.",
                          "Use 'on': 'changed', or a 'when' condition."))
@@ -406,7 +456,13 @@ def _path_problems(name, path, model, problems, lookup=None) -> None:
     if callable(_import_or_none(path)):
         return
     if model is None:
-        return  # a signal's instance: its attributes cannot be checked without one
+        # A signal's instance: its attributes cannot be checked without one, but a path
+        # into an installed app's package is a dotted callable that does not import.
+        if _names_app_module(path):
+            problems.append((f"{name!r} {path!r} does not import as a callable"
+                             f"{_import_failure(path)}.",
+                             "Check the spelling, or the module's import path."))
+        return
     current: Any = model
     for part in path.split("."):
         if not part.isidentifier():
@@ -427,7 +483,7 @@ def _path_problems(name, path, model, problems, lookup=None) -> None:
         return
     shown = lookup or path
     problems.append((f"{name!r} {shown!r} is neither a dotted callable that imports nor an "
-                     f"attribute path of {model._meta.label}.",
+                     f"attribute path of {model._meta.label}{_import_failure(path)}.",
                      "Check the spelling, or the module's import path."))
 
 
@@ -481,7 +537,12 @@ def connect() -> None:
     try:
         triggers = all_triggers()
     except ConfigurationError:
-        return  # manage.py check reports it with an id and a hint
+        # manage.py check reports it with an id and a hint. Until it is fixed, refuse
+        # every save and delete before anything is written: the error is loud, and no
+        # row is committed without the email it should have queued.
+        pre_save.connect(_refuse_broken_triggers, weak=False, dispatch_uid=_BROKEN_UID)
+        pre_delete.connect(_refuse_broken_triggers, weak=False, dispatch_uid=_BROKEN_UID)
+        return
     for model in {t.model for t in triggers.values() if t.on == "changed"}:
         uid = f"transactional_mail.track.{model._meta.label}"
         post_init.connect(_remember_values, sender=model, weak=False, dispatch_uid=uid)
@@ -500,6 +561,8 @@ def connect() -> None:
 
 def disconnect() -> None:
     """Undo ``connect()`` for the settings it was called with."""
+    pre_save.disconnect(dispatch_uid=_BROKEN_UID)
+    pre_delete.disconnect(dispatch_uid=_BROKEN_UID)
     for trigger in _cache.pop("connected", {}).values():
         if trigger.on == "deleted":
             uid = f"transactional_mail.deleted.{trigger.model._meta.label}"
@@ -510,6 +573,14 @@ def disconnect() -> None:
             pre_save.disconnect(sender=trigger.model, dispatch_uid=uid)
         if trigger.signal is not None:
             trigger.signal.disconnect(dispatch_uid=f"transactional_mail.signal.{trigger.key}")
+
+
+_BROKEN_UID = "transactional_mail.broken_triggers"
+
+
+def _refuse_broken_triggers(sender, raw=False, **kwargs) -> None:
+    if not raw:
+        all_triggers()  # raises the ConfigurationError that says what to fix
 
 
 def _settings_changed(setting: str, **kwargs) -> None:
@@ -704,6 +775,7 @@ def fire(trigger: Trigger, instance: Any, *, extra: Mapping[str, Any] | None = N
         logger.exception("Trigger %s failed while evaluating its event", trigger.key)
         return [api.record_unsent(trigger.template, f"Trigger {trigger.key!r} failed: "
                                   f"{type(err).__name__}: {err}",
+                                  to=_recipients_if_known(trigger, instance, extra),
                                   trigger_key=trigger.key, source=source)]
     if not result.fires:
         return []
@@ -738,6 +810,16 @@ def fire(trigger: Trigger, instance: Any, *, extra: Mapping[str, Any] | None = N
                 f"{type(err).__name__}: {err}", to=[address], trigger_key=trigger.key,
                 source=source))
     return emails
+
+
+def _recipients_if_known(trigger: Trigger, instance: Any, extra) -> list[str]:
+    """The event's valid recipients, for the failed row of a trigger that failed after
+    working them out (a failing context): the log is searched by address."""
+    try:
+        return [address.strip() for address in trigger.to(instance, **dict(extra or {}))
+                if not _address_problem(address)]
+    except Exception:
+        return []
 
 
 def once_key(trigger: Trigger, source: models.Model, address: str) -> str:
@@ -818,7 +900,12 @@ def dry_run(instance: Any, event: str, *, old_values: Mapping[str, Any] | None =
                 continue
             old = (old_values or {}).get(trigger.field, _UNSET)
             new = _field_value(instance, trigger.field)
-            if old is _UNSET or old == new or (
+            if old is _UNSET:
+                plans.append(Plan(trigger=trigger.key, template=trigger.template, fires=False,
+                                  reason=f"the old value of {trigger.field!r} is not given: "
+                                         f"--old {trigger.field}=VALUE"))
+                continue
+            if old == new or (
                 trigger.from_value is not _UNSET and old != trigger.from_value
             ) or (trigger.to_value is not _UNSET and new != trigger.to_value):
                 plans.append(Plan(trigger=trigger.key, template=trigger.template, fires=False,
