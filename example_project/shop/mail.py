@@ -8,7 +8,9 @@ dotted path:
 - ``*_context(instance, ...)`` return plain data (strings, numbers, lists, dicts): that is
   all a template can reach, and it is stored on the Email row as the context snapshot;
 - ``invoice_attachments(order)`` builds the invoice attached to the order confirmation;
-- ``user_language(user)`` is the language of a login alert.
+- ``user_language(user)`` is the language of a login alert;
+- ``support_desk(order)`` is where a customer's reply about an order goes: the desk that
+  speaks their language.
 
 Two emails are not bound to an event and call ``transactional_mail.send()`` directly:
 the password reset (a visitor asks for it) and the invoice that staff email again from the
@@ -128,6 +130,16 @@ def user_language(user) -> str:
 
 
 # --- The invoice -------------------------------------------------------------------------
+
+
+#: Support desks by language: a reply to an order email reaches someone who speaks it.
+SUPPORT_DESKS = {"fr": "Service client Demo Shop <sav@example.com>"}
+
+
+def support_desk(order: Order) -> str:
+    """The reply-to of the shop's order emails (a trigger's ``reply_to`` callable)."""
+    language = (order.customer.language or "").split("-")[0]
+    return SUPPORT_DESKS.get(language, SUPPORT)
 
 
 def invoice_lines(order: Order) -> list[str]:

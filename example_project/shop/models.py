@@ -39,10 +39,15 @@ class Customer(models.Model):
 
     @property
     def mailbox(self) -> str:
-        """The address with the display name, as emails are addressed."""
-        from email.utils import formataddr
+        """The address with the display name, as emails are addressed: ``"Zoé" <z@…>``.
 
-        return formataddr((self.name, self.email))
+        Not ``email.utils.formataddr``, which encodes a non-ASCII name (``=?utf-8?q?Zo=C3=A9?=``)
+        and would store it so in the send log; the email backend encodes it when sending.
+        """
+        if not self.name:
+            return self.email
+        name = self.name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{name}" <{self.email}>'
 
 
 class Order(models.Model):

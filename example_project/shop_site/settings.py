@@ -214,7 +214,7 @@ TRANSACTIONAL_MAIL = {
             "to": "customer.mailbox",
             "context": "shop.mail.order_context",
             "language": "customer.language",
-            "reply_to": ["Demo Shop support <support@example.com>"],
+            "reply_to": "shop.mail.support_desk",  # the desk speaking their language
             "category": "orders",
             "tags": ["orders"],
             "attachments": "shop.mail.invoice_attachments",
@@ -259,7 +259,7 @@ TRANSACTIONAL_MAIL = {
             "to": "customer.mailbox",
             "context": "shop.mail.order_context",
             "language": "customer.language",
-            "reply_to": ["Demo Shop support <support@example.com>"],
+            "reply_to": "shop.mail.support_desk",  # the desk speaking their language
             "category": "orders",
             "tags": ["orders"],
         },

@@ -1,0 +1,59 @@
+"""The example shop: its settings pass the checks, and its triggers queue what docs/example.md
+says, driven through its own views (tests/example_walkthrough.py, in a subprocess with the
+example's settings)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "example_project"
+
+
+def run_example(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SHOP_DATA_DIR": str(data_dir),
+           "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(ROOT)])}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run([sys.executable, *args], cwd=EXAMPLE, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_example_settings_pass_every_check(tmp_path):
+    result = run_example("manage.py", "check", "--fail-level", "WARNING", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def send_log(tmp_path_factory) -> list[dict]:
+    result = run_example(str(ROOT / "tests" / "example_walkthrough.py"),
+                         data_dir=tmp_path_factory.mktemp("shop"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_visitors_walk_through_the_shop_queues_each_trigger_once(send_log):
+    """Sign-up, order (paid), ship, deliver, refund, then a login from a new device."""
+    assert [(email["trigger"], email["status"]) for email in send_log] == [
+        ("welcome", "queued"),
+        ("order_confirmation", "queued"),
+        ("shipping_update", "queued"),
+        ("review_request", "scheduled"),  # 7 days after delivery, cancelled when due
+        ("order_refunded", "queued"),
+        ("login_alert", "queued"),
+    ]
+    assert all(email["error"] == "" and email["language"] == "fr" for email in send_log)
+    assert send_log[0]["to"] == ['"Zoé" <zoe@example.com>']
+
+
+def test_order_emails_reply_to_the_desk_speaking_the_customers_language(send_log):
+    replies = {email["trigger"]: email["reply_to"] for email in send_log}
+    assert replies["order_confirmation"] == ["Service client Demo Shop <sav@example.com>"]
+    assert replies["order_refunded"] == ["Service client Demo Shop <sav@example.com>"]
+    assert replies["shipping_update"] == []
