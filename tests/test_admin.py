@@ -59,3 +59,21 @@ def test_template_change_page_lists_revisions(admin_client, email):
     page = admin_client.get(f"/admin/transactional_mail/emailtemplate/{template.pk}/change/")
     assert page.status_code == 200
     assert b"Hello" in page.content and b"Hi" in page.content
+
+
+def test_send_log_page_shows_what_was_sent_and_when(admin_client, email):
+    email.text_body = "Thank you, Ann! Order A-1."
+    email.html_body = "<p>Thank you, <b>Ann</b>!</p>"
+    email.save()
+    page = admin_client.get(f"/admin/transactional_mail/email/{email.pk}/change/")
+    html = page.content.decode()
+    assert "Thank you, Ann! Order A-1." in html
+    assert "&lt;p&gt;Thank you, &lt;b&gt;Ann&lt;/b&gt;!&lt;/p&gt;" in html  # in srcdoc, escaped
+    assert "Created at" in html and "Status changed at" in html
+
+
+def test_send_log_filters_uncertain_outcomes_and_triggers(admin_client, email):
+    Email.objects.filter(pk=email.pk).update(outcome_uncertain=True, trigger_key="welcome")
+    changelist = admin_client.get("/admin/transactional_mail/email/")
+    specs = {spec.title for spec in changelist.context["cl"].filter_specs}
+    assert {"outcome uncertain", "trigger"} <= {str(t) for t in specs}

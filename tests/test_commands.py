@@ -45,6 +45,16 @@ def test_resend_by_id_skips_emails_the_esp_accepted(emails):
     assert Email.objects.get(pk=failed.pk).status == EmailStatus.QUEUED
 
 
+def test_resend_by_id_names_the_emails_it_skips(emails, capsys):
+    failed, sent = emails
+    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+        call_command("resend_emails", str(sent.pk), str(failed.pk))
+    out = capsys.readouterr().out
+    assert "Queued 1 email(s)" in out
+    assert f"Skipped email {sent.pk} (sent: the ESP accepted it; --force sends it again)." in out
+    assert f"Skipped email {failed.pk}" not in out
+
+
 def test_resend_unknown_id(emails):
     with pytest.raises(CommandError, match="No email with id 999"):
         call_command("resend_emails", "999")

@@ -156,6 +156,12 @@ def test_ambiguous_gateway_errors_are_flagged_and_retried(template, esp, quick_r
     assert outcome.status == EmailStatus.QUEUED
     assert email.outcome_uncertain is True
     assert "[ambiguous]" in email.last_error
+    first_error = email.last_error
+    make_due(email)
+    assert delivery.deliver(email.pk).status == EmailStatus.SENT
+    email.refresh_from_db()
+    assert email.outcome_uncertain is True  # the ESP may hold two copies: say why
+    assert email.last_error == f"Sent. An earlier attempt's outcome is unknown: {first_error}"
 
 
 def test_read_timeout_is_ambiguous(template, esp, settings, quick_retries):

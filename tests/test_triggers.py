@@ -379,6 +379,17 @@ class TestSwitches:
         change = admin_client.get(f"/admin/transactional_mail/trigger/{row.pk}/change/")
         assert "customer.email" in change.content.decode()
 
+    def test_admin_list_tells_triggers_on_the_same_field_apart(self, use_triggers, customer,
+                                                              admin_client):
+        use_triggers(
+            order_confirmation={**BASE, "on": "changed", "field": "status", "to_value": "paid"},
+            shipping_update={**BASE, "on": "changed", "field": "status", "to_value": "shipped",
+                             "template": "shipping_update"},
+        )
+        content = admin_client.get("/admin/transactional_mail/trigger/").content.decode()
+        assert "testapp.Order status changed to &#x27;paid&#x27;" in content
+        assert "testapp.Order status changed to &#x27;shipped&#x27;" in content
+
 
 class TestDryRun:
     def test_dry_run_says_what_would_fire_and_writes_nothing(self, use_triggers, customer):

@@ -224,6 +224,9 @@ def _record_sent(email: Email, message, connection, note: str = "") -> Outcome:
         message_id = ",".join(sorted(str(value) for value in message_id if value))
     email.esp_name = getattr(connection, "esp_name", "") or type(connection).__module__
     email.esp_message_id = str(message_id or "")
+    if email.outcome_uncertain and email.last_error and not note:
+        # Keep why the flag is set: the ESP may hold an earlier copy of this email.
+        note = f"Sent. An earlier attempt's outcome is unknown: {email.last_error}"
     return _finish(email, EmailStatus.SENT, error=note, sent=True)
 
 

@@ -64,7 +64,12 @@ class TriggerAdmin(admin.ModelAdmin):
             return definition["signal"].rsplit(".", 1)[-1]
         on = definition.get("on", "")
         if on == "changed":
-            return f"{definition.get('model')} {definition.get('field')} changed"
+            change = f"{definition.get('model')} {definition.get('field')} changed"
+            if "from_value" in definition:
+                change += f" from {definition['from_value']!r}"
+            if "to_value" in definition:
+                change += f" to {definition['to_value']!r}"
+            return change
         return f"{definition.get('model')} {on}"
 
     @admin.display(description=_("definition (from settings)"))

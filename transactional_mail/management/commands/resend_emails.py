@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ...models import Email, EmailStatus
-from ...resending import resend
+from ...resending import IN_PROGRESS_STATUSES, RESENDABLE_STATUSES, resend
 
 
 class Command(BaseCommand):
@@ -31,12 +31,17 @@ class Command(BaseCommand):
         if not ids and not failed:
             raise CommandError("Name email ids to resend, or pass --failed.")
         emails = Email.objects.none()
+        skipped = {}
         if ids:
             found = Email.objects.filter(pk__in=ids)
             missing = sorted(set(ids) - set(found.values_list("pk", flat=True)))
             if missing:
                 raise CommandError(f"No email with id {', '.join(map(str, missing))}.")
             emails = found
+            for pk, status in found.values_list("pk", "status"):
+                if status in IN_PROGRESS_STATUSES or (
+                        not force and status not in RESENDABLE_STATUSES):
+                    skipped[pk] = status
         if failed:
             query = Email.objects.filter(status=EmailStatus.FAILED)
             if since:
@@ -49,3 +54,7 @@ class Command(BaseCommand):
             emails = emails | query
         count = resend(emails, force=force)
         self.stdout.write(self.style.SUCCESS(f"Queued {count} email(s) for delivery."))
+        for pk, status in sorted(skipped.items()):
+            why = ("already on its way" if status in IN_PROGRESS_STATUSES
+                   else "the ESP accepted it; --force sends it again")
+            self.stdout.write(self.style.WARNING(f"Skipped email {pk} ({status}: {why})."))
