@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.core import checks
@@ -16,6 +17,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from tests.factories import make_template
+from tests.testapp.mail import order_paid
 from tests.testapp.models import Customer, Order
 from transactional_mail import delivery, triggers
 from transactional_mail.exceptions import ConfigurationError
@@ -24,6 +26,7 @@ from transactional_mail.models import Email, EmailStatus, Trigger
 pytestmark = pytest.mark.django_db
 
 BASE = {"model": "testapp.Order", "template": "order_confirmation", "to": "customer.email"}
+ORDER_PAID = "tests.testapp.mail.order_paid"
 
 
 @pytest.fixture
@@ -583,3 +586,298 @@ class TestReviewFixes:
         row = Trigger.objects.get()
         response = admin_client.get(f"/admin/transactional_mail/trigger/{row.pk}/delete/")
         assert response.status_code == 403
+
+
+
+class TestModelEventEdges:
+    def test_changed_does_not_fire_when_the_object_is_created(self, use_triggers, customer):
+        """A "changed" trigger is about an existing row, never an INSERT."""
+        use_triggers(shipped={**BASE, "on": "changed", "field": "status"})
+        order = Order(customer=customer, number="A-1", total=Decimal("1"))
+        order.status = "shipped"
+        order.save()
+        assert emails() == []
+
+    def test_changed_on_an_instance_built_by_hand_compares_with_the_row(self, use_triggers,
+                                                                       customer):
+        """Order(pk=...) holds what the caller set, not what the row holds."""
+        use_triggers(shipped={**BASE, "on": "changed", "field": "status",
+                              "to_value": "shipped"})
+        order = new_order(customer)  # status "created" in the row
+        Order(pk=order.pk, customer=customer, number="A-1", total=order.total,
+              created_at=order.created_at, status="shipped").save()
+        assert len(emails()) == 1
+
+    def test_update_fields_by_attname_remembers_the_saved_value(self, use_triggers, customer):
+        """save(update_fields=["customer_id"]) wrote the value: a later unchanged
+        save is no change."""
+        use_triggers(moved={**BASE, "on": "changed", "field": "customer"})
+        other = Customer.objects.create(name="Bo", email="bo@example.com")
+        order = new_order(customer)
+        order.customer = other
+        order.save(update_fields=["customer_id"])
+        Email.objects.all().delete()
+        order.save()
+        assert emails() == []
+
+    def test_update_fields_by_attname_fires_changed(self, use_triggers, customer):
+        """update_fields may name the column (customer_id): the field was written."""
+        use_triggers(moved={**BASE, "on": "changed", "field": "customer"})
+        other = Customer.objects.create(name="Bo", email="bo@example.com")
+        order = new_order(customer)
+        order.customer = other
+        order.save(update_fields=["customer_id"])
+        assert len(emails()) == 1
+
+    def test_loaddata_works_while_triggers_are_broken(self, use_triggers, customer, tmp_path):
+        """Fixtures are not events: a broken trigger must not block loaddata."""
+        use_triggers(bad={**BASE, "model": "testapp.Ordr", "on": "created"})
+        fixture = tmp_path / "customers.json"
+        fixture.write_text(json.dumps([{"model": "testapp.customer", "pk": 50, "fields": {
+            "name": "Fix", "email": "fix@example.com", "language": ""}}]))
+        call_command("loaddata", str(fixture), verbosity=0)
+        assert Customer.objects.filter(pk=50).exists()
+
+
+class TestRecipientEdges:
+    def test_lt_and_isnull_lookups(self, use_triggers, customer):
+        """total__lt is strict; isnull False means "has a value"."""
+        use_triggers(small={**BASE, "on": "created", "when": {"total__lt": Decimal("100")}},
+                     known={**BASE, "on": "created", "when": {"status__isnull": False}})
+        new_order(customer, "A-1", total=Decimal("100"))
+        assert [e.trigger_key for e in emails()] == ["known"]
+
+    def test_a_callable_with_kwargs_gets_every_signal_argument(self, use_triggers, customer):
+        """A context(instance, **kwargs) sees all the signal's arguments."""
+        def context(order, **kwargs):
+            return {"arguments": sorted(kwargs)}
+
+        use_triggers(paid={**BASE, "model": None, "signal": ORDER_PAID,
+                           "instance_arg": "order", "context": context})
+        order_paid.send(sender=Order, order=new_order(customer), note="x")
+        [email] = emails()
+        assert email.context == {"arguments": ["note"]}
+
+    def test_a_callable_may_return_a_set_of_addresses(self, use_triggers, customer):
+        use_triggers(order_confirmation={
+            **BASE, "on": "created",
+            "to": lambda order: {order.customer.email, "sales@example.com"}})
+        new_order(customer)
+        assert sorted(e.to[0] for e in emails()) == ["ann@example.com", "sales@example.com"]
+        assert all(e.status == EmailStatus.QUEUED for e in emails())
+
+    def test_signal_trigger_only_accepts_its_sender(self, use_triggers, customer):
+        use_triggers(paid={**BASE, "model": None, "signal": ORDER_PAID,
+                           "instance_arg": "order", "sender": "testapp.Order"})
+        order = new_order(customer)
+        order_paid.send(sender=Customer, order=order)
+        assert emails() == []
+        order_paid.send(sender=Order, order=order)
+        assert len(emails()) == 1
+
+    def test_the_same_recipient_twice_gets_one_email(self, use_triggers, customer):
+        """One email per mailbox, however the address is spelt."""
+        use_triggers(order_confirmation={
+            **BASE, "on": "created",
+            "to": ["customer.email", "ann@example.com", " Ann <ANN@Example.com>"]})
+        new_order(customer)
+        assert [e.to for e in emails()] == [["ann@example.com"]]
+
+    def test_blank_from_email_falls_back_to_the_default(self, use_triggers, customer):
+        use_triggers(order_confirmation={**BASE, "on": "created", "from_email": "customer.name"})
+        customer.name = ""
+        new_order(customer)
+        [email] = emails()
+        assert (email.status, email.from_email) == (EmailStatus.QUEUED, "Shop <shop@example.com>")
+
+    def test_two_senders_fail_the_event(self, use_triggers, customer):
+        use_triggers(order_confirmation={
+            **BASE, "on": "created", "from_email": ["a@example.com", "b@example.com"]})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert "from_email gave 2 addresses" in email.last_error
+
+    def test_a_recipient_with_a_line_break_is_named_as_such(self, use_triggers, customer):
+        use_triggers(order_confirmation={**BASE, "on": "created"})
+        customer.email = "ann@example.com\nBcc: evil@example.com"
+        customer.save()
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert email.last_error.startswith("Trigger 'order_confirmation': recipient ")
+        assert email.last_error.endswith(
+            "is contains a line break; check its 'to' ('customer.email').")
+
+    def test_an_empty_recipient_is_logged_without_an_address(self, use_triggers, customer):
+        """The log's "to" holds no "" (searching it by address must work)."""
+        use_triggers(order_confirmation={**BASE, "on": "created"})
+        customer.email = ""
+        customer.save()
+        new_order(customer)
+        [email] = emails()
+        assert (email.status, email.to) == (EmailStatus.FAILED, [])
+
+    def test_no_recipient_at_all_is_logged(self, use_triggers, customer):
+        use_triggers(order_confirmation={**BASE, "on": "created", "to": lambda order: []})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert "no recipient" in email.last_error
+
+    def test_failed_event_row_lists_only_valid_recipients(self, use_triggers, customer):
+        use_triggers(order_confirmation={**BASE, "on": "created",
+                                         "to": ["customer.email", "customer.name"],
+                                         "context": "tests.testapp.mail.explode"})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert email.to == ["ann@example.com"]
+
+    def test_queue_failure_row_keeps_the_recipient_and_trigger(self, use_triggers, customer):
+        """Support finds the failure by address and by trigger."""
+        use_triggers(oops={**BASE, "on": "created", "template": "no_such_template"})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert (email.to, email.trigger_key) == (["ann@example.com"], "oops")
+
+    def test_no_language_means_the_default(self, use_triggers, customer):
+        """A language callable giving None must not become the language "none"."""
+        use_triggers(order_confirmation={**BASE, "on": "created",
+                                         "language": lambda order: None})
+        new_order(customer)
+        [email] = emails()
+        assert email.language == ""
+
+    def test_signal_instance_without_a_pk_is_no_source(self, use_triggers, customer):
+        """An unsaved instance: no source, and 'once' cannot key on it."""
+        use_triggers(paid={**BASE, "model": None, "signal": ORDER_PAID,
+                           "instance_arg": "order", "once": True})
+        order_paid.send(sender=Order, order=Order(customer=customer, number="X-1"))
+        [email] = emails()
+        assert email.status == EmailStatus.QUEUED
+        assert (email.source_content_type_id, email.source_object_id) == (None, "")
+        assert email.idempotency_key is None
+
+
+class TestOnceAndCancellationEdges:
+    def test_once_key_ignores_the_addresses_spelling(self, use_triggers, customer):
+        """"Ann <ANN@example.com>" is the same recipient as ann@example.com."""
+        use_triggers(paid={**BASE, "on": "updated", "once": True})
+        order = new_order(customer)
+        order.save()
+        customer.email = "Ann <ANN@Example.com>"
+        customer.save()
+        order.save()
+        assert len(emails()) == 1
+
+    def test_undelayed_email_does_not_recheck_when(self, use_triggers, customer, esp):
+        """Only delayed emails re-check 'when'; cancel_when alone is checked here."""
+        use_triggers(paid={**BASE, "on": "created", "when": {"status": "paid"},
+                           "cancel_when": "tests.testapp.mail.is_refunded"})
+        order = new_order(customer, status="paid")
+        Order.objects.filter(pk=order.pk).update(status="created")
+        [email] = emails()
+        assert delivery.deliver(email.pk).status == EmailStatus.SENT
+
+    def test_delayed_email_about_a_deleted_object_is_sent(self, use_triggers, customer, esp):
+        """A "deleted" trigger's object is gone by design: not a reason to cancel."""
+        use_triggers(gone={**BASE, "on": "deleted", "delay": "1h",
+                           "context": ["number"]})
+        new_order(customer).delete()
+        [email] = emails()
+        Email.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
+        assert delivery.deliver(email.pk).status == EmailStatus.SENT
+
+
+class TestCheckEdges:
+    def test_a_100_character_key_is_valid(self, settings):
+        """The Email.trigger_key column holds 100."""
+        assert TestChecks().run(settings, **{"k" * 100: {**BASE, "on": "created"}}) == []
+
+    def test_property_paths_are_valid(self, settings):
+        """A property (not a field) is checked when it runs."""
+        assert TestChecks().run(settings, a={**BASE, "on": "created",
+                                             "context": ["pk", "number"]}) == []
+
+    @pytest.mark.parametrize(("extra", "message"), [
+        ({"on": "created", "signal": "django.contrib.auth.signals.user_logged_in"},
+         "give either 'model' (with 'on') or 'signal'."),
+        ({"on": "changed", "field": "status", "from_value": "piad"},
+         "'from_value' 'piad' is not a choice of testapp.Order.status"),
+        ({"on": "updated", "to_value": "paid"},
+         "'field', 'from_value' and 'to_value' only go with 'on': 'changed'."),
+        ({"on": "created", "sender": "testapp.Order"},
+         "'sender' and 'instance_arg' only go with 'signal'."),
+        ({"on": "created", "to": "ann@example.com\nBcc: x@example.com"},
+         "contains a line break."),
+    ])
+    def test_misplaced_keys_are_reported(self, settings, extra, message):
+        found = TestChecks().run(settings, a={**BASE, **extra})
+        assert any(message in msg for _, msg, _ in found), found
+
+
+class TestDryRunEdges:
+    def test_updated_event_includes_changed_triggers(self, use_triggers, customer):
+        use_triggers(shipped={**BASE, "on": "changed", "field": "status"})
+        order = new_order(customer)
+        order.status = "shipped"
+        [plan] = triggers.dry_run(order, "updated", old_values={"status": "paid"})
+        assert plan.fires
+
+    def test_changed_respects_from_value(self, use_triggers, customer):
+        use_triggers(refund={**BASE, "on": "changed", "field": "status",
+                             "from_value": "paid", "to_value": "refunded"})
+        order = new_order(customer, status="refunded")
+        [plan] = triggers.dry_run(order, "changed", old_values={"status": "created"})
+        assert not plan.fires
+        assert "did not change as required" in plan.reason
+
+    def test_signal_event_only_runs_that_signals_triggers(self, use_triggers, customer):
+        use_triggers(paid={**BASE, "model": None, "signal": ORDER_PAID, "instance_arg": "order"},
+                     login={"signal": "django.contrib.auth.signals.user_logged_in",
+                            "instance_arg": "user", "template": "order_confirmation",
+                            "to": "email"})
+        plans = triggers.dry_run(new_order(customer), "signal", signal=ORDER_PAID)
+        assert [plan.trigger for plan in plans] == ["paid"]
+
+    def test_command_output_details(self, use_triggers, customer, capsys):
+        """The output says when nothing listens, names refused recipients, shows the
+        delay; --event signal needs --signal."""
+        order = new_order(customer)
+        use_triggers(later={**BASE, "on": "created", "delay": "2h",
+                            "to": ["customer.email", "customer.name"]})
+        call_command("dry_run_triggers", "testapp.Order", str(order.pk), "--event", "deleted")
+        assert "No trigger listens to deleted on testapp.Order." in capsys.readouterr().out
+        call_command("dry_run_triggers", "testapp.Order", str(order.pk))
+        out = capsys.readouterr().out
+        assert "not sent to 'Ann': not an email address" in out
+        assert "delay:      2:00:00" in out
+        with pytest.raises(CommandError, match="needs --signal"):
+            call_command("dry_run_triggers", "testapp.Order", str(order.pk),
+                         "--event", "signal")
+
+
+class TestAdminColumns:
+    def event(self, key):
+        triggers.sync_trigger_rows()
+        row, _ = Trigger.objects.get_or_create(key=key)
+        return admin.site._registry[Trigger].event(row)
+
+    def test_event_column(self, use_triggers):
+        """from_value is shown, a signal by its name, a key gone from settings as such."""
+        use_triggers(refund={**BASE, "on": "changed", "field": "status",
+                             "from_value": "paid", "to_value": "refunded"},
+                     login={"signal": "django.contrib.auth.signals.user_logged_in",
+                            "instance_arg": "user", "template": "x", "to": "email"})
+        assert self.event("refund") == "testapp.Order status changed from 'paid' to 'refunded'"
+        assert self.event("login") == "user_logged_in"
+        assert str(self.event("removed")) == "not in settings any more"
+
+    def test_delivered_emails_count_as_sent(self, use_triggers, customer, admin_client):
+        use_triggers(order_confirmation={**BASE, "on": "created"})
+        new_order(customer)
+        Email.objects.update(status=EmailStatus.DELIVERED)
+        row = admin_client.get("/admin/transactional_mail/trigger/").context["cl"].result_list[0]
+        assert (row.sent_count, row.failed_count) == (1, 0)

@@ -104,8 +104,10 @@ class Trigger:
         if self.on == "updated":
             return not created
         if self.on == "changed" and not created:
-            if update_fields is not None and self.field not in update_fields:
-                return False  # the field was not written by this save
+            written = update_fields is None or not update_fields.isdisjoint(
+                (self.field, instance._meta.get_field(self.field).attname))
+            if not written:
+                return False  # update_fields (names or column names) left the field out
             old = _initial_values(instance).get(self.field, _UNSET)
             new = _field_value(instance, self.field)
             if old is _UNSET or old == new:
@@ -689,6 +691,7 @@ class Plan:
 def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None) -> Plan:
     """Evaluate ``trigger`` for ``instance`` without writing anything."""
     from .models import Trigger as TriggerSwitch
+    from .models.suppression import normalize_address
 
     extra = dict(extra or {})
     result = Plan(trigger=trigger.key, template=trigger.template, fires=False)
@@ -699,11 +702,13 @@ def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None
         result.reason = "its 'when' condition is false"
         return result
     result.fires = True
+    mailboxes = set()  # one email per mailbox, however its address is spelt
     for address in trigger.to(instance, **extra):
         problem = _address_problem(address)
         if problem:
             result.invalid_recipients[str(address)] = problem
-        elif address not in result.recipients:
+        elif normalize_address(address) not in mailboxes:
+            mailboxes.add(normalize_address(address))
             result.recipients.append(address.strip())
     result.context = trigger.context(instance, **extra)
     if trigger.language is not None:
