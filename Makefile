@@ -2,7 +2,7 @@
 #
 #   make demo    the example shop: web + Celery worker + beat on SQLite and a file broker
 #   make test    everything: ruff, docs, tests on SQLite, PostgreSQL (when TM_TEST_POSTGRES
-#                is set, with the integration tests) and Django 4.2
+#                is set, with the integration tests), Django 4.2 and Django 6.0 (Python 3.12)
 #
 # Both create the virtualenvs they need. .ci/run is `make test` with the services set.
 
@@ -16,13 +16,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_DJ42 := .venv-dj42
 PY_DJ42 := $(VENV_DJ42)/bin/python
+# Django 6.0 needs Python >= 3.12; .ci/run finds one under pyenv.
+PYTHON_DJ6 ?= python3.12
+VENV_DJ6 := .venv-dj6
+PY_DJ6 := $(VENV_DJ6)/bin/python
 BUILD := build
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo venv venv-dj42 test test-unit lint docs clean distclean
+.PHONY: help demo venv venv-dj42 venv-dj6 test test-unit lint docs clean distclean
 
 help:
 	@echo "make demo   run the example shop (admin URL and login are printed)"
@@ -41,6 +45,13 @@ venv-dj42: $(VENV_DJ42)/.installed
 $(VENV_DJ42)/.installed: pyproject.toml
 	[ -x $(PY_DJ42) ] || $(PYTHON) -m venv $(VENV_DJ42)
 	$(PY_DJ42) -m pip install --quiet -e '.[test]' 'Django>=4.2,<5.0'
+	touch $@
+
+venv-dj6: $(VENV_DJ6)/.installed
+
+$(VENV_DJ6)/.installed: pyproject.toml
+	[ -x $(PY_DJ6) ] || $(PYTHON_DJ6) -m venv $(VENV_DJ6)
+	$(PY_DJ6) -m pip install --quiet -e '.[test]' 'Django>=6.0,<6.1'
 	touch $@
 
 demo: venv
@@ -86,6 +97,15 @@ test: venv venv-dj42
 	  printf '%-10s %-7s\n' postgres "skipped (TM_TEST_POSTGRES not set)" >> "$$summary"
 	fi
 	step django42 $(PY_DJ42) -m pytest $(PYTEST_ARGS)
+	if $(PYTHON_DJ6) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+	  $(MAKE) --no-print-directory venv-dj6
+	  step django60 $(PY_DJ6) -m pytest $(PYTEST_ARGS)
+	elif [ "$${CI:-}" = true ]; then
+	  printf '%-10s %-7s\n' django60 "FAILED (no Python >= 3.12 at PYTHON_DJ6=$(PYTHON_DJ6))" >> "$$summary"
+	  failed+=(django60)
+	else
+	  printf '%-10s %-7s\n' django60 "skipped (no Python >= 3.12: make PYTHON_DJ6=/path/to/python3.12)" >> "$$summary"
+	fi
 	echo
 	echo "==================== make test: summary ===================="
 	cat "$$summary"
@@ -101,4 +121,4 @@ clean:
 	find . -name __pycache__ -type d -not -path './.venv*' -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(VENV_DJ42)
+	rm -rf $(VENV) $(VENV_DJ42) $(VENV_DJ6)
