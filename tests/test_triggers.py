@@ -320,6 +320,19 @@ class TestDelaysAndCancellation:
         Email.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
         assert delivery.deliver(email.pk).status == EmailStatus.CANCELLED
 
+    def test_a_delayed_signal_trigger_does_not_recheck_when(self, use_triggers, customer, esp):
+        """Its 'when' needed the signal's arguments, gone by send time: not re-asked."""
+        def paid_by_card(order, method=None) -> bool:
+            return method == "card"
+
+        use_triggers(paid={**BASE, "model": None, "signal": ORDER_PAID, "instance_arg": "order",
+                           "when": paid_by_card, "delay": "1h"})
+        order = new_order(customer)
+        order_paid.send(sender=Order, order=order, method="card")
+        [email] = emails()
+        Email.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
+        assert delivery.deliver(email.pk).status == EmailStatus.SENT
+
     def test_delayed_email_for_a_deleted_object_is_cancelled(self, use_triggers, customer, esp):
         use_triggers(later={**BASE, "on": "created", "delay": "2h"})
         order = new_order(customer)

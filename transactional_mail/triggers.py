@@ -842,8 +842,10 @@ def once_key(trigger: Trigger, source: models.Model, address: str) -> str:
 def cancellation_reason(email) -> str:
     """Why a trigger's email should not go out now; "" to send it.
 
-    Delayed emails re-check ``when`` and every email checks ``cancel_when`` against the
-    object as it is now: no review request for an order refunded in the meantime.
+    Delayed emails of model triggers re-check ``when``, and every email checks
+    ``cancel_when``, against the object as it is now: no review request for an order
+    refunded in the meantime. A signal trigger's ``when`` is not re-checked: it was
+    decided with the signal's arguments (the request...), which are gone.
     """
     trigger = all_triggers().get(email.trigger_key) if email.trigger_key else None
     if trigger is None or (trigger.cancel_when is None and trigger.delay is None):
@@ -854,8 +856,8 @@ def cancellation_reason(email) -> str:
     instance = model._base_manager.filter(pk=email.source_object_id).first() if model else None
     if instance is None:
         return f"Cancelled: the {email.source_content_type.name} it was about no longer exists."
-    if trigger.delay is not None and trigger.when is not None and not trigger.wanted(instance,
-                                                                                     {}):
+    recheck_when = trigger.delay is not None and trigger.when is not None and trigger.model
+    if recheck_when and not trigger.wanted(instance, {}):
         return f"Cancelled: trigger {trigger.key!r}'s 'when' is no longer true."
     if trigger.cancel_when is not None and trigger.cancel_when(instance):
         return f"Cancelled: trigger {trigger.key!r}'s 'cancel_when' is true."
