@@ -17,6 +17,15 @@ RESENDABLE_STATUSES = (EmailStatus.FAILED, EmailStatus.CANCELLED, EmailStatus.SU
 IN_PROGRESS_STATUSES = (EmailStatus.QUEUED, EmailStatus.SCHEDULED, EmailStatus.SENDING)
 
 
+def skip_reason(status: str, *, force: bool = False) -> str:
+    """Why ``resend()`` leaves an email in ``status`` alone; "" when it queues it."""
+    if status in IN_PROGRESS_STATUSES:
+        return "already on its way"
+    if not force and status not in RESENDABLE_STATUSES:
+        return "the ESP accepted it; --force sends it again"
+    return ""
+
+
 def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
     """Queue ``emails`` for delivery again; return how many were queued.
 

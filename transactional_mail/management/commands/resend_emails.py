@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ...models import Email, EmailStatus
-from ...resending import IN_PROGRESS_STATUSES, RESENDABLE_STATUSES, resend
+from ...resending import resend, skip_reason
 
 
 class Command(BaseCommand):
@@ -33,15 +33,15 @@ class Command(BaseCommand):
         emails = Email.objects.none()
         skipped = {}
         if ids:
-            found = Email.objects.filter(pk__in=ids)
-            missing = sorted(set(ids) - set(found.values_list("pk", flat=True)))
+            statuses = dict(Email.objects.filter(pk__in=ids).values_list("pk", "status"))
+            missing = sorted(set(ids) - set(statuses))
             if missing:
                 raise CommandError(f"No email with id {', '.join(map(str, missing))}.")
-            emails = found
-            for pk, status in found.values_list("pk", "status"):
-                if status in IN_PROGRESS_STATUSES or (
-                        not force and status not in RESENDABLE_STATUSES):
-                    skipped[pk] = status
+            emails = Email.objects.filter(pk__in=ids)
+            for pk, status in statuses.items():
+                why = skip_reason(status, force=force)
+                if why:
+                    skipped[pk] = (status, why)
         if failed:
             query = Email.objects.filter(status=EmailStatus.FAILED)
             if since:
@@ -54,7 +54,5 @@ class Command(BaseCommand):
             emails = emails | query
         count = resend(emails, force=force)
         self.stdout.write(self.style.SUCCESS(f"Queued {count} email(s) for delivery."))
-        for pk, status in sorted(skipped.items()):
-            why = ("already on its way" if status in IN_PROGRESS_STATUSES
-                   else "the ESP accepted it; --force sends it again")
+        for pk, (status, why) in sorted(skipped.items()):
             self.stdout.write(self.style.WARNING(f"Skipped email {pk} ({status}: {why})."))
