@@ -321,8 +321,9 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
         values = value if addresses and isinstance(value, (list, tuple)) else [value]
         for item in values:
             if addresses and is_literal_address(item):
-                if _address_problem(item):
-                    problems.append((f"{name!r} {item!r} is {_address_problem(item)}.",
+                problem = _address_problem(item)
+                if problem:
+                    problems.append((f"{name!r} {item!r} is {problem}.",
                                      "Give an address like 'Shop <shop@example.com>', or a "
                                      "path or callable that gives one."))
                 continue
@@ -691,7 +692,6 @@ class Plan:
 def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None) -> Plan:
     """Evaluate ``trigger`` for ``instance`` without writing anything."""
     from .models import Trigger as TriggerSwitch
-    from .models.suppression import normalize_address
 
     extra = dict(extra or {})
     result = Plan(trigger=trigger.key, template=trigger.template, fires=False)
@@ -702,14 +702,8 @@ def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None
         result.reason = "its 'when' condition is false"
         return result
     result.fires = True
-    mailboxes = set()  # one email per mailbox, however its address is spelt
-    for address in trigger.to(instance, **extra):
-        problem = _address_problem(address)
-        if problem:
-            result.invalid_recipients[str(address)] = problem
-        elif normalize_address(address) not in mailboxes:
-            mailboxes.add(normalize_address(address))
-            result.recipients.append(address.strip())
+    result.recipients, result.invalid_recipients = _sorted_recipients(
+        trigger.to(instance, **extra))
     result.context = trigger.context(instance, **extra)
     if trigger.language is not None:
         language = trigger.language(instance, **extra)
@@ -817,12 +811,26 @@ def fire(trigger: Trigger, instance: Any, *, extra: Mapping[str, Any] | None = N
     return emails
 
 
+def _sorted_recipients(addresses: list) -> tuple[list[str], dict[str, str]]:
+    """The valid addresses, one per mailbox however spelt, and the invalid ones with why."""
+    from .models.suppression import normalize_address
+
+    valid: dict[str, str] = {}  # mailbox -> the address as first given
+    invalid: dict[str, str] = {}
+    for address in addresses:
+        problem = _address_problem(address)
+        if problem:
+            invalid[str(address)] = problem
+        else:
+            valid.setdefault(normalize_address(address), address.strip())
+    return list(valid.values()), invalid
+
+
 def _recipients_if_known(trigger: Trigger, instance: Any, extra) -> list[str]:
     """The event's valid recipients, for the failed row of a trigger that failed after
     working them out (a failing context): the log is searched by address."""
     try:
-        return [address.strip() for address in trigger.to(instance, **dict(extra or {}))
-                if not _address_problem(address)]
+        return _sorted_recipients(trigger.to(instance, **dict(extra or {})))[0]
     except Exception:
         return []
 
