@@ -81,9 +81,12 @@ def main() -> None:
     customer = Customer.objects.create(name="Ann", email="ann@example.com")
     counter = iter(range(10**9))
 
+    def new_order() -> Order:
+        return Order(customer=customer, number=f"N{next(counter)}", total=Decimal("9.90"))
+
     def save_order() -> None:
         with transaction.atomic():
-            Order(customer=customer, number=f"N{next(counter)}", total=Decimal("9.90")).save()
+            new_order().save()
 
     def email_insert_sql() -> str:
         """The Email INSERT a matching save issues, with its values, as one SQL string."""
@@ -97,7 +100,7 @@ def main() -> None:
 
     def save_order_and_raw_insert() -> None:
         with transaction.atomic():
-            Order(customer=customer, number=f"N{next(counter)}", total=Decimal("9.90")).save()
+            new_order().save()
             with connection.cursor() as cursor:
                 cursor.execute(insert_sql)
 
