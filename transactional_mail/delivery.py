@@ -1,8 +1,9 @@
 """The only module that sends: claim an Email, render it, hand it to the email backend.
 
 ``deliver(email_id)`` is safe to run any number of times, by any number of workers: the
-claim is a conditional UPDATE (``queued``/``scheduled`` -> ``sending``), and only the
-worker whose UPDATE changed the row goes on.
+claim is a conditional UPDATE (``queued``/``scheduled`` -> ``sending``), only the worker
+whose UPDATE changed the row goes on, and it writes its result only while it still holds
+that claim (see :mod:`transactional_mail.claims`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 from django.core.mail import get_connection
-from django.db.models import F
 from django.utils import timezone
 
-from . import signals
+from . import claims, signals
 from .conf import email_backend
 from .exceptions import RenderError, TemplateNotFound
 from .models import (
@@ -39,9 +39,6 @@ from .rendering import render_email
 from .retries import attempts_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
-
-#: A task may run this early (clock skew between machines) and still claim its email.
-CLAIM_TOLERANCE = timedelta(seconds=2)
 
 #: The key under which every email's id travels in the ESP metadata, for reconciliation.
 METADATA_ID_KEY = "transactional_mail_id"
@@ -65,22 +62,16 @@ class Outcome:
 
 def deliver(email_id: int) -> Outcome:
     """Claim, render and send one email; record the result on its row."""
-    now = timezone.now()
-    claimed = Email.objects.filter(
-        pk=email_id,
-        status__in=CLAIMABLE_STATUSES,
-        next_attempt_at__lte=now + CLAIM_TOLERANCE,
-    ).update(
-        status=EmailStatus.SENDING,
-        claimed_at=now,
-        status_changed_at=now,
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
-        # Another worker has it, it was already sent, cancelled, or is not due yet.
-        return Outcome(status=None)
-    email = Email.objects.select_related("template_revision", "layout_revision").get(pk=email_id)
-    return _deliver_claimed(email)
+    with claims.sending_lock(email_id) as locked:
+        if not locked:
+            return Outcome(status=None)  # a live worker is still sending it
+        if claims.claim(email_id) is None:
+            # Another worker has it, it was already sent, cancelled, or is not due yet.
+            return Outcome(status=None)
+        email = Email.objects.select_related("template_revision", "layout_revision").get(
+            pk=email_id
+        )
+        return _deliver_claimed(email)
 
 
 def _deliver_claimed(email: Email) -> Outcome:
@@ -131,6 +122,11 @@ def _render_and_send(email: Email) -> Outcome:
     message = build_message(email, rendered, **recipients)
     note = f"Not sent to suppressed addresses ({skipped})." if skipped else ""
     connection = get_connection(email_backend())
+    if not claims.holds(email.pk, email.claim_token):
+        # The sweep took this worker for dead and another attempt owns the email now.
+        logger.warning("Email %s: claim lost before sending; not sent by this attempt.",
+                       email.pk)
+        return Outcome(status=None)
     try:
         connection.send_messages([message])
     except Exception as err:
@@ -241,16 +237,24 @@ def _fail(email: Email, kind: Failure, err: BaseException, retry_after: float | 
         if kind is not Failure.PERMANENT:
             error = f"Gave up after {email.attempts} attempts. {error}"
         outcome = _finish(email, EmailStatus.FAILED, error=error)
-        signals.email_failed.send_robust(sender=Email, email=email, error=err)
+        if outcome.status is not None:
+            signals.email_failed.send_robust(sender=Email, email=email, error=err)
         return outcome
     delay = retry_delay(email.attempts, retry_after)
     email.next_attempt_at = timezone.now() + timedelta(seconds=delay)
     outcome = _finish(email, EmailStatus.QUEUED, error=error)
+    if outcome.status is None:
+        return outcome  # the claim was lost: the attempt that holds it now decides
     return Outcome(status=outcome.status, retry_in=delay)
 
 
 def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -> Outcome:
-    """Write the attempt's result, unless a webhook already moved the email further."""
+    """Write the attempt's result while its claim holds; keep a status a webhook set.
+
+    The returned status is None when the claim was lost (the sweep recovered the email and
+    another attempt claimed it): nothing is written then, so a late worker cannot
+    overwrite the result of the attempt that owns the email now.
+    """
     now = timezone.now()
     fields = {
         "subject": email.subject,
@@ -265,16 +269,21 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -
     if sent:
         fields.update(esp_name=email.esp_name, esp_message_id=email.esp_message_id, sent_at=now)
         email.sent_at = now
-    # A row recovered by the sweep while this worker was slow is back in queued: still ours.
-    updated = Email.objects.filter(
-        pk=email.pk, status__in=(EmailStatus.SENDING, *CLAIMABLE_STATUSES)
-    ).update(status=status, status_changed_at=now, **fields)
-    if not updated:
+    mine = claims.fenced(email.pk, email.claim_token)
+    # A row the sweep recovered (back in queued) that nobody claimed since is still ours:
+    # recording this attempt's result keeps the re-queued task from sending it again.
+    updated = mine.filter(status__in=(EmailStatus.SENDING, *CLAIMABLE_STATUSES)).update(
+        status=status, status_changed_at=now, **fields
+    )
+    if updated:
+        email.status = status
+    elif mine.update(**fields):
         # A tracking webhook got there first (e.g. delivered); keep its status.
-        Email.objects.filter(pk=email.pk).update(**fields)
         email.refresh_from_db(fields=["status"])
     else:
-        email.status = status
+        logger.warning("Email %s: claim lost (recovered by the sweep and claimed again); "
+                       "this attempt's result (%s) is not recorded.", email.pk, status)
+        return Outcome(status=None)
     if sent:
         signals.email_sent.send_robust(sender=Email, email=email)
     return Outcome(status=email.status)

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import delivery
+from . import claims, delivery
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
 from .models.log import CLAIMABLE_STATUSES
@@ -36,26 +36,13 @@ def sweep_outbox() -> dict[str, int]:
 
     A queued or scheduled email due for longer than ``SWEEP_GRACE`` seconds has lost its
     task (broker down at commit, a wait longer than ``MAX_COUNTDOWN``, a purged queue). An
-    email in ``sending`` for longer than ``SENDING_TIMEOUT`` lost its worker mid-send: it
-    goes back to the queue flagged ``outcome_uncertain``, because the ESP may have taken it.
+    email in ``sending`` for longer than ``SENDING_TIMEOUT`` whose worker is gone (on
+    PostgreSQL: its advisory lock is free; elsewhere: assumed) goes back to the queue
+    flagged ``outcome_uncertain``, because the ESP may have taken it.
     """
     now = timezone.now()
-    stale = Email.objects.filter(
-        status=EmailStatus.SENDING,
-        claimed_at__lt=now - datetime.timedelta(seconds=get_setting("SENDING_TIMEOUT")),
-    )
-    lost_worker = ("The worker stopped while sending (killed or lost). The ESP may have "
-                   "accepted the earlier attempt.")
-    # An email that keeps killing its worker must not be retried for ever.
-    given_up = stale.filter(attempts__gte=get_setting("MAX_ATTEMPTS")).update(
-        status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
-        last_error=f"Gave up after the last attempt. {lost_worker}",
-    )
-    recovered_ids = list(stale.values_list("pk", flat=True))
-    recovered = stale.filter(pk__in=recovered_ids).update(
-        status=EmailStatus.QUEUED, status_changed_at=now, next_attempt_at=now,
-        outcome_uncertain=True, last_error=f"{lost_worker} Retried by the outbox sweep.",
-    )
+    given_up, recovered_ids = _recover_abandoned(now)
+    recovered = len(recovered_ids)
     due = now - datetime.timedelta(seconds=get_setting("SWEEP_GRACE"))
     with transaction.atomic():
         # skip_locked spreads concurrent sweeps over different rows on PostgreSQL;
@@ -73,6 +60,36 @@ def sweep_outbox() -> dict[str, int]:
                     "%d failed", len(email_ids), enqueued, recovered, given_up)
     return {"due": len(email_ids), "enqueued": enqueued, "recovered": recovered,
             "failed": given_up}
+
+
+def _recover_abandoned(now: datetime.datetime) -> tuple[int, list[int]]:
+    """Fail or re-queue emails stuck in ``sending`` by a dead worker; return (failed, ids)."""
+    lost_worker = ("The worker stopped while sending (killed or lost). The ESP may have "
+                   "accepted the earlier attempt.")
+    with transaction.atomic():
+        stale = list(
+            Email.objects.select_for_update(skip_locked=True)
+            .filter(
+                status=EmailStatus.SENDING,
+                claimed_at__lt=now - datetime.timedelta(seconds=get_setting("SENDING_TIMEOUT")),
+            )
+            .values_list("pk", flat=True)[:5000]
+        )
+        # A slow worker still holds its lock: leave its email alone (PostgreSQL only).
+        abandoned = Email.objects.filter(pk__in=claims.abandoned(stale))
+        # An email that keeps killing its worker must not be retried for ever.
+        given_up = abandoned.filter(attempts__gte=get_setting("MAX_ATTEMPTS")).update(
+            status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
+            last_error=f"Gave up after the last attempt. {lost_worker}",
+        )
+        recovered_ids = list(
+            abandoned.filter(status=EmailStatus.SENDING).values_list("pk", flat=True)
+        )
+        Email.objects.filter(pk__in=recovered_ids).update(
+            status=EmailStatus.QUEUED, status_changed_at=now, next_attempt_at=now,
+            outcome_uncertain=True, last_error=f"{lost_worker} Retried by the outbox sweep.",
+        )
+    return given_up, recovered_ids
 
 
 @shared_task(name="transactional_mail.prune_raw_events", ignore_result=True)

@@ -118,13 +118,13 @@ def process_logs():
 
 @pytest.fixture(scope="session")
 def make_env(services, test_db_name, esp_server):
-    def make(broker: str, **mail_settings):
+    def make(broker: str, esp_timeout: float = WORKER_ESP_TIMEOUT, **mail_settings):
         return celery_env(
             broker_url=services[broker],
             db_name=test_db_name,
             esp_url=esp_server.url,
             mail_settings={**WORKER_MAIL_SETTINGS, **mail_settings},
-            esp_timeout=WORKER_ESP_TIMEOUT,
+            esp_timeout=esp_timeout,
         )
 
     return make
@@ -150,9 +150,11 @@ def spawn_worker(make_env, process_logs):
     """Start extra workers for one test; all are stopped at its end."""
     started = []
 
-    def spawn(broker: str = "redis-scratch", name: str | None = None, **kwargs):
+    def spawn(
+        broker: str = "redis-scratch", name: str | None = None, env: dict | None = None, **kwargs
+    ):
         name = name or f"worker{len(started) + 1}-{broker}"
-        worker = start_worker(name, make_env(broker), process_logs, **kwargs)
+        worker = start_worker(name, env or make_env(broker), process_logs, **kwargs)
         started.append(worker)
         return worker
 

@@ -111,6 +111,35 @@ def test_worker_killed_mid_send_loses_nothing(scratch_broker, spawn_worker, esp,
     assert email.esp_message_id == requests[-1].response["MessageID"]
 
 
+def test_a_slow_send_is_not_raced_by_the_sweep(
+    scratch_broker, make_env, spawn_worker, esp, welcome_template
+):
+    """An ESP answering after 8 s, SENDING_TIMEOUT=2 and sweeps meanwhile: one request.
+
+    The sending worker is alive, so the sweep must not take it for dead: on PostgreSQL
+    the worker's advisory lock tells it so.
+    """
+    env = make_env("redis-scratch", esp_timeout=20, SENDING_TIMEOUT=2)
+    spawn_worker(name="slow-sender", env=env)
+    esp.add_response(200, delay=8)
+    email = send_committed("welcome", ["ann@example.com"], CONTEXT)
+
+    wait_for(lambda: esp.requests_for(email.pk), 30, message="the request to reach the ESP")
+    swept = []
+    deadline = time.monotonic() + 7
+    while time.monotonic() < deadline:  # the worker's other process runs each sweep
+        sweep_outbox.delay()
+        swept.append(Email.objects.get(pk=email.pk).status)
+        time.sleep(0.5)
+    assert "sending" in swept
+
+    email = wait_for_status(email, "sent", timeout=30)
+    settle(3)
+    assert len(esp.requests_for(email.pk)) == 1
+    assert email.attempts == 1
+    assert email.outcome_uncertain is False
+
+
 def test_two_workers_send_each_email_once(redis_worker, spawn_worker, esp, welcome_template):
     """Two workers, 100 emails, every task queued twice: each email reaches the ESP once."""
     second = spawn_worker("redis", name="second")

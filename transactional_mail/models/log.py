@@ -128,6 +128,14 @@ class Email(models.Model):
         help_text=_("When the email is due: its send time, or the time of its next retry."),
     )
     claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    claim_token = models.UUIDField(
+        _("claim token"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Written by each claim; a worker records its result only while the "
+                    "email still carries the token of its own claim."),
+    )
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("status changed at"), auto_now_add=True)
 
