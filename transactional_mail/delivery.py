@@ -159,27 +159,38 @@ def _choose_revision(email: Email) -> bool:
 
 
 def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None):
-    """The message for ``email``: an AnymailMessage, which any Django backend can send."""
+    """The message for ``email``: an AnymailMessage, which any Django backend can send.
+
+    Defence in depth for rows stored before ``send()`` checked their header values, or
+    written around it: the subject, header values, tags and attachment names are made one
+    line (``headers.one_line``), and an address that is not one line or names several
+    mailboxes raises ``InvalidEmailOption`` rather than reach the backend.
+    """
     from anymail.message import AnymailMessage
 
+    from .headers import check_address, one_line
+
+    def addresses(option, values):
+        return [check_address(option, address) for address in values]
+
     message = AnymailMessage(
-        subject=rendered.subject,
+        subject=one_line(rendered.subject),
         body=rendered.text,
-        from_email=email.from_email,
-        to=email.to if to is None else to,
-        cc=email.cc if cc is None else cc,
-        bcc=email.bcc if bcc is None else bcc,
-        reply_to=email.reply_to,
-        headers=email.headers,
-        tags=email.tags,
+        from_email=check_address("from_email", email.from_email),
+        to=addresses("to", email.to if to is None else to),
+        cc=addresses("cc", email.cc if cc is None else cc),
+        bcc=addresses("bcc", email.bcc if bcc is None else bcc),
+        reply_to=addresses("reply_to", email.reply_to),
+        headers={name: one_line(str(value)) for name, value in email.headers.items()},
+        tags=[one_line(str(tag)) for tag in email.tags],
         metadata={**email.metadata, METADATA_ID_KEY: str(email.pk)},
     )
     message.attach_alternative(rendered.html, "text/html")
     for attachment in email.attachments:
         message.attach(
-            attachment["filename"],
+            one_line(attachment["filename"]),
             base64.b64decode(attachment["content"]),
-            attachment["mimetype"],
+            one_line(attachment["mimetype"]),
         )
     return message
 
@@ -271,8 +282,10 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -
         email.sent_at = now
     mine = claims.fenced(email.pk, email.claim_token)
     # A row the sweep recovered (back in queued) that nobody claimed since is still ours:
-    # recording this attempt's result keeps the re-queued task from sending it again.
-    updated = mine.filter(status__in=(EmailStatus.SENDING, *CLAIMABLE_STATUSES)).update(
+    # recording this attempt's result keeps the re-queued task from sending it again. So
+    # is one the sweep gave up on (failed) while this worker was slow, if it was sent.
+    writable = (EmailStatus.SENDING, *CLAIMABLE_STATUSES, *([EmailStatus.FAILED] if sent else []))
+    updated = mine.filter(status__in=writable).update(
         status=status, status_changed_at=now, **fields
     )
     if updated:

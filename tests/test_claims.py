@@ -1,0 +1,260 @@
+"""Claims: a worker writes only the result of a claim it still holds; the sweep spares live workers.
+
+The races are played in one process: Anymail's ``pre_send`` signal runs inside the
+backend's send, after the worker's last check, which is where a slow ESP call leaves the
+sweep and a second worker room to act. The advisory-lock tests hold the lock from a
+second database connection, as a live worker on another machine would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from unittest import mock
+
+import pytest
+from anymail.signals import pre_send
+from django.db import connection, connections
+from django.utils import timezone
+
+import transactional_mail
+from tests.factories import ORDER_CONTEXT, make_template
+from transactional_mail import claims, delivery, tasks
+from transactional_mail.models import Email, EmailStatus
+
+pytestmark = pytest.mark.django_db
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="advisory locks are PostgreSQL's (TM_TEST_POSTGRES runs these)",
+)
+
+
+@pytest.fixture
+def template():
+    return make_template()
+
+
+@pytest.fixture
+def enqueued():
+    with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async:
+        yield apply_async
+
+
+@pytest.fixture
+def instant_sweep(settings):
+    """The sweep takes every email in ``sending`` for stale."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SENDING_TIMEOUT": -1}
+
+
+def queue() -> Email:
+    return transactional_mail.send("order_confirmation", "ann@example.com", ORDER_CONTEXT)
+
+
+@contextlib.contextmanager
+def during_send(action):
+    """Run ``action(email_id)`` once, inside the first send, after the worker's checks."""
+    done = []
+
+    def receiver(sender, message, **kwargs):
+        if not done:
+            done.append(True)
+            action(int(message.metadata[delivery.METADATA_ID_KEY]))
+
+    pre_send.connect(receiver, weak=False, dispatch_uid="test_claims.during_send")
+    try:
+        yield done
+    finally:
+        pre_send.disconnect(dispatch_uid="test_claims.during_send")
+
+
+def test_a_claim_writes_a_fresh_token_and_only_one_claim_wins(template):
+    email = queue()
+    token = claims.claim(email.pk)
+    assert token is not None
+    row = Email.objects.get(pk=email.pk)
+    assert (row.status, row.claim_token, row.attempts) == (EmailStatus.SENDING, token, 1)
+    assert claims.claim(email.pk) is None
+    assert claims.holds(email.pk, token)
+    assert not claims.holds(email.pk, None)
+
+
+def recover_and_claim_again(email_id):
+    """What the sweep and a second worker do to a worker they take for dead."""
+    Email.objects.filter(pk=email_id).update(status=EmailStatus.QUEUED)
+    assert claims.claim(email_id) is not None
+
+
+def test_a_worker_whose_claim_was_taken_before_the_send_does_not_send(template, esp):
+    """The sweep recovered the email and another worker claimed it during the render."""
+    email = queue()
+    real_render = delivery.render_email
+
+    def render_then_lose_the_claim(*args, **kwargs):
+        recover_and_claim_again(email.pk)
+        return real_render(*args, **kwargs)
+
+    with mock.patch.object(delivery, "render_email", render_then_lose_the_claim):
+        outcome = delivery.deliver(email.pk)
+
+    assert outcome.status is None
+    assert esp.requests == []
+    row = Email.objects.get(pk=email.pk)
+    assert (row.status, row.attempts, row.sent_at) == (EmailStatus.SENDING, 2, None)
+
+
+def test_a_late_result_does_not_overwrite_the_claim_that_replaced_it(
+    template, esp, enqueued, instant_sweep
+):
+    """Mid-send the sweep recovers the email and a second worker sends it: the slow
+    worker's result is dropped, the row keeps the second attempt's."""
+    email = queue()
+
+    def sweep_and_send_again(email_id):
+        assert tasks.sweep_outbox()["recovered"] == 1
+        assert delivery.deliver(email_id).status == EmailStatus.SENT
+
+    with during_send(sweep_and_send_again) as done:
+        outcome = delivery.deliver(email.pk)
+
+    assert done and outcome.status is None
+    first_answer, late_answer = (request.response["MessageID"] for request in esp.requests)
+    row = Email.objects.get(pk=email.pk)
+    assert row.status == EmailStatus.SENT
+    assert row.attempts == 2
+    assert row.esp_message_id == first_answer != late_answer
+    assert row.outcome_uncertain is True
+
+
+def test_a_recovered_email_nobody_claimed_again_keeps_the_slow_workers_result(
+    template, esp, enqueued, instant_sweep
+):
+    """The sweep re-queued it mid-send; the worker's success is recorded, so the re-queued
+    task finds nothing to send."""
+    email = queue()
+    with during_send(lambda email_id: tasks.sweep_outbox()):
+        assert delivery.deliver(email.pk).status == EmailStatus.SENT
+    enqueued.assert_called_once()
+    assert delivery.deliver(email.pk).status is None  # the re-queued task
+    assert len(esp.requests) == 1
+    row = Email.objects.get(pk=email.pk)
+    assert (row.status, row.attempts) == (EmailStatus.SENT, 1)
+    assert row.esp_message_id == esp.requests[0].response["MessageID"]
+
+
+@pytest.mark.parametrize("max_attempts", [8, 1], ids=["retry-due", "last-attempt"])
+def test_a_lost_claim_neither_retries_nor_signals_a_failure(
+    template, esp, enqueued, settings, max_attempts
+):
+    """A transient error on a claim already replaced: no retry task, no email_failed."""
+    from transactional_mail import signals
+
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTEMPTS": max_attempts}
+    esp.add_response(503)
+    email = queue()
+    failed = mock.Mock()
+    signals.email_failed.connect(failed, weak=False, dispatch_uid="test_claims.failed")
+    try:
+        with during_send(recover_and_claim_again):
+            outcome = delivery.deliver(email.pk)
+    finally:
+        signals.email_failed.disconnect(dispatch_uid="test_claims.failed")
+    assert (outcome.status, outcome.retry_in) == (None, None)
+    failed.assert_not_called()
+    row = Email.objects.get(pk=email.pk)
+    assert (row.status, row.attempts) == (EmailStatus.SENDING, 2)
+    assert "503" not in row.last_error  # the lost attempt's error is not recorded
+    enqueued.assert_not_called()
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(email_id):
+    """Hold the email's advisory lock from a second connection (a live worker)."""
+    default = connections["default"]
+    other = type(default)(dict(default.settings_dict), alias="lock_holder")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", claims._lock_key(email_id))
+            assert cursor.fetchone()[0], "the lock is held by another session"
+        yield
+        with other.cursor() as cursor:
+            # Closing the session frees it too, but the server notices a moment later.
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", claims._lock_key(email_id))
+    finally:
+        other.close()
+
+
+def stuck_in_sending(email: Email) -> None:
+    Email.objects.filter(pk=email.pk).update(
+        status=EmailStatus.SENDING, claimed_at=timezone.now() - datetime.timedelta(hours=1),
+        attempts=1,
+    )
+
+
+@postgresql_only
+def test_the_sweep_leaves_an_email_whose_worker_is_alive(template, enqueued):
+    email = queue()
+    stuck_in_sending(email)
+    with lock_held_elsewhere(email.pk):
+        assert tasks.sweep_outbox()["recovered"] == 0
+        assert Email.objects.get(pk=email.pk).status == EmailStatus.SENDING
+    # The worker's connection is gone: now it is recovered.
+    assert tasks.sweep_outbox()["recovered"] == 1
+    assert Email.objects.get(pk=email.pk).status == EmailStatus.QUEUED
+
+
+@postgresql_only
+def test_the_sweep_does_not_fail_a_live_workers_last_attempt(template, enqueued, settings):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTEMPTS": 1}
+    email = queue()
+    stuck_in_sending(email)
+    with lock_held_elsewhere(email.pk):
+        assert tasks.sweep_outbox()["failed"] == 0
+    assert tasks.sweep_outbox()["failed"] == 1
+
+
+@postgresql_only
+def test_no_claim_while_another_session_sends_the_email(template, esp):
+    email = queue()
+    with lock_held_elsewhere(email.pk):
+        assert delivery.deliver(email.pk).status is None
+        assert Email.objects.get(pk=email.pk).attempts == 0
+    assert delivery.deliver(email.pk).status == EmailStatus.SENT
+    assert len(esp.requests) == 1
+
+
+@postgresql_only
+def test_the_lock_is_released_after_the_send(template, esp):
+    email = queue()
+    delivery.deliver(email.pk)
+    with lock_held_elsewhere(email.pk):  # fails if this session still held it
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_lock_keys_fold_into_int4():
+    assert claims._lock_key(1) == (claims._LOCK_NAMESPACE, 1)
+    assert claims._lock_key(2**31) == (claims._LOCK_NAMESPACE, -(2**31))
+    assert all(-(2**31) <= claims._lock_key(n)[1] < 2**31 for n in (0, 2**40 + 7, 2**63 - 1))
+
+
+def test_a_slow_worker_the_sweep_gave_up_on_records_its_success(
+    template, esp, enqueued, instant_sweep, settings
+):
+    """Where the sweep cannot see the worker alive (SQLite), it may fail the last attempt;
+    a send that then succeeds is recorded as sent, not left failed."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTEMPTS": 1}
+    email = queue()
+
+    def give_up(email_id):  # what the sweep does on SQLite after SENDING_TIMEOUT
+        Email.objects.filter(pk=email_id).update(
+            status=EmailStatus.FAILED, last_error="Gave up after the last attempt."
+        )
+
+    with during_send(give_up):
+        assert delivery.deliver(email.pk).status == EmailStatus.SENT
+    row = Email.objects.get(pk=email.pk)
+    assert row.status == EmailStatus.SENT
+    assert row.esp_message_id == esp.requests[0].response["MessageID"]
