@@ -7,11 +7,28 @@ module is imported, so ``@shared_task`` binds to it: the Celery path is always r
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.celery_app import app as celery_app  # noqa: F401  (binds shared tasks)
 from tests.esp_server import FakePostmark
 from tests.workers import _mark_process_logs, pytest_runtest_makereport  # noqa: F401
+
+# Property-based tests run the same examples on every run (a fixed seed) and a bounded
+# number of them, so CI is reproducible and its time predictable. Locally,
+# HYPOTHESIS_PROFILE=explore searches much further, with a random seed.
+_HYPOTHESIS_COMMON = {
+    "deadline": None,  # a database round trip's time varies; never a reason to fail
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, max_examples=60, **_HYPOTHESIS_COMMON
+)
+hypothesis_settings.register_profile("explore", max_examples=2000, **_HYPOTHESIS_COMMON)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
