@@ -263,3 +263,183 @@ def test_parse_delay_rejects_bool():
 def test_metadata_that_is_not_json_names_metadata(template):
     with pytest.raises(ContextNotSerializable, match=r"^metadata\['order'\] is a object"):
         transactional_mail.send("order_confirmation", "a@example.com", metadata={"order": object()})
+
+
+# --- Hardening: header values, recipients, attachments (issue 11, section 5) -----------
+
+#: Every character something splits a header line on, with how send() names it.
+SEPARATORS = {
+    "\r": "a carriage return (CR)",
+    "\n": "a line feed (LF)",
+    "\x0b": "a vertical tab (VT, U+000B)",
+    "\x0c": "a form feed (FF, U+000C)",
+    "\x00": "a NUL character (U+0000)",
+    "\x85": "a next-line character (NEL, U+0085)",
+    "\u2028": "a line separator (U+2028)",
+    "\u2029": "a paragraph separator (U+2029)",
+}
+
+
+def hostile_option(field: str, separator: str) -> tuple[dict, str]:
+    """send() options with ``separator`` in ``field``, and the name the error gives it."""
+    name = f"Ann{separator}Bcc: evil@example.com <ann@example.com>"
+    value = f"A-1{separator}Bcc: evil@example.com"
+    return {
+        "to": ({"to": name}, "to"),
+        "cc": ({"cc": [name]}, "cc"),
+        "bcc": ({"bcc": [name]}, "bcc"),
+        "reply_to": ({"reply_to": name}, "reply_to"),
+        "from_email": ({"from_email": name}, "from_email"),
+        "header": ({"headers": {"X-Order": value}}, "headers['X-Order']"),
+        "tag": ({"tags": [value]}, "tags"),
+        "filename": ({"attachments": [(value + ".pdf", b"%PDF", "application/pdf")]},
+                     "attachment filename"),
+        "mimetype": ({"attachments": [("a.pdf", b"%PDF", "application/pdf" + value)]},
+                     "attachment mimetype"),
+    }[field]
+
+
+@pytest.mark.parametrize("separator", SEPARATORS, ids=lambda s: f"U+{ord(s):04X}")
+@pytest.mark.parametrize("field", ["to", "cc", "bcc", "reply_to", "from_email", "header",
+                                   "tag", "filename", "mimetype"])
+def test_every_line_separator_is_refused_in_every_header_value(template, field, separator):
+    """The error names the option and the character; nothing is written."""
+    options, option_name = hostile_option(field, separator)
+    kwargs = {"to": "ann@example.com", **options}
+    with pytest.raises(InvalidEmailOption) as raised:
+        transactional_mail.send("order_confirmation", **kwargs)
+    message = str(raised.value)
+    assert message.startswith(f"{option_name} ")
+    assert SEPARATORS[separator] in message
+    assert Email.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", [
+    "ann@example.com\r\nBcc: evil@example.com",
+    "=?utf-8?q?Ann=0D=0ABcc:_evil@example.com?= <ann@example.com>",
+    "=?utf-8?b?QW5uDQpCY2M6IGV2aWxAZXhhbXBsZS5jb20=?= <ann@example.com>",
+])
+def test_encoded_word_and_crlf_tricks_in_addresses_are_refused(template, value):
+    with pytest.raises(InvalidEmailOption, match="is not one line"):
+        transactional_mail.send("order_confirmation", value)
+
+
+def test_an_encoded_word_subject_header_trick_is_refused(template):
+    with pytest.raises(InvalidEmailOption, match="encoded word that decodes to a line feed"):
+        transactional_mail.send("order_confirmation", "ann@example.com",
+                                headers={"X-Note": "=?utf-8?q?x=0AX-Injected:_1?="})
+
+
+@pytest.mark.parametrize("value", [
+    "ann@example.com <evil@example.com>",
+    "Ann Bcc: evil@example.com <ann@example.com>",
+    "ann@example.com, evil@example.com",
+    "<ann@example.com> <evil@example.com>",
+    "Friends: ann@example.com, evil@example.com;",
+])
+@pytest.mark.parametrize("option", ["to", "cc", "bcc", "reply_to", "from_email"])
+def test_an_address_string_that_names_two_mailboxes_is_refused(template, option, value):
+    """Anymail's ESP backends would send to both: one value is one mailbox."""
+    kwargs = {"to": "ann@example.com", option: value}
+    with pytest.raises(InvalidEmailOption, match=f"^{option} .* is 2 addresses in one string"):
+        transactional_mail.send("order_confirmation", **kwargs)
+    assert Email.objects.count() == 0
+
+
+def test_display_names_that_are_one_mailbox_are_accepted(template):
+    email = transactional_mail.send(
+        "order_confirmation", ['"Doe, Ann" <ann@example.com>', "Zoë Ørsted <zoe@example.com>"],
+        reply_to="Support (EU) <help@example.com>", from_email="Shop\t<shop@example.com>")
+    assert email.to == ['"Doe, Ann" <ann@example.com>', "Zoë Ørsted <zoe@example.com>"]
+
+
+@pytest.mark.parametrize("option", ["to", "cc", "bcc", "reply_to", "from_email"])
+def test_an_address_over_320_characters_is_refused(template, option):
+    longest = "a" * 64 + "@" + "b" * 251 + ".com"  # 320: the most RFC 3696 allows
+    transactional_mail.send("order_confirmation", **{"to": "ann@example.com", option: longest})
+    kwargs = {"to": "ann@example.com", option: "a" + longest}
+    with pytest.raises(InvalidEmailOption,
+                       match=f"^{option} .* is 321 characters long; an address has at most 320"):
+        transactional_mail.send("order_confirmation", **kwargs)
+
+
+def test_more_recipients_than_max_recipients_are_refused(template):
+    """50 by default (Postmark's and Amazon SES's cap), counted over to + cc + bcc."""
+    to = [f"to{n}@example.com" for n in range(30)]
+    cc = [f"cc{n}@example.com" for n in range(10)]
+    bcc = [f"bcc{n}@example.com" for n in range(10)]
+    transactional_mail.send("order_confirmation", to, cc=cc, bcc=bcc)
+    with pytest.raises(InvalidEmailOption) as raised:
+        transactional_mail.send("order_confirmation", to, cc=cc, bcc=[*bcc, "one@example.com"])
+    assert str(raised.value) == (
+        "The email has 51 recipients (to + cc + bcc); at most 50 are allowed "
+        "(TRANSACTIONAL_MAIL['MAX_RECIPIENTS']). Send one email per recipient, or raise the "
+        "setting if your ESP accepts more in one message.")
+    assert Email.objects.count() == 1
+
+
+def test_max_recipients_is_read_at_call_time(template, settings):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_RECIPIENTS": 2}
+    transactional_mail.send("order_confirmation", ["a@example.com"], cc="b@example.com")
+    with pytest.raises(InvalidEmailOption, match="3 recipients .* at most 2"):
+        transactional_mail.send("order_confirmation", ["a@example.com"], cc="b@example.com",
+                                bcc="c@example.com")
+    with pytest.raises(InvalidEmailOption, match="^reply_to has 3 addresses; at most 2"):
+        transactional_mail.send("order_confirmation", "a@example.com",
+                                reply_to=["a@example.com", "b@example.com", "c@example.com"])
+
+
+def test_ten_thousand_recipients_are_refused_before_any_is_parsed(template):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(InvalidEmailOption, match="^to has 10000 addresses; at most 50"):
+        transactional_mail.send("order_confirmation",
+                                [f"user{n}@example.com" for n in range(10_000)])
+    assert time.monotonic() - started < 1
+    assert Email.objects.count() == 0
+
+
+def test_attachments_over_max_attachments_size_are_refused(template, settings):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTACHMENTS_SIZE": 100}
+    transactional_mail.send("order_confirmation", "a@example.com",
+                            attachments=[("a.txt", b"x" * 60), ("b.txt", "y" * 40)])
+    with pytest.raises(InvalidEmailOption) as raised:
+        transactional_mail.send("order_confirmation", "a@example.com",
+                                attachments=[("a.txt", b"x" * 60), ("b.txt", "é" * 21)])
+    assert str(raised.value) == (
+        "The attachments total 102 bytes with 'b.txt'; at most 100 are allowed "
+        "(TRANSACTIONAL_MAIL['MAX_ATTACHMENTS_SIZE']). Link to large files instead, or raise "
+        "the setting up to your ESP's message size limit (see the settings reference).")
+    assert Email.objects.count() == 1
+
+
+def test_the_default_attachment_limit_fits_the_strictest_esp(template):
+    """7 MB of files is 9.3 MB base64-encoded: under Postmark's 10 MB per message."""
+    from transactional_mail.conf import DEFAULTS
+
+    assert DEFAULTS["MAX_ATTACHMENTS_SIZE"] == 7_000_000
+    assert DEFAULTS["MAX_ATTACHMENTS_SIZE"] * 4 / 3 < 10_000_000 - 500_000
+    with pytest.raises(InvalidEmailOption, match="total 7000001 bytes"):
+        transactional_mail.send("order_confirmation", "a@example.com",
+                                attachments=[("big.bin", b"\0" * 7_000_001)])
+
+
+def test_a_huge_file_is_not_read_past_the_limit(template, settings):
+    """A File attachment is read no further than the limit allows (bounded memory)."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTACHMENTS_SIZE": 1000}
+    import io
+
+    from django.core.files.base import File
+
+    reads = []
+
+    class CountingReads(io.BytesIO):
+        def read(self, size=-1):
+            reads.append(size)
+            return super().read(size)
+
+    big = File(CountingReads(b"x" * 5_000_000), name="huge.bin")
+    with pytest.raises(InvalidEmailOption, match="total 5000000 bytes with 'huge.bin'"):
+        transactional_mail.send("order_confirmation", "a@example.com", attachments=[big])
+    assert reads == [1001]

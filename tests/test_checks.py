@@ -93,3 +93,102 @@ def test_checks_are_registered():
                                                "SWEEP_INTERVALL": 5}):
         ids = [message.id for message in checks.run_checks()]
     assert "transactional_mail.E002" in ids
+
+
+# --- Issue 11, section 5: private paths (E010), the limits, the sender ------------------
+
+_PRIVATE_HINT = (
+    "A path never reads an attribute starting with '_': '__dict__' would put every field, "
+    "the password hash included, in the email's snapshot. Name the public fields the email "
+    "needs, or use a callable.")
+
+
+def _triggers(**definitions) -> dict:
+    return {"DEFAULT_FROM_EMAIL": "a@example.com", "TRIGGERS": definitions}
+
+
+@override_settings(TRANSACTIONAL_MAIL=_triggers(welcome={
+    "model": "auth.User", "on": "created", "template": "welcome", "to": "email",
+    "context": ["username", "__dict__"]}))
+def test_a_context_path_to_dunder_dict_is_e010():
+    """The issue's reproduction: before the fix this passed the checks, and the snapshot
+    held the password hash."""
+    assert check_settings() == [checks.Error(
+        "TRANSACTIONAL_MAIL['TRIGGERS']['welcome']: 'context' '__dict__' reaches '__dict__', "
+        "an attribute starting with '_'.",
+        hint=_PRIVATE_HINT,
+        obj="trigger welcome",
+        id="transactional_mail.E010",
+    )]
+
+
+@override_settings(TRANSACTIONAL_MAIL=_triggers(order={
+    "model": "testapp.Order", "on": "created", "template": "order_confirmation",
+    "to": ["customer.email", "customer._password"], "from_email": "customer.__dict__",
+    "reply_to": "_state.db", "language": "customer._meta.app_label",
+    "when": {"customer___password__isnull": False}, "cancel_when": "__class__",
+    "attachments": "customer._state", "context": ["number", "_state.db"]}))
+def test_every_path_option_is_checked_once_as_e010():
+    """No E009 beside them: "_state" is not a class attribute, but one report is enough."""
+    messages = [(error.id, error.msg.split(": ", 1)[1]) for error in check_settings()]
+    assert messages == [("transactional_mail.E010", message) for message in [
+        "'to' 'customer._password' reaches '_password', an attribute starting with '_'.",
+        "'from_email' 'customer.__dict__' reaches '__dict__', an attribute starting with '_'.",
+        "'reply_to' '_state.db' reaches '_state', an attribute starting with '_'.",
+        "'when' 'customer___password__isnull' reaches '_password', an attribute starting "
+        "with '_'.",
+        "'cancel_when' '__class__' reaches '__class__', an attribute starting with '_'.",
+        "'language' 'customer._meta.app_label' reaches '_meta', an attribute starting "
+        "with '_'.",
+        "'attachments' 'customer._state' reaches '_state', an attribute starting with '_'.",
+        "'context' '_state.db' reaches '_state', an attribute starting with '_'.",
+    ]]
+
+
+@override_settings(TRANSACTIONAL_MAIL=_triggers(
+    login={"signal": "django.contrib.auth.signals.user_logged_in", "template": "login",
+           "to": "email", "context": ["_password"]},
+    status={"model": "testapp.Order", "on": "changed", "field": "_state",
+            "template": "order_confirmation", "to": "customer.email"},
+    fine={"model": "testapp.Order", "on": "created", "template": "order_confirmation",
+          "to": "customer.email", "when": "operator.__not__",
+          "context": "tests.testapp.mail.order_context"}))
+def test_signal_triggers_and_field_are_checked_and_callables_are_not_paths():
+    found = [(error.id, error.obj, error.msg.split(": ", 1)[1]) for error in check_settings()]
+    assert found == [
+        ("transactional_mail.E010", "trigger login",
+         "'context' '_password' reaches '_password', an attribute starting with '_'."),
+        ("transactional_mail.E009", "trigger status",
+         "'field' '_state' is not a field of testapp.Order."),
+        ("transactional_mail.E010", "trigger status",
+         "'field' '_state' reaches '_state', an attribute starting with '_'."),
+    ]
+
+
+@override_settings(TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "a@example.com",
+                                       "MAX_RECIPIENTS": 0, "MAX_ATTACHMENTS_SIZE": "10MB"})
+def test_the_limits_are_whole_numbers():
+    assert check_settings() == [
+        checks.Error(
+            "TRANSACTIONAL_MAIL['MAX_RECIPIENTS'] is 0; it must be a whole number >= 1.",
+            hint="Remove it to use the default (50).",
+            id="transactional_mail.E003",
+        ),
+        checks.Error(
+            "TRANSACTIONAL_MAIL['MAX_ATTACHMENTS_SIZE'] is '10MB'; it must be a whole number "
+            ">= 0.",
+            hint="Remove it to use the default (7000000).",
+            id="transactional_mail.E003",
+        ),
+    ]
+
+
+@override_settings(TRANSACTIONAL_MAIL={
+    "DEFAULT_FROM_EMAIL": "Shop\u2028Bcc: evil@example.com <shop@example.com>"})
+def test_a_sender_that_is_not_one_line_is_e007():
+    assert check_settings() == [checks.Error(
+        "The default sender 'Shop\\u2028Bcc: evil@example.com <shop@example.com>' is not one "
+        "line: it contains a line separator (U+2028).",
+        hint="Set TRANSACTIONAL_MAIL['DEFAULT_FROM_EMAIL'] = 'Shop <no-reply@example.com>'.",
+        id="transactional_mail.E007",
+    )]

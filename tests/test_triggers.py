@@ -720,7 +720,8 @@ class TestRecipientEdges:
         assert email.status == EmailStatus.FAILED
         assert email.last_error.startswith("Trigger 'order_confirmation': recipient ")
         assert email.last_error.endswith(
-            "is contains a line break; check its 'to' ('customer.email').")
+            "is not one line: it contains a line feed (LF); check its 'to' "
+            "('customer.email').")
 
     def test_an_empty_recipient_is_logged_without_an_address(self, use_triggers, customer):
         """The log's "to" holds no "" (searching it by address must work)."""
@@ -824,7 +825,7 @@ class TestCheckEdges:
         ({"on": "created", "sender": "testapp.Order"},
          "'sender' and 'instance_arg' only go with 'signal'."),
         ({"on": "created", "to": "ann@example.com\nBcc: x@example.com"},
-         "contains a line break."),
+         "is not one line: it contains a line feed (LF)."),
     ])
     def test_misplaced_keys_are_reported(self, settings, extra, message):
         found = TestChecks().run(settings, a={**BASE, **extra})
@@ -894,3 +895,132 @@ class TestAdminColumns:
         Email.objects.update(status=EmailStatus.DELIVERED)
         row = admin_client.get("/admin/transactional_mail/trigger/").context["cl"].result_list[0]
         assert (row.sent_count, row.failed_count) == (1, 0)
+
+
+class TestPrivatePaths:
+    """A path never reads an attribute starting with "_" (issue 11, section 5)."""
+
+    def test_dunder_dict_never_puts_the_password_hash_in_a_snapshot(self, use_triggers):
+        """On the code before the fix, this wrote a queued row whose context held
+        ``__dict__``, the password hash included, and ``check`` said nothing."""
+        make_template("welcome")
+        use_triggers(welcome={"model": "auth.User", "on": "created", "template": "welcome",
+                              "to": "email", "context": ["username", "__dict__"]})
+        with pytest.raises(ConfigurationError, match="'__dict__', an attribute starting"):
+            get_user_model().objects.create_user("ann", "ann@example.com", "s3cret-pass")
+        assert not Email.objects.exists()
+        assert not get_user_model().objects.exists()  # refused before anything is written
+
+    @pytest.mark.parametrize(("option", "segment"), [
+        ({"to": "customer._password"}, "_password"),
+        ({"to": ["customer.email", "_state.db"]}, "_state"),
+        ({"from_email": "customer.__dict__"}, "__dict__"),
+        ({"reply_to": ["help@example.com", "customer._meta.db_table"]}, "_meta"),
+        ({"language": "customer._state.db"}, "_state"),
+        ({"when": "_state.adding"}, "_state"),
+        ({"when": {"customer___password__isnull": False}}, "_password"),
+        ({"cancel_when": "__class__.__name__"}, "__class__"),
+        ({"attachments": "customer.__dict__"}, "__dict__"),
+        ({"context": ["number", "customer.__dict__"]}, "__dict__"),
+    ])
+    def test_every_option_that_takes_a_path_refuses_a_private_segment(self, option, segment):
+        definition = {**BASE, "on": "created", **option}
+        with pytest.raises(ConfigurationError, match=f"reaches '{segment}'"):
+            triggers.parse_trigger("t", definition)
+
+    def test_a_signal_triggers_paths_are_checked_without_a_model(self):
+        with pytest.raises(ConfigurationError, match="reaches '_password'"):
+            triggers.parse_trigger("t", {"signal": "django.contrib.auth.signals.user_logged_in",
+                                         "template": "x", "to": "email",
+                                         "context": ["_password"]})
+
+    def test_a_dotted_callable_is_not_a_path(self):
+        """Only strings read as attribute paths are checked; a callable is code."""
+        trigger = triggers.parse_trigger("t", {**BASE, "on": "created",
+                                               "when": "operator.__not__"})
+        assert trigger.when(None) is True
+
+    def test_the_resolver_refuses_whatever_checks_ran(self, customer):
+        """A Trigger built by hand, or fields() in a context callable, cannot leak either."""
+        from transactional_mail.snapshots import fields, resolve_path
+
+        with pytest.raises(ConfigurationError, match="reaches '__dict__'"):
+            resolve_path(customer, "__dict__")
+        with pytest.raises(ConfigurationError, match="reaches '_state'"):
+            fields(customer, "name", "_state.db")
+        assert resolve_path(customer, "name") == "Ann"
+
+    def test_a_context_callable_reaching_a_private_attribute_fails_the_event(self, use_triggers,
+                                                                             customer):
+        """The save goes through; the failed row says why, and holds no snapshot."""
+        from transactional_mail.snapshots import fields
+
+        use_triggers(order_confirmation={
+            **BASE, "on": "created",
+            "context": lambda order: fields(order, "number", "customer.__dict__")})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert email.context == {}
+        assert email.last_error.startswith(
+            "Trigger 'order_confirmation' failed: ConfigurationError: The attribute path "
+            "'customer.__dict__' reaches '__dict__'")
+
+
+class TestTriggerLimits:
+    """Trigger emails go through send()'s checks; a refusal is a failed row, not an error
+    in the save (issue 11, section 5)."""
+
+    def test_attachments_over_the_limit_fail_the_event_with_the_reason(self, use_triggers,
+                                                                       customer, settings):
+        use_triggers(order_confirmation={**BASE, "on": "created",
+                                         "attachments": "tests.testapp.mail.invoice"})
+        settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTACHMENTS_SIZE": 10}
+        order = new_order(customer)
+        assert Order.objects.filter(pk=order.pk).exists()
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert email.to == ["ann@example.com"]
+        assert email.last_error.startswith(
+            "Trigger 'order_confirmation' could not queue: InvalidEmailOption: The attachments "
+            "total 16 bytes with 'invoice-A-1.pdf'; at most 10 are allowed "
+            "(TRANSACTIONAL_MAIL['MAX_ATTACHMENTS_SIZE']).")
+
+    @pytest.mark.parametrize(("separator", "name"), [
+        ("\u2028", "a line separator (U+2028)"), ("\x85", "a next-line character (NEL, U+0085)"),
+        ("\x0b", "a vertical tab (VT, U+000B)"), ("\x00", "a NUL character (U+0000)"),
+    ])
+    def test_a_display_name_with_a_line_separator_fails_that_recipient(
+            self, use_triggers, customer, separator, name):
+        """Customer-entered names reach the To header: each separator is refused by name."""
+        customer.name = f"Ann{separator}Bcc: evil@example.com"
+        customer.save()
+        use_triggers(order_confirmation={
+            **BASE, "on": "created",
+            "to": lambda order: f"{order.customer.name} <{order.customer.email}>"})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert email.last_error.startswith("Trigger 'order_confirmation': recipient 'Ann")
+        assert f"is not one line: it contains {name}; check its 'to'" in email.last_error
+
+    def test_a_display_name_that_smuggles_a_second_mailbox_fails(self, use_triggers, customer):
+        """Unquoted, "Ann Bcc: evil@example.com <ann@...>" is two recipients to Anymail."""
+        customer.name = "Ann Bcc: evil@example.com"
+        customer.save()
+        use_triggers(order_confirmation={
+            **BASE, "on": "created",
+            "to": lambda order: f"{order.customer.name} <{order.customer.email}>"})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert "is 2 addresses in one string" in email.last_error
+        assert not Email.objects.filter(status=EmailStatus.QUEUED).exists()
+
+    def test_a_from_email_over_320_characters_fails_the_event(self, use_triggers, customer):
+        use_triggers(order_confirmation={**BASE, "on": "created",
+                                         "from_email": lambda order: "a" * 320 + "@example.com"})
+        new_order(customer)
+        [email] = emails()
+        assert email.status == EmailStatus.FAILED
+        assert "is 332 characters long; an address has at most 320" in email.last_error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import logging
 import re
@@ -15,8 +16,9 @@ from django.core.files.base import File
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
-from .conf import default_from_email
+from .conf import default_from_email, get_setting
 from .exceptions import InvalidEmailOption, TemplateNotFound
+from .headers import check_address, check_header_value
 from .models import Email, EmailStatus, EmailTemplate
 from .models.templates import language_fallbacks, normalize_language
 from .snapshots import json_snapshot
@@ -53,8 +55,10 @@ def send(
     transaction commits, so a rollback sends nothing. Nothing is rendered or sent here.
 
     Raises ``TemplateNotFound`` for an unknown key, ``ContextNotSerializable`` when the
-    context is not JSON data, and ``InvalidEmailOption`` for malformed options; in each
-    case nothing is written.
+    context is not JSON data, and ``InvalidEmailOption`` for malformed options (a header
+    value that is not one line, an address naming several mailboxes or over 320
+    characters, more recipients than ``MAX_RECIPIENTS``, attachments over
+    ``MAX_ATTACHMENTS_SIZE``); in each case nothing is written.
     """
     if context is not None and not isinstance(context, Mapping):
         raise InvalidEmailOption(
@@ -71,21 +75,21 @@ def send(
     template_category = _template_category(template_key, language)
     now = timezone.now()
     due = _due_time(now, send_at, delay)
+    recipients = {"to": _addresses("to", to), "cc": _addresses("cc", cc),
+                  "bcc": _addresses("bcc", bcc), "reply_to": _addresses("reply_to", reply_to)}
+    _check_recipient_count(recipients)
     email = Email(
         status=EmailStatus.SCHEDULED if due > now else EmailStatus.QUEUED,
         template_key=template_key,
         trigger_key=trigger_key,
         category=template_category if category is None else category,
         language=normalize_language(language),
-        from_email=_address_line("from_email", from_email or default_from_email()),
-        to=_addresses("to", to),
-        cc=_addresses("cc", cc),
-        bcc=_addresses("bcc", bcc),
-        reply_to=_addresses("reply_to", reply_to),
+        from_email=check_address("from_email", from_email or default_from_email()),
+        **recipients,
         headers=_headers(headers),
-        tags=[_one_line("tags", str(tag)) for tag in _strings(tags)],
+        tags=[check_header_value("tags", str(tag)) for tag in _strings(tags)],
         metadata=json_snapshot(metadata or {}, name="metadata"),
-        attachments=[_attachment(item) for item in attachments or ()],
+        attachments=_attachments(attachments),
         context=json_snapshot(context or {}),
         idempotency_key=idempotency_key,
         next_attempt_at=due,
@@ -201,18 +205,6 @@ def _due_time(now, send_at, delay) -> datetime.datetime:
     return now
 
 
-def _one_line(option: str, value: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise InvalidEmailOption(f"{option} contains a line break: {value!r}. Remove it.")
-    return value
-
-
-def _address_line(option: str, value: str) -> str:
-    if len(value) > 320:
-        raise InvalidEmailOption(f"{option} is longer than 320 characters: {value[:40]!r}...")
-    return _one_line(option, value)
-
-
 def _strings(value: str | Iterable[str] | None) -> list[str]:
     """A single string is one item (``tags="orders"``), not a list of its characters."""
     if value is None:
@@ -221,7 +213,8 @@ def _strings(value: str | Iterable[str] | None) -> list[str]:
 
 
 def _addresses(option: str, value: Recipients) -> list[str]:
-    """Normalise a recipient option to a list of strings; validity is checked at delivery."""
+    """Normalise a recipient option to a list of strings, each one line naming one mailbox
+    in at most 320 characters; whether an address is valid is checked at delivery."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -237,8 +230,26 @@ def _addresses(option: str, value: Recipients) -> list[str]:
             raise InvalidEmailOption(
                 f"{option} holds {address!r} ({type(address).__name__}); addresses are strings."
             )
-        _one_line(option, address)
-    return [address.strip() for address in addresses if address.strip()]
+    addresses = [address.strip() for address in addresses if address.strip()]
+    _check_count(option, len(addresses), "addresses")
+    for address in addresses:
+        check_address(option, address)
+    return addresses
+
+
+def _check_count(what: str, count: int, unit: str = "recipients (to + cc + bcc)") -> None:
+    limit = get_setting("MAX_RECIPIENTS")
+    if count > limit:
+        raise InvalidEmailOption(
+            f"{what} has {count} {unit}; at most {limit} are allowed "
+            "(TRANSACTIONAL_MAIL['MAX_RECIPIENTS']). Send one email per recipient, or raise "
+            "the setting if your ESP accepts more in one message."
+        )
+
+
+def _check_recipient_count(recipients: dict[str, list[str]]) -> None:
+    """Every ESP caps the recipients of one message (Postmark and Amazon SES at 50)."""
+    _check_count("The email", sum(len(recipients[name]) for name in ("to", "cc", "bcc")))
 
 
 def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
@@ -248,15 +259,36 @@ def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidEmailOption(
                 f"Header name {name!r} is not valid: use printable ASCII without spaces or ':'."
             )
-        result[name] = _one_line(f"headers[{name!r}]", str(value))
+        result[name] = check_header_value(f"headers[{name!r}]", str(value))
     return result
 
 
-def _attachment(item: Any) -> dict[str, str]:
-    """Store an attachment as filename, MIME type and base64 content on the row."""
+def _attachments(items: Iterable[Any] | None) -> list[dict[str, str]]:
+    """The attachments as stored on the row, refused past ``MAX_ATTACHMENTS_SIZE`` bytes."""
+    limit = get_setting("MAX_ATTACHMENTS_SIZE")
+    stored, total = [], 0
+    for item in items or ():
+        attachment, size = _attachment(item, room=limit - total)
+        total += size
+        if total > limit:
+            raise InvalidEmailOption(
+                f"The attachments total {total} bytes with {attachment['filename']!r}; at most "
+                f"{limit} are allowed (TRANSACTIONAL_MAIL['MAX_ATTACHMENTS_SIZE']). Link to "
+                "large files instead, or raise the setting up to your ESP's message size "
+                "limit (see the settings reference)."
+            )
+        stored.append(attachment)
+    return stored
+
+
+def _attachment(item: Any, room: int) -> tuple[dict[str, str], int]:
+    """An attachment as filename, MIME type and base64 content, and its size in bytes.
+
+    A file is read no further than ``room`` + 1 bytes: past that it is refused anyway.
+    """
     if isinstance(item, File):
         item.open("rb")
-        filename, content, mimetype = item.name.rsplit("/", 1)[-1], item.read(), None
+        filename, content, mimetype = item.name.rsplit("/", 1)[-1], item.read(room + 1), None
     elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
         filename, content, *rest = item
         mimetype = rest[0] if rest else None
@@ -268,12 +300,17 @@ def _attachment(item: Any) -> dict[str, str]:
         content = content.encode("utf-8")
     if not isinstance(content, (bytes, bytearray)):
         raise InvalidEmailOption(f"Attachment {filename!r}: content must be bytes or str.")
+    size = len(content)
+    if isinstance(item, File) and size > room:
+        with contextlib.suppress(AttributeError, OSError):
+            size = max(size, item.size)  # the whole file, for the error message
     if not mimetype:
         import mimetypes
 
         mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     return {
-        "filename": _one_line("attachment filename", str(filename)),
-        "mimetype": mimetype,
-        "content": base64.b64encode(bytes(content)).decode("ascii"),
-    }
+        "filename": check_header_value("attachment filename", str(filename)),
+        "mimetype": check_header_value("attachment mimetype", str(mimetype)),
+        # Past the room it is refused: no need to encode it.
+        "content": base64.b64encode(bytes(content)).decode("ascii") if size <= room else "",
+    }, size

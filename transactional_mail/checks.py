@@ -14,6 +14,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS
+from .headers import address_problem
 
 #: Settings that must be whole numbers, with their smallest allowed value.
 _WHOLE_NUMBERS = {
@@ -26,6 +27,8 @@ _WHOLE_NUMBERS = {
     "SENDING_TIMEOUT": 1,
     "INLINE_CACHE_SIZE": 0,
     "CACHE_TIMEOUT": 0,
+    "MAX_RECIPIENTS": 1,
+    "MAX_ATTACHMENTS_SIZE": 0,
 }
 
 
@@ -95,18 +98,24 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 def _check_triggers(triggers: dict) -> list[checks.CheckMessage]:
-    from .triggers import definition_problems
+    """One E009 per mistake in a definition; E010 for a path that reaches an attribute
+    starting with "_" (``__dict__`` would put the password hash in the snapshot)."""
+    from .triggers import definition_problems, private_path_problems
 
-    return [
-        checks.Error(
-            f"TRANSACTIONAL_MAIL['TRIGGERS'][{key!r}]: {message}",
-            hint=hint,
-            obj=f"trigger {key}",
-            id="transactional_mail.E009",
-        )
-        for key, definition in triggers.items()
-        for message, hint in definition_problems(key, definition)
-    ]
+    errors = []
+    for key, definition in triggers.items():
+        private = set(private_path_problems(definition))
+        errors += [
+            checks.Error(
+                f"TRANSACTIONAL_MAIL['TRIGGERS'][{key!r}]: {message}",
+                hint=hint,
+                obj=f"trigger {key}",
+                id="transactional_mail.E010" if (message, hint) in private else (
+                    "transactional_mail.E009"),
+            )
+            for message, hint in definition_problems(key, definition)
+        ]
+    return errors
 
 
 def _check_backend(user) -> list[checks.CheckMessage]:
@@ -129,9 +138,10 @@ def _check_backend(user) -> list[checks.CheckMessage]:
 def _check_from_email(user) -> list[checks.CheckMessage]:
     from_email = user.get("DEFAULT_FROM_EMAIL") or settings.DEFAULT_FROM_EMAIL
     address = parseaddr(str(from_email))[1]
-    if "@" not in address or " " in address or "\n" in str(from_email):
+    problem = address_problem(str(from_email))
+    if problem or "@" not in address or " " in address:
         return [checks.Error(
-            f"The default sender {from_email!r} is not an email address.",
+            f"The default sender {from_email!r} is {problem or 'not an email address'}.",
             hint="Set TRANSACTIONAL_MAIL['DEFAULT_FROM_EMAIL'] = 'Shop <no-reply@example.com>'.",
             id="transactional_mail.E007",
         )]

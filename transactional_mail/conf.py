@@ -43,6 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_TIMEOUT": 60,
     # Compiled, CSS-inlined templates kept per worker process.
     "INLINE_CACHE_SIZE": 256,
+    # Most recipients (to + cc + bcc) send() accepts for one email; reply_to has the same
+    # cap. 50 is the per-message limit of Postmark, Amazon SES, Mailjet and Resend.
+    "MAX_RECIPIENTS": 50,
+    # Most bytes of attachments (before base64) send() accepts for one email. Postmark
+    # refuses a message over 10 MB once base64-encoded: 7 MB of files is 9.3 MB encoded,
+    # leaving room for the bodies. Raise it to fit your ESP (docs/settings.md has a table).
+    "MAX_ATTACHMENTS_SIZE": 7_000_000,
 }
 
 

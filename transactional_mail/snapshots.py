@@ -14,7 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.fields.files import FieldFile
 
-from .exceptions import ContextNotSerializable
+from .exceptions import ConfigurationError, ContextNotSerializable
 
 #: Values stored as they are (Django's JSON encoder writes Decimal, dates and UUIDs as text).
 _PLAIN = (str, int, float, bool, type(None), Decimal, uuid.UUID, datetime.date,
@@ -46,8 +46,24 @@ def default_context(instance: Any) -> dict[str, Any]:
     return {"object": {"id": plain(getattr(instance, "pk", None)), "str": str(instance)}}
 
 
+def private_segment(path: str) -> str:
+    """The first segment of ``path`` that starts with "_" ("" when none does)."""
+    return next((part for part in path.split(".") if part.startswith("_")), "")
+
+
 def resolve_path(instance: Any, path: str) -> Any:
-    """Follow ``"customer.email"`` from ``instance``; None when a step is None."""
+    """Follow ``"customer.email"`` from ``instance``; None when a step is None.
+
+    A segment starting with "_" is refused with ``ConfigurationError``, whatever checks
+    ran before: ``__dict__``, ``_state`` or a ``_password`` attribute would put what
+    nobody chose to expose (a password hash) in the snapshot.
+    """
+    segment = private_segment(path)
+    if segment:
+        raise ConfigurationError(
+            f"The attribute path {path!r} reaches {segment!r}; paths never read an "
+            "attribute starting with '_'. Name the public fields the email needs."
+        )
     value = instance
     for part in path.split("."):
         if value is None:

@@ -35,7 +35,8 @@ from django.utils.module_loading import import_string
 
 from .conf import get_setting
 from .exceptions import ConfigurationError, TransactionalMailError
-from .snapshots import default_context, fields, plain, resolve_path
+from .headers import address_problem
+from .snapshots import default_context, fields, plain, private_segment, resolve_path
 
 logger = logging.getLogger(__name__)
 
@@ -357,7 +358,50 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
             parse_delay(definition["delay"])
         except TransactionalMailError as err:
             problems.append((str(err), "For example timedelta(days=7) or '7d'."))
+    problems += private_path_problems(definition)
     return problems
+
+
+#: The hint of every private-path problem (check E010).
+PRIVATE_PATH_HINT = ("A path never reads an attribute starting with '_': '__dict__' would put "
+                     "every field, the password hash included, in the email's snapshot. Name "
+                     "the public fields the email needs, or use a callable.")
+
+
+def private_path_problems(definition: Any) -> list[tuple[str, str]]:
+    """Each attribute path of ``definition`` with a segment starting with "_", as a
+    (message, hint) pair; the checks report them as E010, and ``parse_trigger`` refuses
+    them like any other problem."""
+    if not isinstance(definition, Mapping):
+        return []
+    problems = []
+    for name, path, segment in _private_paths(definition):
+        problems.append((f"{name!r} {path!r} reaches {segment!r}, an attribute starting "
+                         "with '_'.", PRIVATE_PATH_HINT))
+    return problems
+
+
+def _private_paths(definition: Mapping[str, Any]):
+    """(option, path as written, private segment) for every string of ``definition``
+    that is read as an attribute path of the instance."""
+    for name in ("to", "from_email", "reply_to", "when", "cancel_when", "language",
+                 "attachments", "context", "field"):
+        value = definition.get(name)
+        if name == "context" and not isinstance(value, (list, tuple)):
+            continue  # a string context is a dotted callable, never a path
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, Mapping) and name in ("when", "cancel_when"):
+                for lookup in item:
+                    parts = str(lookup).split("__")
+                    segment = next((part for part in parts if part.startswith("_")), "")
+                    if segment:
+                        yield name, lookup, segment
+            elif isinstance(item, str) and not (
+                name in ("to", "from_email", "reply_to") and is_literal_address(item)
+            ) and (name in ("context", "field") or not callable(_import_or_none(item))):
+                segment = private_segment(item)
+                if segment:
+                    yield name, item, segment
 
 
 def _is_slug(value: Any) -> bool:
@@ -456,8 +500,8 @@ def _resolve_sender(sender: Any) -> Any:
 
 def _path_problems(name, path, model, problems, lookup=None) -> None:
     """Flag a string that is neither a dotted callable nor an attribute path of the model."""
-    if callable(_import_or_none(path)):
-        return
+    if callable(_import_or_none(path)) or private_segment(path):
+        return  # a callable; or a private path, reported once by private_path_problems
     if model is None:
         # A signal's instance: its attributes cannot be checked without one, but a path
         # into an installed app's package is a dotted callable that does not import.
@@ -748,8 +792,9 @@ def _address_problem(address: Any) -> str:
         return "empty"
     if not isinstance(address, str):
         return f"not a string ({type(address).__name__})"
-    if "\n" in address or "\r" in address:
-        return "contains a line break"
+    problem = address_problem(address.strip())
+    if problem:
+        return problem  # not one line, too long, or several mailboxes in one string
     if not _ADDRESS.match(parseaddr(address)[1] or ""):
         return "not an email address"
     return ""
