@@ -1,9 +1,16 @@
-"""Postmark tracking webhooks through Anymail's view, for emails a real worker sent."""
+"""Tracking webhooks through Anymail's views, for emails a real worker sent.
+
+Postmark's, and Amazon SES's: one SES bounce names several recipients under one event id.
+"""
 
 from __future__ import annotations
 
-import pytest
+import threading
 
+import pytest
+from django.db import connection
+
+from tests import esp_webhooks as hooks
 from tests.esp_server import (
     bounce_event,
     click_event,
@@ -107,3 +114,64 @@ def test_opens_and_clicks_are_events_not_status(client, sent_email):
     types = set(EmailEvent.objects.filter(email=sent_email).values_list("event_type", flat=True))
     assert types == {"delivered", "opened", "clicked"}
     assert EmailEvent.objects.get(event_type="clicked").click_url == "https://example.com/orders/1"
+
+
+@pytest.fixture
+def webhooks(settings):
+    settings.ANYMAIL = hooks.webhook_settings(settings.ANYMAIL)
+
+
+def ses_bounce(email, recipients, **kwargs):
+    return hooks.ses_event("Bounce", message_id=email.esp_message_id, recipients=recipients,
+                           metadata={"transactional_mail_id": str(email.pk)}, **kwargs)
+
+
+def test_ses_bounce_of_two_recipients_suppresses_both(client, esp, webhooks, redis_worker,
+                                                       welcome_template):
+    """One SES bounce for both recipients (one event id): both are stored and suppressed,
+    and the worker sends neither of them the next email."""
+    email = send_committed("welcome", ["ann@example.com", "Bob <bob@example.com>"], CONTEXT)
+    email = wait_for_status(email, "sent")
+    response = hooks.post(client, ses_bounce(email, ["ann@example.com", "bob@example.com"]))
+    assert response.status_code == 200
+
+    assert status_of(email) == "bounced"
+    assert EmailEvent.objects.filter(email=email).count() == 2
+    assert set(Suppression.objects.values_list("address", flat=True)) == {
+        "ann@example.com", "bob@example.com"}
+
+    again = send_committed("welcome", ["bob@example.com"], CONTEXT)
+    wait_for_status(again, "suppressed")
+    assert esp.requests_for(again.pk) == []
+
+
+def test_concurrent_replays_store_each_recipient_once(client, esp, webhooks, redis_worker,
+                                                      welcome_template):
+    """SNS delivers one notification several times at once: each recipient's event is
+    stored once, each address suppressed once, and no request fails (the database's
+    unique constraint decides the race)."""
+    email = send_committed("welcome", ["ann@example.com", "bob@example.com"], CONTEXT)
+    email = wait_for_status(email, "sent")
+    webhook = ses_bounce(email, ["ann@example.com", "bob@example.com"])
+    start = threading.Barrier(6)
+    codes = []
+
+    def replay():
+        from django.test import Client
+
+        try:
+            start.wait()
+            codes.append(hooks.post(Client(), webhook).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=replay) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert codes == [200] * 6
+    assert EmailEvent.objects.filter(email=email).count() == 2
+    assert Suppression.objects.count() == 2
+    assert status_of(email) == "bounced"

@@ -194,7 +194,9 @@ class Email(models.Model):
 class EmailEvent(models.Model):
     """One event from an ESP tracking webhook: the delivery timeline of an Email.
 
-    Unique per (ESP, event id), so a retried webhook is stored once.
+    Unique per (ESP, event id, recipient key), so a retried webhook is stored once, and
+    each recipient of an event the ESP reports for several (Amazon SES gives all the
+    recipients of one bounce the same id) is stored and applied once.
     """
 
     email = models.ForeignKey(
@@ -214,6 +216,17 @@ class EmailEvent(models.Model):
     event_type = models.CharField(_("event type"), max_length=30)
     timestamp = models.DateTimeField(_("timestamp"), null=True, blank=True)
     recipient = models.CharField(_("recipient"), max_length=320, blank=True)
+    recipient_key = models.CharField(
+        _("recipient key"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_(
+            "Keyed hash (HMAC, with a key derived from SECRET_KEY) of the event id and the "
+            "normalised recipient: tells recipients of one event apart without holding "
+            "the address. Blank when the event names no recipient."
+        ),
+    )
     esp_message_id = models.CharField(_("ESP message id"), max_length=255, blank=True)
     hard_bounce = models.BooleanField(_("hard bounce"), default=False)
     reject_reason = models.CharField(_("reject reason"), max_length=50, blank=True)
@@ -230,7 +243,8 @@ class EmailEvent(models.Model):
         ordering = ["received_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["esp_name", "event_id"], name="transactional_mail_emailevent_unique"
+                fields=["esp_name", "event_id", "recipient_key"],
+                name="transactional_mail_emailevent_recipient_unique",
             )
         ]
         indexes = [
