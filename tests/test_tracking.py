@@ -619,7 +619,7 @@ def test_wrong_signature_changes_nothing_for_signed_esps(client, webhooks, setti
     builds = [one(hooks.mailgun, "failed", severity="permanent", reason="bounce"),
               one(hooks.mailersend, "hard_bounced"), one(hooks.mandrill, "hard_bounce"),
               one(hooks.unisender_go, "hard_bounced", delivery_status="err_user_unknown")]
-    if int(anymail.__version__.split(".")[0]) >= 15:  # Anymail checks Mailtrap's signature since 15.0
+    if int(anymail.__version__.split(".")[0]) >= 15:  # Mailtrap signatures: Anymail 15+
         builds.append(one(hooks.mailtrap, "bounce"))
     for build in builds:
         assert 400 <= hooks.post(client, build(email)).status_code < 500
