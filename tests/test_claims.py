@@ -230,7 +230,9 @@ def test_the_lock_is_released_after_the_send(template, esp):
     with lock_held_elsewhere(email.pk):  # fails if this session still held it
         pass
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
         assert cursor.fetchone()[0] == 0
 
 
