@@ -992,17 +992,17 @@ class TestTriggerLimits:
     ])
     def test_a_display_name_with_a_line_separator_fails_that_recipient(
             self, use_triggers, customer, separator, name):
-        """Customer-entered names reach the To header: each separator is refused by name."""
-        customer.name = f"Ann{separator}Bcc: evil@example.com"
-        customer.save()
+        """Customer-entered names reach the To header: each separator is refused by name,
+        and the failed row stores the address made one line (PostgreSQL refuses NUL)."""
         use_triggers(order_confirmation={
             **BASE, "on": "created",
-            "to": lambda order: f"{order.customer.name} <{order.customer.email}>"})
+            "to": lambda order: f"Ann{separator}Bcc: evil@example.com <{order.customer.email}>"})
         new_order(customer)
         [email] = emails()
         assert email.status == EmailStatus.FAILED
         assert email.last_error.startswith("Trigger 'order_confirmation': recipient 'Ann")
         assert f"is not one line: it contains {name}; check its 'to'" in email.last_error
+        assert email.to == ["Ann Bcc: evil@example.com <ann@example.com>"]
 
     def test_a_display_name_that_smuggles_a_second_mailbox_fails(self, use_triggers, customer):
         """Unquoted, "Ann Bcc: evil@example.com <ann@...>" is two recipients to Anymail."""

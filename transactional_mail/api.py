@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .conf import default_from_email, get_setting
 from .exceptions import InvalidEmailOption, TemplateNotFound
-from .headers import check_address, check_header_value
+from .headers import check_address, check_header_value, one_line
 from .models import Email, EmailStatus, EmailTemplate
 from .models.templates import language_fallbacks, normalize_language
 from .snapshots import json_snapshot
@@ -125,7 +125,8 @@ def record_unsent(
     """Log an email that could not be queued (no valid recipient, a failing trigger).
 
     The row is ``failed`` with the reason, so the problem shows in the send log instead
-    of vanishing or breaking the request that caused it.
+    of vanishing or breaking the request that caused it. The addresses are stored made one
+    line: they may be why the email failed, and PostgreSQL cannot store a NUL.
     """
     now = timezone.now()
     email = Email(
@@ -133,7 +134,7 @@ def record_unsent(
         template_key=template_key[:100],
         trigger_key=trigger_key,
         from_email=default_from_email(),
-        to=[str(address) for address in to],
+        to=[one_line(str(address)) for address in to],
         last_error=reason,
         next_attempt_at=now,
     )
