@@ -7,6 +7,7 @@ The wire tests build the message the worker sends from a stored row (as written 
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import email.policy
 import re
@@ -239,8 +240,6 @@ def test_a_value_with_one_at_sign_is_never_two_mailboxes_to_anymail(value):
     from anymail.exceptions import AnymailInvalidAddress
     from anymail.utils import parse_address_list
 
-    try:
+    with contextlib.suppress(AnymailInvalidAddress):
         assert len(parse_address_list([value])) <= 1
-    except AnymailInvalidAddress:
-        pass
     assert headers.mailbox_count(value) == 1
