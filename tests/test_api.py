@@ -443,3 +443,24 @@ def test_a_huge_file_is_not_read_past_the_limit(template, settings):
     with pytest.raises(InvalidEmailOption, match="total 5000000 bytes with 'huge.bin'"):
         transactional_mail.send("order_confirmation", "a@example.com", attachments=[big])
     assert reads == [1001]
+
+
+@pytest.mark.parametrize("option", ["context", "metadata"])
+@pytest.mark.parametrize("data, path", [
+    ({"note": "a\x00b"}, r"\['note'\]"),
+    ({"items": [{"name": "ok"}, {"name": "\x00"}]}, r"\['items'\]\[1\]\['name'\]"),
+    ({"bad\x00key": 1}, r"\['bad\\x00key'\] \(key\)"),
+])
+def test_a_nul_character_is_refused_before_the_database_sees_it(template, option, data, path):
+    """PostgreSQL's jsonb cannot hold NUL: the INSERT would fail and take the caller's
+    transaction with it (on PostgreSQL only). Refused on every database, naming the value."""
+    with pytest.raises(ContextNotSerializable, match=rf"^{option}{path} contains a NUL"):
+        transactional_mail.send("order_confirmation", "ann@example.com", **{option: data})
+    assert not Email.objects.exists()
+
+
+def test_text_that_merely_spells_the_json_escape_of_nul_is_kept(template):
+    email = transactional_mail.send(
+        "order_confirmation", "ann@example.com", {"note": "a\\u0000b"}
+    )
+    assert Email.objects.get(pk=email.pk).context == {"note": "a\\u0000b"}

@@ -227,7 +227,9 @@ def test_a_row_stored_with_a_smuggled_recipient_is_not_sent(esp):
     delivery.deliver(row.pk)
     assert esp.requests == []
     row.refresh_from_db()
-    assert row.status != EmailStatus.SENT
+    assert row.status == EmailStatus.FAILED  # at once: a retry would refuse it again
+    assert row.attempts == 1
+    assert row.last_error.startswith("[permanent] InvalidEmailOption")
     assert "is not one line: it contains a line separator (U+2028)" in row.last_error
 
 

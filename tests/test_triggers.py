@@ -1024,3 +1024,15 @@ class TestTriggerLimits:
         [email] = emails()
         assert email.status == EmailStatus.FAILED
         assert "is 332 characters long; an address has at most 320" in email.last_error
+
+
+def test_a_nul_in_the_snapshot_fails_the_event_not_the_save(use_triggers, customer):
+    """The context holds a NUL: the order is saved, its email is a failed row (on
+    PostgreSQL the INSERT of the snapshot would otherwise fail the save)."""
+    use_triggers(order_confirmation={
+        **BASE, "on": "created", "context": "tests.testapp.mail.nul_context"})
+    order = new_order(customer)
+    assert Order.objects.filter(pk=order.pk).exists()
+    [email] = emails()
+    assert email.status == EmailStatus.FAILED
+    assert "context['note'] contains a NUL character" in email.last_error

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from . import claims, signals
 from .conf import email_backend
-from .exceptions import RenderError, TemplateNotFound
+from .exceptions import InvalidEmailOption, RenderError, TemplateNotFound
 from .models import (
     Email,
     EmailStatus,
@@ -119,7 +119,11 @@ def _render_and_send(email: Email) -> Outcome:
     email.subject = rendered.subject
     email.html_body = rendered.html
     email.text_body = rendered.text
-    message = build_message(email, rendered, **recipients)
+    try:
+        message = build_message(email, rendered, **recipients)
+    except InvalidEmailOption as err:
+        # A stored value send() would refuse (a row written around it): never sendable.
+        return _fail(email, Failure.PERMANENT, err)
     note = f"Not sent to suppressed addresses ({skipped})." if skipped else ""
     connection = get_connection(email_backend())
     if not claims.holds(email.pk, email.claim_token):

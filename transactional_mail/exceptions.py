@@ -33,10 +33,11 @@ class TemplateNotFound(TransactionalMailError, LookupError):
 class ContextNotSerializable(TransactionalMailError, TypeError):
     """The context given to send() or returned by a trigger is not JSON-serialisable."""
 
-    def __init__(self, path: str, value: object, name: str = "context"):
+    def __init__(self, path: str, value: object, name: str = "context", problem: str = ""):
         self.path = path
         self.value = value
         super().__init__(
+            f"{name}{path} {problem}" if problem else
             f"{name}{path} is a {type(value).__name__}, which cannot be stored as JSON. "
             "Pass plain data (str, int, float, bool, None, Decimal, date, UUID, lists and "
             "dicts with str keys), e.g. str(value) or a dict of the fields the template needs."

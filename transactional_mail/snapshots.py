@@ -94,13 +94,44 @@ def plain(value: Any) -> Any:
 def json_snapshot(data: Any, *, name: str = "context") -> Any:
     """Return ``data`` as the plain JSON it will be stored as.
 
-    Raises ``ContextNotSerializable`` naming the first offending key.
+    Raises ``ContextNotSerializable`` naming the first offending key; also for a NUL
+    character in a string or key, which PostgreSQL's ``jsonb`` cannot hold (the caller's
+    INSERT, and with it their transaction, would fail on PostgreSQL only).
     """
     try:
-        return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))
+        text = json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False)
     except (TypeError, ValueError):
         path, value = _first_unserializable(data)
         raise ContextNotSerializable(path, value, name) from None
+    snapshot = json.loads(text)
+    if "\\u0000" in text:  # JSON's escape of NUL (or a literal backslash-u0000 in text)
+        path = _first_nul(snapshot)
+        if path is not None:
+            raise ContextNotSerializable(
+                path, "\x00", name,
+                problem="contains a NUL character (\\x00), which the database cannot store "
+                "in JSON. Remove it from the value.",
+            )
+    return snapshot
+
+
+def _first_nul(data: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) of ``data`` holding a NUL character."""
+    if isinstance(data, str):
+        return path if "\x00" in data else None
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path}[{key!r}] (key)"
+            found = _first_nul(value, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    elif isinstance(data, (list, tuple)):
+        for index, value in enumerate(data):
+            found = _first_nul(value, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _first_unserializable(data: Any, path: str = "") -> tuple[str, Any]:

@@ -39,6 +39,11 @@ def invoice(order) -> list:
     return [(f"invoice-{order.number}.pdf", b"%PDF-1.4 invoice", "application/pdf")]
 
 
+def nul_context(order) -> dict:
+    """A value from outside the database (a request header, an API) may hold a NUL."""
+    return {"number": order.number, "note": "gift\x00wrap"}
+
+
 def explode(order):
     raise RuntimeError("the context service is down")
 
