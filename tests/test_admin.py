@@ -77,3 +77,29 @@ def test_send_log_filters_uncertain_outcomes_and_triggers(admin_client, email):
     changelist = admin_client.get("/admin/transactional_mail/email/")
     specs = {spec.title for spec in changelist.context["cl"].filter_specs}
     assert {"outcome uncertain", "trigger"} <= {str(t) for t in specs}
+
+
+def test_template_whose_sample_renders_over_budget_is_a_form_error(admin_client):
+    """The change form shows the budget error on the field, and nothing is saved."""
+    doubling = "\n".join(["{% with a=a|add:a %}"] * 25) + "{{ a }}" + "{% endwith %}" * 25
+    response = admin_client.post("/admin/transactional_mail/emailtemplate/add/", {
+        "key": "bomb", "language": "", "subject": "Hi", "html": doubling, "text": "",
+        "category": "", "layout": "", "sample_context": '{"a": "0123456789abcdef"}',
+        "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0",
+    })
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["html"]
+    assert error.startswith("Line 17: the render was stopped")
+    assert "RENDER_MAX_CHARS" in error
+
+
+def test_layout_css_importing_a_stylesheet_is_a_form_error(admin_client):
+    response = admin_client.post("/admin/transactional_mail/layout/add/", {
+        "name": "Brand", "html": "{{ content }}",
+        "css": "p { color: red }\n@import url(https://x.test/a.css);",
+        "logo_url": "", "primary_color": "#000000", "background_color": "#ffffff",
+        "text_color": "#000000", "footer_html": "",
+    })
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["css"]
+    assert error.startswith("Line 2: @import is not allowed")

@@ -38,6 +38,7 @@ from django.template import Context, TemplateSyntaxError
 from django.utils.safestring import mark_safe
 from lxml import etree
 
+from tests.fetch_trap import FetchTrap
 from transactional_mail import rendering
 from transactional_mail.exceptions import RenderError
 from transactional_mail.rendering import (
@@ -50,6 +51,7 @@ from transactional_mail.rendering import (
     one_line,
     render_email,
     validate_css_source,
+    validate_html_source,
     validate_layout_source,
     validate_template_source,
 )
@@ -63,6 +65,8 @@ from transactional_mail.template_engine import (
 )
 
 CORPUS = Path(__file__).parent / "rendering_corpus"
+_REAL_CONNECT = socket.socket.connect
+_REAL_CREATE_CONNECTION = socket.create_connection
 
 
 @pytest.fixture(autouse=True)
@@ -161,6 +165,7 @@ def test_engine_has_only_the_allow_listed_library():
         ("{{ x|escapejs }}", "|escapejs"),
         ("{% filter safe %}x{% endfilter %}", "|safe"),
         ("{% if x|safe %}x{% endif %}", "|safe"),
+        ("{% autoescape off %}{{ x }}{% endautoescape %}", "raw markup writes it literally"),
     ],
 )
 def test_forbidden_tags_and_filters_are_refused_on_save(source, expected):
@@ -199,7 +204,7 @@ def test_valid_templates_pass_validation():
     for path in (CORPUS / "templates").glob("*.html"):
         validate_template_source(path.read_text())
     validate_template_source(
-        "{% autoescape off %}{{ x }}{% endautoescape %}{% cycle 'a' 'b' as c %}"
+        "{{ x }}{% cycle 'a' 'b' as c %}"
         "{% resetcycle %}{% firstof a b %}{% regroup l by k as g %}"
         "{% spaceless %} <b> </b> {% endspaceless %}{% templatetag openblock %}"
         "{% widthratio 1 2 100 %}{% with y=1 %}{{ y }}{% endwith %}"
@@ -753,3 +758,153 @@ def test_style_attribute_with_a_tag_is_fine_where_no_rule_matches():
     assert not rendering._compiled(tpl, lay).inline_per_email
     html = render_email(tpl, lay, {"c": "#FF0000"}).html
     assert '<span style="color: #FF0000">x</span><p style="margin:0">y</p>' in html
+
+
+def test_autoescape_off_cannot_unescape_context_data():
+    """{% autoescape off %} is not a tag: a stored revision using it does not render, and
+    customer-entered markup always comes out escaped."""
+    with pytest.raises(TemplateSyntaxError):
+        get_engine().from_string("{% autoescape off %}{{ x }}{% endautoescape %}")
+    with pytest.raises(RenderError, match="autoescape"):
+        render_email(template("{% autoescape off %}{{ x }}{% endautoescape %}"), None, {})
+    html = render_email(template("<p>{{ name }}</p>"), None, {"name": "<a href=x>hi</a>"}).html
+    assert html == "<p>&lt;a href=x&gt;hi&lt;/a&gt;</p>"
+
+
+# ======================================================================================
+# Stylesheets: nothing is ever fetched, and loading constructs are refused on save
+# ======================================================================================
+
+
+@pytest.fixture
+def trap(monkeypatch):
+    """A listener and a file that must never be read (real sockets, unlike _pure's)."""
+    monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)
+    monkeypatch.setattr(socket, "create_connection", _REAL_CREATE_CONNECTION)
+    trap = FetchTrap()
+    yield trap
+    trap.close()
+
+
+def test_the_trap_sees_a_fetch(trap):
+    """The trap itself works: cssutils' default fetcher (what premailer used) reads both."""
+    import cssutils
+
+    sheet = cssutils.CSSParser().parseString(trap.imports())
+    assert [rule.styleSheet.cssText for rule in sheet.cssRules] == [
+        b"p {\n    color: blue\n    }",
+        b"p {\n    color: green\n    }",
+    ]
+    assert len(trap.requests) == 1 and trap.file_reads == 1
+
+
+def test_validation_inlining_and_rendering_never_fetch_a_stylesheet(trap):
+    """Whatever is stored (rows saved before the check, or written with update()),
+    rendering and inlining open no URL and no file; the rest of the CSS still applies."""
+    imports = trap.imports()
+    page = (
+        f"<html><head><style>{imports}p {{ color: red }}</style></head>"
+        "<body><p>x</p></body></html>"
+    )
+    assert '<p style="color:red">x</p>' in inline_css(page)
+
+    in_template = template(f"<style>{imports}p {{ color: red }}</style><p>{{{{ x }}}}</p>")
+    in_layout = layout(css=f"{imports}p {{ color: red }}")
+    from_context = template("<style>{{ css }}</style><p>{{ x }}</p>", pk=2)
+    for tpl, lay, context in (
+        (in_template, None, {"x": "y"}),
+        (template("<p>{{ x }}</p>", pk=3), in_layout, {"x": "y"}),
+        (from_context, layout(css="p { color: red }", pk=2), {"x": "y", "css": imports}),
+    ):
+        html = render_email(tpl, lay, context).html
+        assert 'style="color:red">y</p>' in html
+        assert "@import" not in html
+
+    with pytest.raises(ValidationError):
+        validate_css_source(imports)
+    with pytest.raises(ValidationError):
+        validate_html_source(f"<style>{imports}</style>")
+    trap.assert_untouched()
+
+
+@pytest.mark.parametrize(
+    ("css", "line", "expected"),
+    [
+        ('p { color: red }\n@import url("https://x.test/a.css");', 2, "@import is not allowed"),
+        ("@import 'a.css';", 1, "@import"),
+        ("@IMPORT url(a.css);", 1, "@import"),
+        ("@i\\mport url(a.css);", 1, "@import"),  # a CSS escape is still @import
+        ("@imp{# split #}ort url(a.css);", 1, "@import"),
+        ("@media screen {\n  @import url(a.css);\n}", 2, "@import"),
+        ("p {}\n\np { background: url(file:///etc/passwd) }", 3, "url(file:///etc/passwd)"),
+        ("p { background: url('FILE:///x') }", 1, "url(FILE:///x)"),
+        ("p { background: url(fil\\65:///x) }", 1, "url(file:///x)"),
+        ("p { background: url('fi\\\nle:///x') }", 1, "url(file:///x)"),
+        ("p { background: url('fi\tle:///x') }", 1, "url(file:///x)"),
+        ("p { background: url(//smb.example/share/x.png) }", None, None),
+        ("p { background: url(ftp://x.test/a.png) }", 1, "url(ftp://x.test/a.png)"),
+        ("p { background: url(javascript:alert(1)) }", 1, "url(javascript:alert"),
+        ("{% comment %}\n@import url(a);\n{% endcomment %}p { color: red }", None, None),
+    ],
+)
+def test_css_that_loads_a_resource_is_refused_naming_the_line(css, line, expected):
+    """@import (however spelt) and url() other than http(s)/data/cid are refused."""
+    if expected is None:
+        validate_css_source(css)
+        validate_html_source(f"<style>{css}</style>")
+        return
+    with pytest.raises(ValidationError) as info:
+        validate_css_source(css)
+    [message] = info.value.message_dict["css"]
+    assert message.startswith(f"Line {line}: ")
+    assert expected in message
+    with pytest.raises(ValidationError) as info:
+        validate_html_source(f"<p>x</p>\n<style>\n{css}</style>")
+    [message] = info.value.message_dict["html"]
+    assert message.startswith(f"Line {line + 2}: ")
+    assert expected in message
+
+
+def test_css_urls_for_images_and_fonts_are_fine():
+    """Mail clients load these; the server never does."""
+    css = (
+        "p { background: url(https://cdn.x.test/bg.png) }\n"
+        "@font-face { font-family: X; src: url('https://fonts.x.test/x.woff2') }\n"
+        "div { background-image: url(data:image/png;base64,iVBORw0KGgo=) }\n"
+        "td { background: url(cid:logo) } th { background: url(images/x.png) }\n"
+        "h1 { background: url({{ brand.logo_url }}) }\n"
+    )
+    validate_css_source(css)
+    validate_html_source(f'<style>{css}</style><p style="background: url(https://x.test/a.png)">x</p>')
+
+
+@pytest.mark.parametrize(
+    ("html", "line", "expected"),
+    [
+        ('<head>\n<link rel="stylesheet" href="https://x.test/a.css">', 2, "<link rel"),
+        ("<link href='/a.css' REL='alternate stylesheet'>", 1, "<link rel"),
+        ("<link rel=stylesheet href=a.css>", 1, "<link rel"),
+        ('<p>\n<td style="background: url(&quot;file:///etc/passwd&quot;)">', 2, "url(file:"),
+        ("<style>p { color: red }</style>\n<style>\n@import 'x';</style>", 3, "@import"),
+    ],
+)
+def test_html_that_loads_a_stylesheet_is_refused_naming_the_line(html, line, expected):
+    with pytest.raises(ValidationError) as info:
+        validate_html_source(html, field_name="html")
+    [message] = info.value.message_dict["html"]
+    assert message.startswith(f"Line {line}: ")
+    assert expected in message
+
+
+def test_layout_css_refused_when_brand_values_make_it_load_a_resource():
+    """The CSS is also checked as rendered with the layout's brand values."""
+    lay = layout(css="h1 { background: url({{ brand.name }}) }", name="file:///etc/passwd")
+    with pytest.raises(ValidationError) as info:
+        validate_css_source(lay.css, layout=lay)
+    assert "url(file:///etc/passwd)" in info.value.message_dict["css"][0]
+    validate_css_source(lay.css, layout=layout(name="https://x.test/a.png"))
+
+
+def test_a_layout_html_or_footer_link_stylesheet_is_refused():
+    with pytest.raises(ValidationError, match="link rel"):
+        validate_layout_source('<link rel="stylesheet" href="https://x.test/a.css">{{ content }}')

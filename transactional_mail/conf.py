@@ -43,6 +43,15 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_TIMEOUT": 60,
     # Compiled, CSS-inlined templates kept per worker process.
     "INLINE_CACHE_SIZE": 256,
+    # Budgets of one render (render_budget.py): a render that goes over one is stopped
+    # with RenderLimitExceeded (the email fails without retry; a template or layout whose
+    # sample renders over one is refused on save). Characters of output (subject, HTML and
+    # text together) and of any value a filter makes; 1 MiB is ten times Gmail's clip.
+    "RENDER_MAX_CHARS": 1_048_576,
+    # {% for %} iterations per render, all loops together.
+    "RENDER_MAX_ITERATIONS": 100_000,
+    # Wall-clock seconds per render.
+    "RENDER_MAX_SECONDS": 5,
     # Most recipients (to + cc + bcc) send() accepts for one email; reply_to has the same
     # cap. 50 is the per-message limit of Postmark, Amazon SES, Mailjet and Resend.
     "MAX_RECIPIENTS": 50,

@@ -52,5 +52,41 @@ class RenderError(TransactionalMailError):
     """A stored template revision could not be rendered."""
 
 
+class RenderLimitExceeded(RenderError):
+    """A render went over one of its budgets (``RENDER_MAX_*`` settings) and was stopped.
+
+    ``setting`` names the budget, ``limit`` its value; ``template_name`` (``"html"``,
+    ``"subject"``, ``"css"``...) and ``line`` say where the render was when it stopped,
+    when known. ``reason`` is the message without the place.
+    """
+
+    _UNITS = {
+        "RENDER_MAX_CHARS": "characters",
+        "RENDER_MAX_ITERATIONS": "iterations",
+        "RENDER_MAX_SECONDS": "seconds",
+    }
+
+    def __init__(self, setting: str, limit: float, what: str):
+        self.setting = setting
+        self.limit = limit
+        self.template_name: str | None = None
+        self.line: int | None = None
+        self.reason = (
+            f"the render was stopped: {what} the {setting} budget "
+            f"({limit:,} {self._UNITS.get(setting, '')}). Make the template do less, or raise "
+            f"TRANSACTIONAL_MAIL[{setting!r}] if such an email is expected."
+        )
+        super().__init__(self.reason[0].upper() + self.reason[1:])
+
+    def locate(self, template_name: str | None, line: int | None) -> None:
+        """Record where the render stopped (the innermost known place wins)."""
+        if self.template_name is None:
+            self.template_name = template_name
+        if self.line is None and line is not None:
+            self.line = line
+            where = f"line {line} of the {template_name}" if template_name else f"line {line}"
+            self.args = (f"{self.args[0]} ({where})",)
+
+
 class DeliveryError(TransactionalMailError):
     """Base class of classified delivery failures (see delivery.classify_error)."""

@@ -8,8 +8,19 @@ Pipeline
 
 Templates are staff-edited, so they compile in the restricted engine of
 :mod:`transactional_mail.template_engine` (allow-listed tags and filters, read-only JSON
-context) and are checked on save by :func:`validate_template_source` and
-:func:`validate_layout_source`, which name the offending line.
+context) and are checked on save by :func:`validate_template_source`,
+:func:`validate_html_source`, :func:`validate_layout_source` and
+:func:`validate_css_source`, which name the offending line; a template is also rendered
+with its sample context (:func:`validate_template_budget`) and a layout with its brand
+values (:func:`validate_layout_budget`) under the render budget of
+:mod:`transactional_mail.render_budget`, which bounds every render (``render_email``
+renders the three parts of an email under one budget).
+
+Stylesheets load nothing. On save, ``@import``, ``url()`` other than http(s)/data/cid and
+``<link rel="stylesheet">`` are refused (in static text: what template tags assemble at
+render time is not seen there). Whatever is stored, premailer parses CSS with a cssutils
+parser whose fetcher refuses every URL (``_premailer_class``), so neither
+validation, nor inlining, nor rendering ever opens a URL or a file.
 
 A layout is the branded shell around every template. Its ``html`` and ``css`` may use the
 brand variables ``{{ brand.logo_url }}``, ``{{ brand.primary_color }}``,
@@ -52,7 +63,7 @@ when:
   ``<html>``/``<head>``; or a fragment without a layout starts or ends with a tag;
 * lxml moves things around: a block (``{% if %}``...``{% endif %}``, ``{% for %}``...) does
   not contain whole elements, so its parts end up under different parents;
-* rendering produces markup the CSS could match: ``{% autoescape off %}``, ``{% filter %}``,
+* rendering produces markup the CSS could match: ``{% filter %}``,
   string literals containing ``< > " '``, or ``linebreaks``/``urlize``/``unordered_list``
   when an inlinable selector could match the ``p``/``br``/``a``/``ul``/``li`` they make;
 * a selector depends on rendered content: ``.class``, ``#id`` or ``[attr]`` when that
@@ -69,9 +80,10 @@ put the variation in ``style`` attributes or separate elements to keep them fast
 selectors are not inlined (premailer's default; they would bloat every element).
 
 Premailer options, chosen deliberately (see :data:`PREMAILER_OPTIONS`): no network and no
-files (``allow_network=False``: a ``<link>`` stylesheet is left alone, never fetched), no
-URL rewriting; ``disable_validation=True`` so vendor properties survive; cssutils logging
-silenced; ``keep_style_tags=False`` so only rules that cannot be inlined (media queries,
+files (``allow_network=False``: a ``<link>`` stylesheet is left alone, never fetched;
+cssutils ignores it for ``@import``, hence our own fetcher), no URL rewriting;
+``disable_validation=True`` so vendor properties survive; cssutils logging silenced;
+``keep_style_tags=False`` so only rules that cannot be inlined (media queries,
 ``:hover``) stay in a ``<style>``, and ``strip_important=False`` so those keep the
 ``!important`` they need to beat inline styles (responsive emails rely on it);
 ``remove_classes=False`` because media queries refer to the classes; no pretty printing.
@@ -90,6 +102,8 @@ part renders faster).
 from __future__ import annotations
 
 import contextlib
+import functools
+import html as html_module
 import logging
 import re
 import secrets
@@ -101,8 +115,8 @@ from types import MappingProxyType
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.template import Context, Library, Node, Origin, Template, TemplateSyntaxError
-from django.template.base import UNKNOWN_SOURCE, Lexer, Parser, Token, TokenType
+from django.template import Context, Library, Node, Template, TemplateSyntaxError
+from django.template.base import Lexer, Parser, Token, TokenType
 from django.utils import translation
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -110,15 +124,16 @@ from django.utils.translation import gettext_lazy
 from lxml import etree
 
 from .conf import get_setting
-from .exceptions import RenderError
+from .exceptions import RenderError, RenderLimitExceeded
+from .render_budget import render_budget
 from .template_engine import (
     ALLOWED_TAGS,
     BLOCK_TAGS,
     INTERMEDIATE_TAGS,
     MARKUP_FILTERS,
+    RestrictedTemplate,
     allowed_library,
     freeze_context,
-    get_engine,
 )
 
 __all__ = [
@@ -132,7 +147,10 @@ __all__ = [
     "one_line",
     "render_email",
     "validate_css_source",
+    "validate_html_source",
+    "validate_layout_budget",
     "validate_layout_source",
+    "validate_template_budget",
     "validate_template_source",
 ]
 
@@ -166,6 +184,10 @@ _FORBIDDEN_TAG_HINTS = {
     "url": gettext_lazy("put the full URL in the context instead"),
     "csrf_token": gettext_lazy("emails have no request"),
     "lorem": gettext_lazy("a resent email must render the same"),
+    "autoescape": gettext_lazy(
+        "context data is always escaped; a layout author who needs raw markup writes it "
+        "literally"
+    ),
 }
 _END_TAGS = frozenset(f"end{name}" for name in BLOCK_TAGS)
 _LINE_IN_MESSAGE = re.compile(r" on line \d+")
@@ -265,7 +287,7 @@ def validate_layout_source(source: str, *, field_name: str = "html") -> None:
     The slot must be written exactly so (no filters) and sit outside any block tag, since
     the template's source replaces it. Raise ``ValidationError`` naming the line.
     """
-    validate_template_source(source, field_name=field_name)
+    validate_html_source(source, field_name=field_name)
     slots: list[Token] = []
     depth = 0
     for token in _tokenize(source or ""):
@@ -306,10 +328,45 @@ def validate_layout_source(source: str, *, field_name: str = "html") -> None:
         )
 
 
-def validate_css_source(source: str, *, field_name: str = "css") -> None:
-    """Check a layout's CSS: a valid template (brand variables) that premailer can apply."""
+def validate_html_source(source: str, *, field_name: str = "html") -> None:
+    """Check an HTML template: :func:`validate_template_source`, then its stylesheets.
+
+    A ``<style>`` element must not ``@import`` (the server would fetch it) nor use a
+    ``url()`` other than http(s), data or cid; no ``style`` attribute may either; and no
+    ``<link rel="stylesheet">``. Raise ``ValidationError`` naming the line.
+    """
     validate_template_source(source, field_name=field_name)
-    css = _render_brand(source or "", _brand_context(None), autoescape=False)
+    problem = _markup_problem(_static_text(source or ""))
+    if problem:
+        raise _invalid(field_name, *problem)
+
+
+def validate_css_source(source: str, *, field_name: str = "css", layout: Any = None) -> None:
+    """Check a layout's CSS: a valid template (brand variables) that premailer can apply.
+
+    The CSS must not ``@import`` nor use a ``url()`` other than http(s), data or cid, as
+    written and as rendered with the brand values of ``layout`` (blank ones without it),
+    and that render must stay within the render budget.
+    """
+    validate_template_source(source, field_name=field_name)
+    problem = _stylesheet_problem(_static_text(source or ""))
+    if problem:
+        raise _invalid(field_name, *problem)
+    try:
+        with render_budget():
+            css = _render_brand(
+                source or "", _brand_context(layout), autoescape=False, name="layout css"
+            )
+    except RenderLimitExceeded as err:
+        field = field_name if err.template_name == "layout css" else "footer_html"
+        raise _invalid(field, err.line, err.reason) from err
+    problem = _stylesheet_problem(css)
+    if problem:  # made by template tags or brand values: no line to name
+        raise _invalid(
+            field_name,
+            None,
+            _("As rendered with the brand values: %(problem)s") % {"problem": problem[1]},
+        )
     document = f"<html><head>{_style_element(css)}</head><body><p>x</p></body></html>"
     try:
         inline_css(document)
@@ -319,32 +376,150 @@ def validate_css_source(source: str, *, field_name: str = "css") -> None:
         ) from err
 
 
+def validate_layout_budget(layout: Any) -> None:
+    """Render ``layout`` with its brand values under the render budget.
+
+    Raise ``ValidationError`` keyed by the field (``html``, ``css`` or ``footer_html``)
+    whose render went over a budget, naming the line when known.
+    """
+    try:
+        _render_layout(layout)
+    except RenderLimitExceeded as err:
+        raise _invalid(_LAYOUT_PARTS.get(err.template_name, "html"), err.line, err.reason) from err
+    except RenderError:  # not a budget problem: the per-field checks report what they can
+        pass
+
+
+def validate_template_budget(
+    template: Any, layout: Any, context: Mapping[str, Any] | None, *, language: str | None = None
+) -> None:
+    """Render ``template`` in ``layout`` with a sample ``context`` under the render budget.
+
+    The same render as :func:`render_email`, before CSS inlining. Raise
+    ``ValidationError`` keyed by the part (``subject``, ``html`` or ``text``; ``layout``
+    when the layout itself is over budget) naming the line when known. Other errors are
+    not this check's business (the sample context may simply not fit the template).
+    """
+    draft = _Draft(pk=None, subject=template.subject, html=template.html, text=template.text)
+    try:
+        data = freeze_context(context if isinstance(context, Mapping) else {})
+        override = translation.override(language) if language else contextlib.nullcontext()
+        with override:
+            _render_parts(_compile(draft, layout, precompile=False), data)
+    except RenderLimitExceeded as err:
+        field = "layout" if err.template_name in _LAYOUT_PARTS else err.template_name
+        raise _invalid(field or "html", err.line, err.reason) from err
+    except Exception:  # see the docstring
+        logger.debug("The sample render of template %s failed.", template.pk, exc_info=True)
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """Unsaved template values (pk None: compiled without being cached)."""
+
+    pk: None
+    subject: str
+    html: str
+    text: str
+
+
+# --- Stylesheets: nothing that makes the server (or a mail client) load a file -------------
+
+_ALLOWED_URL_SCHEMES = frozenset({"http", "https", "data", "cid"})
+_URL_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+# A CSS line continuation, and the characters browsers drop anywhere in a URL.
+_URL_IGNORED = re.compile(r"\\(?:\r\n|[\n\r\f])|[\t\n\r]")
+_STYLE_ELEMENT = re.compile(r"<style\b[^>]*>(.*?)(?:</style\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_LINK_ELEMENT = re.compile(r"<link\b[^>]*>", re.IGNORECASE)
+_REL_STYLESHEET = re.compile(
+    r"\brel\s*=\s*(?:\"[^\"]*\bstylesheet\b[^\"]*\"|'[^']*\bstylesheet\b[^']*'|stylesheet\b)",
+    re.IGNORECASE,
+)
+_STYLE_ATTRIBUTE = re.compile(
+    r"<[a-zA-Z][^>]*?\sstyle\s*=\s*(\"[^\"]*\"|'[^']*')", re.IGNORECASE | re.DOTALL
+)
+
+
+def _static_text(source: str) -> str:
+    """``source`` with every template tag, variable and comment blanked out, lines kept.
+
+    What the stylesheet checks read: static text with the same line numbers. Text that
+    tags would assemble at render time is caught by premailer's refusing fetcher instead.
+    """
+    parts: list[str] = []
+    skipping = False
+    for token in Lexer(source).tokenize():
+        if token.token_type is TokenType.TEXT:
+            parts.append("\n" * token.contents.count("\n") if skipping else token.contents)
+        elif token.token_type is TokenType.BLOCK:
+            name = token.contents.split()[:1]
+            if skipping and name == ["endcomment"]:
+                skipping = False
+            elif not skipping and name == ["comment"]:
+                skipping = True
+    return "".join(parts)
+
+
+def _stylesheet_problem(css: str, first_line: int = 1) -> tuple[int, str] | None:
+    """The first construct in ``css`` that loads a resource: (line, message), or None."""
+    from cssutils import helper
+    from cssutils.tokenize2 import Tokenizer
+
+    for kind, value, line, _col in Tokenizer().tokenize(css):
+        if kind == "IMPORT_SYM":
+            return first_line + line - 1, _(
+                "@import is not allowed: the server would fetch the stylesheet. Put its "
+                "rules in the layout's CSS."
+            )
+        if kind == "URI":
+            url = _URL_IGNORED.sub("", helper.urivalue(value)).strip()
+            scheme = _URL_SCHEME.match(url)
+            if scheme and scheme.group(1).lower() not in _ALLOWED_URL_SCHEMES:
+                return first_line + line - 1, _(
+                    "url(%(url)s) is not allowed: only http, https, data and cid URLs can "
+                    "be used in an email's CSS."
+                ) % {"url": url[:60]}
+    return None
+
+
+def _markup_problem(html: str) -> tuple[int, str] | None:
+    """The first stylesheet construct in static HTML that loads a resource, or None."""
+    found: list[tuple[int, str]] = []
+    for match in _LINK_ELEMENT.finditer(html):
+        if _REL_STYLESHEET.search(match.group()):
+            found.append((
+                html.count("\n", 0, match.start()) + 1,
+                _(
+                    "<link rel=\"stylesheet\"> is not allowed: put the CSS in the layout "
+                    "(for a web font, an @font-face rule with src: url(https://...))."
+                ),
+            ))
+    for match in _STYLE_ELEMENT.finditer(html):
+        problem = _stylesheet_problem(
+            match.group(1), html.count("\n", 0, match.start(1)) + 1
+        )
+        if problem:
+            found.append(problem)
+    for match in _STYLE_ATTRIBUTE.finditer(html):
+        problem = _stylesheet_problem(
+            "x{" + html_module.unescape(match.group(1)[1:-1]) + "}",
+            html.count("\n", 0, match.start(1)) + 1,
+        )
+        if problem:
+            found.append(problem)
+    return min(found) if found else None
+
+
 # ======================================================================================
 # Compilation
 # ======================================================================================
 
 
-class _TokenTemplate(Template):
-    """A Template compiled from a token list instead of source text.
-
-    The inlined template is reassembled from premailer's output at the token level, so
-    static HTML is never lexed again (text that looks like ``{{ x }}`` stays text).
-    """
-
-    def __init__(self, tokens: list[Token], name: str, builtins: list[Library]) -> None:
-        # Template.__init__ would lex self.source; everything it sets is set here.
-        self.engine = get_engine()
-        self.name = name
-        self.origin = Origin(UNKNOWN_SOURCE, template_name=name)
-        self.source = ""
-        parser = Parser(tokens, self.engine.template_libraries, builtins, self.origin)
-        self.nodelist = parser.parse()
-        # Django >= 5.1 keeps per-template parser data (partials); 4.2 has none.
-        self.extra_data = getattr(parser, "extra_data", {})
-
-
-def _parse(tokens: list[Token], name: str = "email template") -> _TokenTemplate:
-    return _TokenTemplate(list(tokens), name, get_engine().template_builtins)
+def _parse(tokens: list[Token], name: str = "email template") -> RestrictedTemplate:
+    """Compile a token list (the inlined template is reassembled from premailer's output
+    at the token level, so static HTML is never lexed again: text that looks like
+    ``{{ x }}`` stays text)."""
+    return RestrictedTemplate(list(tokens), name)
 
 
 def _text_token(text: str) -> Token:
@@ -418,10 +593,47 @@ PREMAILER_OPTIONS: Mapping[str, Any] = MappingProxyType(
 )
 
 
-def _premailer() -> Any:
+def _refuse_fetch(url: str) -> None:
+    """The fetcher of every CSS parser premailer uses here: nothing is ever fetched.
+
+    cssutils loads ``@import`` with its own fetcher (urllib, no timeout, ``file:`` URLs
+    included), whatever premailer's ``allow_network`` says. Returning None makes cssutils
+    skip the rule as unreadable; premailer then drops it.
+    """
+    logger.warning("A stylesheet asked to load %r; refused (@import is never fetched).", url)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_stylesheet(css: str, validate: bool) -> Any:
+    """Parse CSS with a cssutils parser whose fetcher refuses (cached, as premailer's own
+    parse is: premailer only reads the sheets)."""
+    import cssutils
+
+    return cssutils.CSSParser(fetcher=_refuse_fetch).parseString(css, validate=validate)
+
+
+@functools.cache
+def _premailer_class() -> type:
     from premailer import Premailer
 
-    return Premailer(**PREMAILER_OPTIONS)
+    class NoFetchPremailer(Premailer):
+        """Premailer whose stylesheets are parsed by a cssutils parser that never fetches.
+
+        Premailer parses every ``<style>`` (and, with ``allow_network``, which is off,
+        every ``<link>`` stylesheet) through ``_parse_css_string``, which calls cssutils'
+        module-level ``parseString``: a parser with the default urllib fetcher. Style
+        attributes go through ``cssutils.parseStyle``, which parses declarations only (no
+        ``@import``). So this method is the one place to put ours.
+        """
+
+        def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
+            return _parse_stylesheet(css_body, validate)
+
+    return NoFetchPremailer
+
+
+def _premailer() -> Any:
+    return _premailer_class()(**PREMAILER_OPTIONS)
 
 
 def inline_css(html: str) -> str:
@@ -437,6 +649,10 @@ def inline_css(html: str) -> str:
 
 _BRAND_FIELDS = ("name", "logo_url", "primary_color", "background_color", "text_color")
 _LAYOUT_FIELDS = ("html", "css", "footer_html", *_BRAND_FIELDS)
+# The names a layout's parts render under (in errors), and the field each comes from.
+_LAYOUT_PARTS = MappingProxyType(
+    {"layout html": "html", "layout css": "css", "layout footer": "footer_html"}
+)
 
 
 def _brand_context(layout: Any) -> dict[str, Any]:
@@ -448,7 +664,10 @@ def _brand_context(layout: Any) -> dict[str, Any]:
     footer = getattr(layout, "footer_html", "") or ""
     brand["footer_html"] = SafeString(
         _render_brand(
-            footer, {"brand": MappingProxyType(dict(brand, footer_html=""))}, autoescape=True
+            footer,
+            {"brand": MappingProxyType(dict(brand, footer_html=""))},
+            autoescape=True,
+            name="layout footer",
         )
         if footer.strip()
         else ""
@@ -457,8 +676,8 @@ def _brand_context(layout: Any) -> dict[str, Any]:
     return {"brand": MappingProxyType(brand)}
 
 
-def _render_brand(source: str, context: dict[str, Any], *, autoescape: bool) -> str:
-    return get_engine().from_string(source).render(Context(context, autoescape=autoescape))
+def _render_brand(source: str, context: dict[str, Any], *, autoescape: bool, name: str) -> str:
+    return RestrictedTemplate(source, name).render(Context(context, autoescape=autoescape))
 
 
 def _style_element(css: str) -> str:
@@ -471,13 +690,23 @@ _BODY_START = re.compile(r"<body[\s>]", re.IGNORECASE)
 
 
 def _render_layout(layout: Any) -> tuple[str, str]:
-    """Render a layout with its brand values; return the HTML before and after the slot."""
+    """Render a layout with its brand values; return the HTML before and after the slot.
+
+    The layout (footer, HTML and CSS) renders under a budget of its own, once per layout
+    revision and process.
+    """
+    with render_budget():
+        return _render_layout_parts(layout)
+
+
+def _render_layout_parts(layout: Any) -> tuple[str, str]:
     marker = f"tmslot{secrets.token_hex(8)}"
     context = _brand_context(layout)
     html = _render_brand(
         getattr(layout, "html", "") or "",
         {**context, "content": SafeString(marker)},
         autoescape=True,
+        name="layout html",
     )
     if html.count(marker) != 1:
         raise RenderError(
@@ -485,7 +714,9 @@ def _render_layout(layout: Any) -> tuple[str, str]:
             "{{ content }} exactly once."
         )
     before, after = html.split(marker)
-    css = _render_brand(getattr(layout, "css", "") or "", context, autoescape=False)
+    css = _render_brand(
+        getattr(layout, "css", "") or "", context, autoescape=False, name="layout css"
+    )
     if css.strip():
         style = _style_element(css)
         head_end = _HEAD_END.search(before)
@@ -741,7 +972,7 @@ class _Group:
     indexes: list[int]
 
 
-def _precompile(items: list[Token], name: str) -> _TokenTemplate:
+def _precompile(items: list[Token], name: str) -> RestrictedTemplate:
     """Inline the CSS of the composed token stream once and compile the result.
 
     Raise :class:`_NotPrecompilable` when the result could differ from inlining each
@@ -777,8 +1008,6 @@ def _precompile(items: list[Token], name: str) -> _TokenTemplate:
             elif tag in _END_TAGS and stack:
                 stack[-1].indexes.append(index)
                 groups.append(stack.pop())
-            if tag == "autoescape" and "off" in contents.split()[1:]:
-                raise _NotPrecompilable("{% autoescape off %} outputs data unescaped")
             if tag == "filter":
                 raise _NotPrecompilable("{% filter %} rewrites the HTML of its block")
         for literal in re.findall(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', contents):
@@ -925,7 +1154,7 @@ def _check_css(page: Any, nonce: str, markup_tags: set[str], *, structural_risk:
 
 def _reassemble(
     output: str, items: list[Token], nonce: str, contexts: dict[int, str], name: str
-) -> _TokenTemplate:
+) -> RestrictedTemplate:
     """Split premailer's output at the placeholders back into a Django token stream."""
     pattern = re.compile(rf"<!--tm{nonce}p(\d+)e-->|tm{nonce}p(\d+)e|tm{nonce}u([se])")
     tokens: list[Token] = []
@@ -950,7 +1179,7 @@ def _reassemble(
     if seen != sorted(contexts):
         raise _NotPrecompilable("premailer dropped or reordered a template tag")
     try:
-        return _TokenTemplate(tokens, name, [allowed_library, _internal_library])
+        return RestrictedTemplate(tokens, name, [allowed_library, _internal_library])
     except TemplateSyntaxError as err:
         raise _NotPrecompilable(f"the inlined template does not parse: {err}") from err
 
@@ -989,7 +1218,8 @@ def _compile_source(source: str, what: str, template: Any) -> Template:
         ) from err
 
 
-def _compile(template: Any, layout: Any) -> _Compiled:
+def _compile(template: Any, layout: Any, *, precompile: bool = True) -> _Compiled:
+    """Compile the parts; ``precompile=False`` skips CSS inlining (a sample render)."""
     sources = _sources(template, layout)
     subject = _compile_source(template.subject or "", "subject", template)
     text = (
@@ -1009,7 +1239,7 @@ def _compile(template: Any, layout: Any) -> _Compiled:
     has_style = any(
         token.token_type is TokenType.TEXT and "<style" in token.contents.lower() for token in items
     )
-    if not has_style:
+    if not has_style or not precompile:
         return _Compiled(sources, subject, text, html, inline_per_email=False)
     try:
         inlined = _precompile(items, "html")
@@ -1126,14 +1356,7 @@ def render_email(
     with override:
         compiled = _compiled(template, layout)
         try:
-            html = compiled.html.render(Context(dict(data), autoescape=True))
-            if compiled.inline_per_email:
-                html = inline_css(html)
-            subject = compiled.subject.render(Context(dict(data), autoescape=False))
-            if compiled.text is not None:
-                text = compiled.text.render(Context(dict(data), autoescape=False)).strip()
-            else:
-                text = html_to_text(html)
+            subject, html, text = _render_parts(compiled, data)
         except RenderError:
             raise
         except Exception as err:
@@ -1141,6 +1364,23 @@ def render_email(
                 f"Template {getattr(template, 'pk', None)} failed to render: {err!r}"
             ) from err
     return RenderedEmail(subject=one_line(subject), html=html, text=text)
+
+
+def _render_parts(compiled: _Compiled, data: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject, HTML and text of one email, under one render budget."""
+    with render_budget() as budget:
+        rendered = compiled.html.render(Context(dict(data), autoescape=True))
+        html = rendered
+        if compiled.inline_per_email:
+            html = inline_css(rendered)
+            # Inlining adds style attributes: what it adds counts too.
+            budget.charge_output(len(html) - len(rendered))
+        subject = compiled.subject.render(Context(dict(data), autoescape=False))
+        if compiled.text is not None:
+            text = compiled.text.render(Context(dict(data), autoescape=False)).strip()
+        else:
+            text = html_to_text(html)
+    return subject, html, text
 
 
 # ======================================================================================

@@ -22,6 +22,16 @@ So this engine is built the other way round:
   ``json_script`` and ``escapejs`` (no scripts in email).
 * ``center``, ``ljust``, ``rjust``, ``floatformat`` and ``stringformat`` are wrapped so a
   template cannot ask for a gigabyte of padding or digits.
+* Every render runs under the budget of :mod:`transactional_mail.render_budget`
+  (``RENDER_MAX_CHARS``, ``RENDER_MAX_ITERATIONS``, ``RENDER_MAX_SECONDS``), enforced
+  while rendering: templates compile to :class:`RestrictedTemplate`, whose parser wraps
+  every node so its output is charged as it is produced; every filter is wrapped so the
+  size of what it makes is checked (``join`` before joining); ``{% for %}`` charges its
+  iterations before the first one. A render over budget stops with
+  :class:`~transactional_mail.exceptions.RenderLimitExceeded`.
+* ``autoescape`` is not a tag here: ``{% autoescape off %}`` would put context data
+  (a customer's name, a comment) into the HTML unescaped. A layout or template author
+  who needs raw markup writes it literally.
 * One filter of our own, ``as_datetime``: the context is a JSON snapshot, so dates arrive
   as ISO 8601 strings and Django's ``date``/``time`` filters would render them as "".
   ``{{ order.created|as_datetime|date:"j F Y" }}`` parses the string first.
@@ -31,8 +41,9 @@ So this engine is built the other way round:
   return new values (``items``, ``upper``...) and nothing can be mutated (there is no
   ``clear`` or ``pop`` to call) or reached beyond the data itself.
 
-``autoescape`` is on and ``string_if_invalid`` is "" (a missing value renders empty, as
-customers should never see a debugging marker).
+Autoescaping is on (the subject and the text part are rendered with it off, as plain
+text) and ``string_if_invalid`` is "" (a missing value renders empty, as customers
+should never see a debugging marker).
 """
 
 from __future__ import annotations
@@ -41,17 +52,30 @@ import datetime
 import decimal
 import functools
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.template import Engine, Library, TemplateDoesNotExist, defaultfilters, defaulttags
+from django.template import (
+    Context,
+    Engine,
+    Library,
+    Node,
+    Origin,
+    Template,
+    TemplateDoesNotExist,
+    defaultfilters,
+    defaulttags,
+)
+from django.template.base import UNKNOWN_SOURCE, Lexer, Parser, TextNode, Token
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
 from django.utils.functional import Promise
 
-from .exceptions import RenderError
+from .exceptions import RenderError, RenderLimitExceeded
+from .render_budget import current_budget, render_budget, value_size
 
 __all__ = [
     "ALLOWED_FILTERS",
@@ -60,6 +84,7 @@ __all__ = [
     "INTERMEDIATE_TAGS",
     "MARKUP_FILTERS",
     "RestrictedEngine",
+    "RestrictedTemplate",
     "allowed_library",
     "as_datetime",
     "freeze_context",
@@ -70,7 +95,6 @@ __all__ = [
 #: (``endif``, ``else``, ``empty``...) are parsed by the opening tag itself.
 ALLOWED_TAGS: frozenset[str] = frozenset(
     {
-        "autoescape",
         "comment",
         "cycle",
         "filter",
@@ -91,7 +115,6 @@ ALLOWED_TAGS: frozenset[str] = frozenset(
 #: Allowed tags that open a block, and the intermediate tags each block may contain.
 BLOCK_TAGS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "autoescape": frozenset(),
         "comment": frozenset(),
         "filter": frozenset(),
         "for": frozenset({"empty"}),
@@ -173,6 +196,8 @@ MARKUP_FILTERS: Mapping[str, frozenset[str]] = MappingProxyType(
     }
 )
 
+_monotonic = time.monotonic
+
 # Widths and precisions above this are refused: nobody pads an email to a million
 # characters, and a template must not be able to make the worker allocate gigabytes.
 _MAX_WIDTH = 1000
@@ -213,23 +238,200 @@ def _bounded(func: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return wrapper
 
 
+# --------------------------------------------------------------------------------------
+# The render budget (see transactional_mail.render_budget)
+# --------------------------------------------------------------------------------------
+
+
+def _metered(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a filter so the size of the value it makes is charged to the render's budget.
+
+    ``join`` is checked before it joins (a list of a million references to one long
+    string is cheap to hold and ruinous to join); the others after (none makes more than
+    a small multiple of its input, which was checked when it was made).
+    """
+    made_by = f"|{name}"
+
+    @functools.wraps(func)  # copies is_safe, needs_autoescape...; unwrap finds the arguments
+    def metered(value: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = current_budget()
+        if budget is not None and name == "join" and args:
+            budget.charge_value(_joined_size(value, args[0], budget.max_chars), made_by)
+        result = func(value, *args, **kwargs)
+        if budget is not None:
+            budget.charge_value(value_size(result, budget.max_chars), made_by)
+        return result
+
+    return metered
+
+
+def _joined_size(value: Any, separator: Any, limit: int) -> int:
+    if not isinstance(value, (str, list, tuple)):
+        return 0
+    count = len(value)
+    return value_size(value, limit) + max(count - 1, 0) * len(str(separator))
+
+
+class _LoopSequence:
+    """The sequence of a ``{% for %}``: charges its length before the loop starts."""
+
+    def __init__(self, expression: Any) -> None:
+        self.expression = expression
+
+    def resolve(self, context: Context, ignore_failures: bool = False) -> Any:
+        values = self.expression.resolve(context, ignore_failures)
+        if values is None:
+            return values
+        if not hasattr(values, "__len__"):
+            values = list(values)  # as ForNode would
+        budget = current_budget()
+        if budget is not None:
+            budget.charge_iterations(len(values))
+        return values
+
+    def __str__(self) -> str:
+        return str(self.expression)
+
+
+def _metered_for(parser: Parser, token: Token) -> Node:
+    node = defaulttags.register.tags["for"](parser, token)
+    node.sequence = _LoopSequence(node.sequence)
+    return node
+
+
 def _build_library() -> Library:
     library = Library()
     for name in sorted(ALLOWED_TAGS):
         library.tags[name] = defaulttags.register.tags[name]
+    library.tags["for"] = _metered_for
     for name in sorted(ALLOWED_FILTERS - {"as_datetime"}):
         func = defaultfilters.register.filters.get(name)
         if func is None:  # e.g. escapeseq before Django 5.0
             continue
         if name in {"center", "ljust", "rjust", "floatformat", "stringformat"}:
             func = _bounded(func)
-        library.filters[name] = func
+        library.filters[name] = _metered(name, func)
     library.filter("as_datetime", as_datetime, is_safe=False)
     return library
 
 
 #: The one library of the restricted engine: allow-listed tags and filters only.
 allowed_library: Library = _build_library()
+
+
+class _MeteredNode(Node):
+    """Wraps every node of a restricted template: charges the characters it outputs.
+
+    Only the characters its inner nodes did not charge already, so each character of
+    the output is counted once, as soon as the node that makes it returns (a loop body
+    is charged at every iteration). This runs for every node of every email, hence the
+    budget's fields are used directly.
+    """
+
+    child_nodelists = ()
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def render_annotated(self, context: Context) -> str:
+        # Node.render_annotated only adds debugging information; this engine has none.
+        budget = current_budget()
+        if budget is None:
+            return self.node.render(context)
+        before = budget.chars
+        try:
+            output = self.node.render(context)
+            # budget.charge_output(), inlined.
+            spent = len(output) - (budget.chars - before)
+            if spent > 0:
+                budget.chars += spent
+            if budget.chars > budget.max_chars or _monotonic() > budget.deadline:
+                budget.charge_output(0)  # raises the right error
+        except RenderLimitExceeded as err:
+            err.locate(self.origin.template_name, self.token.lineno)
+            raise
+        return output
+
+    def render(self, context: Context) -> str:
+        return self.render_annotated(context)
+
+    def get_nodes_by_type(self, nodetype: type) -> list[Node]:
+        return self.node.get_nodes_by_type(nodetype)
+
+    def __iter__(self) -> Any:
+        yield from self.node
+
+    def __repr__(self) -> str:
+        return repr(self.node)
+
+
+class _MeteredText(_MeteredNode):
+    """Static text: charged without a call (the clock is read by the other nodes)."""
+
+    def __init__(self, node: TextNode) -> None:
+        super().__init__(node)
+        self.text, self.length = node.s, len(node.s)
+
+    def render_annotated(self, context: Context) -> str:
+        budget = current_budget()
+        if budget is not None:
+            budget.chars += self.length
+            if budget.chars > budget.max_chars:
+                try:
+                    budget.charge_output(0)  # raises
+                except RenderLimitExceeded as err:
+                    err.locate(self.origin.template_name, self.token.lineno)
+                    raise
+        return self.text
+
+
+class _MeteringParser(Parser):
+    def extend_nodelist(self, nodelist: Any, node: Node, token: Token) -> None:
+        node.token, node.origin = token, self.origin
+        wrapper = _MeteredText(node) if isinstance(node, TextNode) else _MeteredNode(node)
+        super().extend_nodelist(nodelist, wrapper, token)
+
+
+class RestrictedTemplate(Template):
+    """A template of the restricted engine, from source text or from a token list.
+
+    Its parser wraps every node so the output is charged to the render budget, and a
+    render outside :func:`~transactional_mail.render_budget.render_budget` runs under a
+    budget of its own. ``name`` says which part it is (``"html"``, ``"css"``...) in the
+    errors of an over-budget render. ``builtins`` replaces the engine's library (the
+    CSS precompiler adds internal tags).
+    """
+
+    def __init__(
+        self,
+        source: str | list[Token],
+        name: str | None = None,
+        builtins: list[Library] | None = None,
+    ) -> None:
+        # Template.__init__ would compile with Django's own parser; everything it sets is
+        # set here.
+        self.engine = get_engine()
+        self.name = name
+        self.origin = Origin(UNKNOWN_SOURCE, template_name=name)
+        if isinstance(source, str):
+            self.source, tokens = source, Lexer(source).tokenize()
+        else:
+            self.source, tokens = "", list(source)
+        parser = _MeteringParser(
+            tokens,
+            self.engine.template_libraries,
+            self.engine.template_builtins if builtins is None else builtins,
+            self.origin,
+        )
+        self.nodelist = parser.parse()
+        # Django >= 5.1 keeps per-template parser data (partials); 4.2 has none.
+        self.extra_data = getattr(parser, "extra_data", {})
+
+    def _render(self, context: Context) -> str:
+        if current_budget() is not None:
+            return super()._render(context)
+        with render_budget():
+            return super()._render(context)
 
 
 class RestrictedEngine(Engine):
@@ -260,6 +462,10 @@ class RestrictedEngine(Engine):
     def find_template(self, name: str, dirs: Any = None, skip: Any = None) -> Any:
         """Refuse every template lookup: email templates never load other templates."""
         raise TemplateDoesNotExist(name)
+
+    def from_string(self, template_code: str) -> RestrictedTemplate:
+        """Compile ``template_code`` into a :class:`RestrictedTemplate` (metered)."""
+        return RestrictedTemplate(template_code)
 
 
 @functools.cache

@@ -108,22 +108,33 @@ class Layout(LayoutFields, Revisioned):
         self.validate_sources()
 
     def validate_sources(self) -> None:
-        """Refuse a layout the restricted template engine would not accept."""
+        """Refuse a layout the restricted template engine would not accept, one whose
+        stylesheets would load a resource, or one whose render goes over budget."""
+        from functools import partial
+
         from ..rendering import (
             validate_css_source,
+            validate_html_source,
+            validate_layout_budget,
             validate_layout_source,
-            validate_template_source,
         )
 
         errors = {}
         for field, validate in (
             ("html", validate_layout_source),
-            ("css", validate_css_source),
-            ("footer_html", validate_template_source),
+            ("css", partial(validate_css_source, layout=self)),
+            ("footer_html", validate_html_source),
         ):
             try:
                 validate(getattr(self, field), field_name=field)
             except ValidationError as err:
-                errors[field] = err.messages
+                # Keyed by the field at fault: the CSS renders the footer, for instance.
+                for key, messages in err.message_dict.items():
+                    errors.setdefault(key, []).extend(messages)
+        if not errors:
+            try:
+                validate_layout_budget(self)
+            except ValidationError as err:
+                errors = err.message_dict
         if errors:
             raise ValidationError(errors)

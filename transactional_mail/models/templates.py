@@ -212,14 +212,31 @@ class EmailTemplate(TemplateFields, Revisioned):
         self.validate_sources()
 
     def validate_sources(self) -> None:
-        """Refuse a template the restricted engine would not accept, naming the line."""
-        from ..rendering import validate_template_source
+        """Refuse a template the restricted engine would not accept, one whose stylesheets
+        would load a resource, or one whose sample context renders over budget; the
+        message names the line."""
+        from ..rendering import (
+            validate_html_source,
+            validate_template_budget,
+            validate_template_source,
+        )
 
         errors = {}
-        for field in ("subject", "html", "text"):
+        for field, validate in (
+            ("subject", validate_template_source),
+            ("html", validate_html_source),
+            ("text", validate_template_source),
+        ):
             try:
-                validate_template_source(getattr(self, field), field_name=field)
+                validate(getattr(self, field), field_name=field)
             except ValidationError as err:
                 errors[field] = err.messages
+        if not errors:
+            try:
+                validate_template_budget(
+                    self, self.layout, self.sample_context, language=self.language or None
+                )
+            except ValidationError as err:
+                errors = err.message_dict
         if errors:
             raise ValidationError(errors)
