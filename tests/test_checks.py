@@ -192,3 +192,36 @@ def test_a_sender_that_is_not_one_line_is_e007():
         hint="Set TRANSACTIONAL_MAIL['DEFAULT_FROM_EMAIL'] = 'Shop <no-reply@example.com>'.",
         id="transactional_mail.E007",
     )]
+
+
+@override_settings(TRANSACTIONAL_MAIL={
+    "DEFAULT_FROM_EMAIL": "a@example.com", "RENDER_MAX_CHARS": "1MB",
+    "RENDER_MAX_ITERATIONS": 0, "RENDER_MAX_SECONDS": "5",
+})
+def test_render_budgets_must_be_positive_numbers():
+    """A budget of the wrong type would make every render, and every email, fail."""
+    assert check_settings() == [
+        checks.Error(
+            "TRANSACTIONAL_MAIL['RENDER_MAX_CHARS'] is '1MB'; it must be a whole number >= 1.",
+            hint="Remove it to use the default (1048576).",
+            id="transactional_mail.E003",
+        ),
+        checks.Error(
+            "TRANSACTIONAL_MAIL['RENDER_MAX_ITERATIONS'] is 0; it must be a whole number >= 1.",
+            hint="Remove it to use the default (100000).",
+            id="transactional_mail.E003",
+        ),
+        checks.Error(
+            "TRANSACTIONAL_MAIL['RENDER_MAX_SECONDS'] is '5'; it must be a number of "
+            "seconds > 0.",
+            hint="Every render would fail (and every email with it). Remove it to use the "
+            "default (5).",
+            id="transactional_mail.E003",
+        ),
+    ]
+
+
+@override_settings(TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "a@example.com",
+                                       "RENDER_MAX_SECONDS": 0.5})
+def test_a_fractional_render_time_budget_is_fine():
+    assert check_settings() == []

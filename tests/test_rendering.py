@@ -29,7 +29,7 @@ import re
 import socket
 from dataclasses import FrozenInstanceError
 from pathlib import Path
-from types import MappingProxyType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -58,6 +58,7 @@ from transactional_mail.rendering import (
 from transactional_mail.template_engine import (
     ALLOWED_FILTERS,
     ALLOWED_TAGS,
+    FrozenDict,
     allowed_library,
     as_datetime,
     freeze_context,
@@ -254,11 +255,11 @@ def test_zero_argument_methods_cannot_mutate_or_reach_anything():
         "[{{ d.clear }}][{{ items.pop }}][{{ items.clear }}][{{ d.popitem }}]"
         "[{{ s.upper }}][{{ d.a }}][{{ items|length }}]"
         "{% for k, v in d.items %}({{ k }}={{ v }}){% endfor %}"
-        # copy() returns a throwaway dict: clearing it changes nothing.
+        # No copy() to clear either (a frozen mapping has none).
         "{{ d.copy.clear }}{{ d.a }}",
         context,
     )
-    assert output == "[][][][][ABC][1][3](a=1)None1"
+    assert output == "[][][][][ABC][1][3](a=1)1"
     assert context == {"d": {"a": 1}, "items": [1, 2, 3], "s": "abc"}
 
 
@@ -277,14 +278,23 @@ def test_frozen_context_is_read_only_json():
             "safe": mark_safe("<b>"),
         }
     )
-    assert isinstance(frozen["d"], MappingProxyType)
-    assert frozen["d"]["n"] == (1, MappingProxyType({"x": None}))
+    assert isinstance(frozen["d"], FrozenDict)
+    assert frozen["d"]["n"] == (1, FrozenDict({"x": None}))
     assert frozen["d"]["1"] is True  # a JSON key is a string
     assert frozen["price"] == "9.90" and frozen["day"] == "2024-05-01"
     assert type(frozen["safe"]) is str  # a SafeString in the context is escaped
     assert render("{{ s }}", {"s": mark_safe("<b>")}) == "&lt;b&gt;"
     with pytest.raises(TypeError):
         frozen["d"]["x"] = 1
+    assert not hasattr(frozen["d"], "pop") and not hasattr(frozen["d"]["n"], "append")
+
+
+def test_frozen_data_prints_like_the_json_it_holds():
+    """{{ order }} never shows a Python type name to a customer."""
+    context = {"order": {"items": [{"sku": "X", "qty": 2}], "tags": ["a"]}}
+    assert render("{{ order.items }}", context) == (
+        "[{&#x27;sku&#x27;: &#x27;X&#x27;, &#x27;qty&#x27;: 2}]")
+    assert render("{{ order.tags }}|{{ order }}", context).startswith("[&#x27;a&#x27;]|{")
 
 
 def test_context_with_python_objects_is_refused():

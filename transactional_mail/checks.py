@@ -29,6 +29,8 @@ _WHOLE_NUMBERS = {
     "CACHE_TIMEOUT": 0,
     "MAX_RECIPIENTS": 1,
     "MAX_ATTACHMENTS_SIZE": 0,
+    "RENDER_MAX_CHARS": 1,
+    "RENDER_MAX_ITERATIONS": 1,
 }
 
 
@@ -73,6 +75,15 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             f"TRANSACTIONAL_MAIL['RAW_EVENT_RETENTION_DAYS'] is {retention!r}; it must be "
             "a whole number of days >= 0, or None to keep raw webhook payloads.",
             hint="Raw payloads hold personal data; 30 days is the default.",
+            id="transactional_mail.E003",
+        ))
+    seconds = user.get("RENDER_MAX_SECONDS", DEFAULTS["RENDER_MAX_SECONDS"])
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        errors.append(checks.Error(
+            f"TRANSACTIONAL_MAIL['RENDER_MAX_SECONDS'] is {seconds!r}; it must be a number "
+            "of seconds > 0.",
+            hint="Every render would fail (and every email with it). Remove it to use the "
+            f"default ({DEFAULTS['RENDER_MAX_SECONDS']!r}).",
             id="transactional_mail.E003",
         ))
     queue = user.get("QUEUE")

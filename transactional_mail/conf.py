@@ -32,8 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_INTERVAL": 60,
     # A queued email due for longer than this many seconds is re-enqueued by the sweep.
     "SWEEP_GRACE": 60,
-    # An email left in "sending" longer than this many seconds (a killed worker) is
-    # recovered by the sweep.
+    # An email left in "sending" longer than this many seconds is recovered by the sweep
+    # if its worker is gone (on PostgreSQL: its advisory lock is free; elsewhere: assumed).
     "SENDING_TIMEOUT": 600,
     # Raw ESP webhook payloads (personal data) are pruned after this many days; None keeps them.
     "RAW_EVENT_RETENTION_DAYS": 30,

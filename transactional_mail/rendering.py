@@ -131,6 +131,7 @@ from .template_engine import (
     BLOCK_TAGS,
     INTERMEDIATE_TAGS,
     MARKUP_FILTERS,
+    FrozenDict,
     RestrictedTemplate,
     allowed_library,
     freeze_context,
@@ -665,7 +666,7 @@ def _brand_context(layout: Any) -> dict[str, Any]:
     brand["footer_html"] = SafeString(
         _render_brand(
             footer,
-            {"brand": MappingProxyType(dict(brand, footer_html=""))},
+            {"brand": FrozenDict(dict(brand, footer_html=""))},
             autoescape=True,
             name="layout footer",
         )
@@ -673,7 +674,7 @@ def _brand_context(layout: Any) -> dict[str, Any]:
         else ""
     )
     # Read-only, like the context of a template: a layout cannot clear its own values.
-    return {"brand": MappingProxyType(brand)}
+    return {"brand": FrozenDict(brand)}
 
 
 def _render_brand(source: str, context: dict[str, Any], *, autoescape: bool, name: str) -> str:

@@ -36,7 +36,8 @@ So this engine is built the other way round:
   as ISO 8601 strings and Django's ``date``/``time`` filters would render them as "".
   ``{{ order.created|as_datetime|date:"j F Y" }}`` parses the string first.
 * Templates only ever see the context made by :func:`freeze_context`: JSON data converted
-  to read-only types (mappings to ``MappingProxyType``, lists to tuples). Django calls
+  to read-only types (mappings to :class:`FrozenDict`, lists to :class:`FrozenList`, a
+  tuple; both print like the JSON data they hold). Django calls
   zero-argument methods during lookups; on these types the only zero-argument methods
   return new values (``items``, ``upper``...) and nothing can be mutated (there is no
   ``clear`` or ``pop`` to call) or reached beyond the data itself.
@@ -81,6 +82,8 @@ __all__ = [
     "ALLOWED_FILTERS",
     "ALLOWED_TAGS",
     "BLOCK_TAGS",
+    "FrozenDict",
+    "FrozenList",
     "INTERMEDIATE_TAGS",
     "MARKUP_FILTERS",
     "RestrictedEngine",
@@ -495,6 +498,44 @@ _ENCODER = DjangoJSONEncoder()
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
+class FrozenDict(Mapping):
+    """A read-only mapping that prints as the JSON object it holds, like a dict.
+
+    ``MappingProxyType`` would do for reading, but ``{{ order }}`` would print
+    ``mappingproxy({...})`` into a customer's email.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    __str__ = __repr__
+
+
+class FrozenList(tuple):
+    """A read-only sequence that prints as the JSON array it holds, like a list."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "[" + ", ".join(map(repr, self)) + "]"
+
+    __str__ = __repr__
+
+
 class _NotJSON(Exception):
     """Raised deep inside _freeze; each level adds its key to the path on the way out."""
 
@@ -514,7 +555,7 @@ def _freeze(value: Any) -> Any:
             except _NotJSON as err:
                 err.path = f"[{key!r}]{err.path}"
                 raise
-        return MappingProxyType(frozen)
+        return FrozenDict(frozen)
     if kind is list or kind is tuple or isinstance(value, (list, tuple)):
         items = []
         for index, item in enumerate(value):
@@ -523,7 +564,7 @@ def _freeze(value: Any) -> Any:
             except _NotJSON as err:
                 err.path = f"[{index}]{err.path}"
                 raise
-        return tuple(items)
+        return FrozenList(items)
     if isinstance(value, str):
         # A str subclass may be SafeString, which would bypass autoescaping.
         return str.__str__(value)
@@ -555,9 +596,9 @@ def freeze_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return a read-only copy of a JSON context for rendering.
 
     The top level is a new ``dict`` (tags such as ``{% cycle ... as x %}`` write to it;
-    it is thrown away after the render); everything below it is a ``MappingProxyType``
-    or a tuple. Raise :class:`~transactional_mail.exceptions.RenderError` for values that
-    are not JSON data, so a model instance can never reach a template.
+    it is thrown away after the render); everything below it is a :class:`FrozenDict`
+    or a :class:`FrozenList`. Raise :class:`~transactional_mail.exceptions.RenderError`
+    for values that are not JSON data, so a model instance can never reach a template.
     """
     if context is None:
         return {}
