@@ -192,3 +192,14 @@ def test_a_sender_that_is_not_one_line_is_e007():
         hint="Set TRANSACTIONAL_MAIL['DEFAULT_FROM_EMAIL'] = 'Shop <no-reply@example.com>'.",
         id="transactional_mail.E007",
     )]
+
+
+@override_settings(TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "a@example.com", "BATCH_SIZE": 0})
+def test_a_batch_size_below_one():
+    assert check_settings() == [
+        checks.Error(
+            "TRANSACTIONAL_MAIL['BATCH_SIZE'] is 0; it must be a whole number >= 1.",
+            hint="Remove it to use the default (50).",
+            id="transactional_mail.E003",
+        ),
+    ]
