@@ -56,9 +56,13 @@ def esp(esp_server, settings):
 
 @pytest.fixture(autouse=True)
 def _clear_caches():
-    """Cached template lookups must not outlive the rows a test rolled back."""
+    """Cached template lookups and revisions must not outlive the rows a test rolled back."""
     from django.core.cache import cache
 
+    from transactional_mail.delivery import clear_revision_cache
+
     cache.clear()
+    clear_revision_cache()
     yield
     cache.clear()
+    clear_revision_cache()

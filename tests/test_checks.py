@@ -225,3 +225,12 @@ def test_render_budgets_must_be_positive_numbers():
                                        "RENDER_MAX_SECONDS": 0.5})
 def test_a_fractional_render_time_budget_is_fine():
     assert check_settings() == []
+@override_settings(TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "a@example.com", "BATCH_SIZE": 0})
+def test_a_batch_size_below_one():
+    assert check_settings() == [
+        checks.Error(
+            "TRANSACTIONAL_MAIL['BATCH_SIZE'] is 0; it must be a whole number >= 1.",
+            hint="Remove it to use the default (50).",
+            id="transactional_mail.E003",
+        ),
+    ]

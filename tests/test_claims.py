@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import uuid
 from unittest import mock
 
 import pytest
@@ -68,21 +69,44 @@ def during_send(action):
         pre_send.disconnect(dispatch_uid="test_claims.during_send")
 
 
+def claim_now(email_id):
+    """Claim one email as a worker would; return the claim's token (None if not claimed)."""
+    with claims.claim(email_id) as claim:
+        return claim.token if claim.email_ids else None
+
+
 def test_a_claim_writes_a_fresh_token_and_only_one_claim_wins(template):
     email = queue()
-    token = claims.claim(email.pk)
+    token = claim_now(email.pk)
     assert token is not None
     row = Email.objects.get(pk=email.pk)
     assert (row.status, row.claim_token, row.attempts) == (EmailStatus.SENDING, token, 1)
-    assert claims.claim(email.pk) is None
-    assert claims.holds(email.pk, token)
-    assert not claims.holds(email.pk, None)
+    assert claim_now(email.pk) is None
+    assert claims.Claim(token, [email.pk]).holds(email.pk)
+    assert not claims.Claim(None, [email.pk]).holds(email.pk)
+
+
+def test_a_batch_claims_its_own_email_first_then_the_longest_due(template):
+    now = timezone.now()
+    emails = [queue() for _ in range(5)]
+    for age, email in enumerate(emails):  # emails[4] is the longest due
+        Email.objects.filter(pk=email.pk).update(
+            next_attempt_at=now - datetime.timedelta(minutes=age))
+    scheduled = queue()
+    Email.objects.filter(pk=scheduled.pk).update(
+        status=EmailStatus.SCHEDULED, next_attempt_at=now + datetime.timedelta(hours=1))
+    with claims.claim(emails[0].pk, limit=3) as claim:
+        assert claim.email_ids == [emails[0].pk, emails[4].pk, emails[3].pk]
+    with claims.claim(None, limit=10) as claim:
+        assert claim.email_ids == [emails[2].pk, emails[1].pk]  # never the one not due
+    with claims.claim(emails[1].pk, limit=10) as claim:
+        assert claim.email_ids == []
 
 
 def recover_and_claim_again(email_id):
     """What the sweep and a second worker do to a worker they take for dead."""
     Email.objects.filter(pk=email_id).update(status=EmailStatus.QUEUED)
-    assert claims.claim(email_id) is not None
+    assert claim_now(email_id) is not None
 
 
 def test_a_worker_whose_claim_was_taken_before_the_send_does_not_send(template, esp):
@@ -168,34 +192,37 @@ def test_a_lost_claim_neither_retries_nor_signals_a_failure(
 
 
 @contextlib.contextmanager
-def lock_held_elsewhere(email_id):
-    """Hold the email's advisory lock from a second connection (a live worker)."""
+def lock_held_elsewhere(token):
+    """Hold a claim's advisory lock from a second connection (its live worker)."""
     default = connections["default"]
     other = type(default)(dict(default.settings_dict), alias="lock_holder")
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", claims._lock_key(email_id))
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", claims.lock_key(token))
             assert cursor.fetchone()[0], "the lock is held by another session"
         yield
         with other.cursor() as cursor:
             # Closing the session frees it too, but the server notices a moment later.
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", claims._lock_key(email_id))
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", claims.lock_key(token))
     finally:
         other.close()
 
 
-def stuck_in_sending(email: Email) -> None:
+def stuck_in_sending(email: Email) -> uuid.UUID:
+    """The email as its worker left it, an hour into its send; return the claim's token."""
+    token = uuid.uuid4()
     Email.objects.filter(pk=email.pk).update(
         status=EmailStatus.SENDING, claimed_at=timezone.now() - datetime.timedelta(hours=1),
-        attempts=1,
+        attempts=1, claim_token=token,
     )
+    return token
 
 
 @postgresql_only
 def test_the_sweep_leaves_an_email_whose_worker_is_alive(template, enqueued):
     email = queue()
-    stuck_in_sending(email)
-    with lock_held_elsewhere(email.pk):
+    token = stuck_in_sending(email)
+    with lock_held_elsewhere(token):
         assert tasks.sweep_outbox()["recovered"] == 0
         assert Email.objects.get(pk=email.pk).status == EmailStatus.SENDING
     # The worker's connection is gone: now it is recovered.
@@ -207,27 +234,36 @@ def test_the_sweep_leaves_an_email_whose_worker_is_alive(template, enqueued):
 def test_the_sweep_does_not_fail_a_live_workers_last_attempt(template, enqueued, settings):
     settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "MAX_ATTEMPTS": 1}
     email = queue()
-    stuck_in_sending(email)
-    with lock_held_elsewhere(email.pk):
+    token = stuck_in_sending(email)
+    with lock_held_elsewhere(token):
         assert tasks.sweep_outbox()["failed"] == 0
     assert tasks.sweep_outbox()["failed"] == 1
 
 
 @postgresql_only
-def test_no_claim_while_another_session_sends_the_email(template, esp):
+def test_the_claims_lock_is_held_while_its_emails_are_sent(template, esp):
+    """Seen from another session (the sweep), mid-send: the claim's lock is taken."""
     email = queue()
-    with lock_held_elsewhere(email.pk):
-        assert delivery.deliver(email.pk).status is None
-        assert Email.objects.get(pk=email.pk).attempts == 0
-    assert delivery.deliver(email.pk).status == EmailStatus.SENT
-    assert len(esp.requests) == 1
+    seen = []
+
+    def try_the_lock(email_id):
+        token = Email.objects.get(pk=email_id).claim_token
+        with pytest.raises(AssertionError, match="held by another session"), \
+                lock_held_elsewhere(token):
+            pass
+        seen.append(token)
+
+    with during_send(try_the_lock):
+        assert delivery.deliver(email.pk).status == EmailStatus.SENT
+    assert seen
 
 
 @postgresql_only
 def test_the_lock_is_released_after_the_send(template, esp):
     email = queue()
     delivery.deliver(email.pk)
-    with lock_held_elsewhere(email.pk):  # fails if this session still held it
+    token = Email.objects.get(pk=email.pk).claim_token
+    with lock_held_elsewhere(token):  # fails if this session still held it
         pass
     with connection.cursor() as cursor:
         cursor.execute(
@@ -236,10 +272,11 @@ def test_the_lock_is_released_after_the_send(template, esp):
         assert cursor.fetchone()[0] == 0
 
 
-def test_lock_keys_fold_into_int4():
-    assert claims._lock_key(1) == (claims._LOCK_NAMESPACE, 1)
-    assert claims._lock_key(2**31) == (claims._LOCK_NAMESPACE, -(2**31))
-    assert all(-(2**31) <= claims._lock_key(n)[1] < 2**31 for n in (0, 2**40 + 7, 2**63 - 1))
+def test_lock_keys_are_int4_pairs_that_differ_per_claim():
+    keys = {claims.lock_key(uuid.uuid4()) for _ in range(1000)}
+    assert len(keys) == 1000
+    assert all(namespace == claims._LOCK_NAMESPACE for namespace, _ in keys)
+    assert all(-(2**31) <= key < 2**31 for _, key in keys)
 
 
 def test_a_slow_worker_the_sweep_gave_up_on_records_its_success(

@@ -26,6 +26,7 @@ class TransactionalMailConfig(AppConfig):
             dispatch_uid="transactional_mail.sync_trigger_rows",
         )
         triggers.connect()
+        _connect_worker_checks()
         try:
             from anymail.signals import tracking
         except ImportError:  # pragma: no cover - anymail is a dependency
@@ -35,3 +36,15 @@ class TransactionalMailConfig(AppConfig):
         tracking.connect(
             handle_tracking_event, weak=False, dispatch_uid="transactional_mail.tracking"
         )
+
+
+def _connect_worker_checks() -> None:
+    try:
+        from celery.signals import worker_init
+    except ImportError:  # pragma: no cover - celery is a dependency
+        return
+    from .worker import warn_about_worker_settings
+
+    worker_init.connect(
+        warn_about_worker_settings, weak=False, dispatch_uid="transactional_mail.worker_init"
+    )

@@ -18,6 +18,7 @@ from .headers import address_problem
 
 #: Settings that must be whole numbers, with their smallest allowed value.
 _WHOLE_NUMBERS = {
+    "BATCH_SIZE": 1,
     "MAX_ATTEMPTS": 1,
     "RETRY_BACKOFF": 1,
     "RETRY_BACKOFF_MAX": 1,

@@ -1,29 +1,33 @@
 """Claims: which worker may send an email, and how the sweep tells a dead worker from a slow one.
 
-A worker *claims* an email with a conditional UPDATE (``queued``/``scheduled`` ->
-``sending``) that also writes a fresh random ``claim_token``. The token fences every later
-write: the worker checks that it still holds its claim right before handing the message
-to the backend, and records the attempt's result only where the row still carries its
-token. A worker whose email was recovered by the sweep and claimed again elsewhere can
-therefore neither send it after the recovery nor overwrite the new attempt's result.
+A worker *claims* a batch of due emails with one conditional UPDATE (``queued``/
+``scheduled`` -> ``sending``) that also writes a fresh random ``claim_token`` on each of
+them. The token fences every later write: the worker checks that it still holds an
+email right before handing it to the backend, and records each result only where the
+row still carries its token. A worker whose email was recovered by the sweep and claimed
+again elsewhere can therefore neither send it after the recovery nor overwrite the new
+attempt's result.
 
-On PostgreSQL the worker also holds a session-level advisory lock on the email while it
-sends. The database releases it when the worker's connection ends, so a lock that is free
-on a row stuck in ``sending`` means its worker is gone (killed, crashed, lost its
-database connection), and a lock that is held means the worker is alive and merely slow:
-the sweep recovers only the former. Other databases cannot tell the two apart; there the
-sweep recovers every email in ``sending`` for longer than ``SENDING_TIMEOUT``, and a send
-slower than that may go out twice (see docs/statuses-and-outbox.md).
+On PostgreSQL the worker also holds a session-level advisory lock keyed by its claim
+token from before the claim until the batch is done. The database releases it when the
+worker's connection ends, so a lock that is free on a row stuck in ``sending`` means its
+worker is gone (killed, crashed, lost its database connection), and a lock that is held
+means the worker is alive and merely slow: the sweep recovers only the former. Other
+databases cannot tell the two apart; there the sweep recovers every email in ``sending``
+for longer than ``SENDING_TIMEOUT``, and a send slower than that may go out twice (see
+docs/statuses-and-outbox.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,90 +37,137 @@ from .models.log import CLAIMABLE_STATUSES
 #: A task may run this early (clock skew between machines) and still claim its email.
 CLAIM_TOLERANCE = timedelta(seconds=2)
 
-# The first key of every advisory lock the app takes ("tmail" in ASCII, as an int4), so
+# The first key of every advisory lock the app takes ("tmai" in ASCII, as an int4), so
 # that its locks do not collide with a site's own advisory locks on small integers.
 _LOCK_NAMESPACE = 0x746D6169
 
 
-def claim(email_id: int, now: datetime | None = None) -> uuid.UUID | None:
-    """Claim one due email for delivery; return the claim's token, or None if not claimed.
+@dataclass
+class Claim:
+    """The emails one worker claimed together, under one token."""
 
-    None means another worker has it, it was already sent or cancelled, or it is not due.
-    """
-    now = now or timezone.now()
-    token = uuid.uuid4()
-    claimed = Email.objects.filter(
-        pk=email_id,
-        status__in=CLAIMABLE_STATUSES,
-        next_attempt_at__lte=now + CLAIM_TOLERANCE,
-    ).update(
-        status=EmailStatus.SENDING,
-        claim_token=token,
-        claimed_at=now,
-        status_changed_at=now,
-        attempts=F("attempts") + 1,
-    )
-    return token if claimed else None
+    token: uuid.UUID
+    email_ids: list[int] = field(default_factory=list)
 
+    def holds(self, email_id: int) -> bool:
+        """Whether this claim still owns the email, in ``sending``: not recovered by the
+        sweep, not moved on by a webhook reconciling an earlier attempt."""
+        return Email.objects.filter(
+            pk=email_id, claim_token=self.token, status=EmailStatus.SENDING
+        ).exists()
 
-def holds(email_id: int, token: uuid.UUID | None) -> bool:
-    """Whether the claim ``token`` still owns the email, in ``sending`` (not recovered)."""
-    return Email.objects.filter(
-        pk=email_id, claim_token=token, status=EmailStatus.SENDING
-    ).exists()
-
-
-def fenced(email_id: int, token: uuid.UUID | None):
-    """The email's row, as a queryset, while the claim ``token`` is the last one made."""
-    return Email.objects.filter(pk=email_id, claim_token=token)
+    def rows(self):
+        """The claimed emails still carrying this claim's token, as a queryset."""
+        return fenced(self.email_ids, self.token)
 
 
 @contextlib.contextmanager
-def sending_lock(email_id: int) -> Iterator[bool]:
-    """Hold the email's advisory lock while sending (PostgreSQL); yield whether it was taken.
+def claim(email_id: int | None, limit: int = 1, now: datetime | None = None) -> Iterator[Claim]:
+    """Claim ``email_id`` and up to ``limit`` due emails in all, for the ``with`` block.
 
-    False means another live session holds it: a worker is still sending this email. On
-    other databases there is nothing to hold and it yields True.
+    ``email_id`` (a task's own email) comes first when it is claimable; the others are
+    the longest-due emails nobody else is claiming (``SKIP LOCKED`` on PostgreSQL). The
+    claim's advisory lock (PostgreSQL) is held for the block. The claim's ``email_ids``
+    is empty when there was nothing to claim.
     """
-    connection = connections[router.db_for_write(Email)]
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = _lock_key(email_id)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
-        taken = cursor.fetchone()[0]
-    try:
-        yield taken
-    finally:
-        if taken:
-            # If the connection broke meanwhile, the server released the lock with it.
-            with contextlib.suppress(Exception), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+    with _claim_lock() as token:
+        yield Claim(token, _claim_rows(token, email_id, max(limit, 1), now or timezone.now()))
 
 
-def abandoned(email_ids: Iterable[int]) -> list[int]:
-    """The emails among ``email_ids`` (rows in ``sending``) whose worker is gone.
+def fenced(email_ids: int | Iterable[int], token: uuid.UUID | None):
+    """The emails' rows, as a queryset, while the claim ``token`` is the last one made."""
+    ids = [email_ids] if isinstance(email_ids, int) else list(email_ids)
+    return Email.objects.filter(pk__in=ids, claim_token=token)
 
-    On PostgreSQL, those whose advisory lock is free. Each is taken until the end of the
-    caller's transaction, which must be open, so that no worker starts sending one while
-    it is being recovered. Elsewhere every email is taken for abandoned.
+
+def abandoned(rows: Iterable[tuple[int, uuid.UUID | None]]) -> list[int]:
+    """The ids among ``rows`` ((email id, claim token) of emails in ``sending``) whose
+    worker is gone.
+
+    On PostgreSQL, those whose claim's advisory lock is free. Each lock is taken until
+    the end of the caller's transaction, which must be open, so no worker can take it
+    meanwhile. Elsewhere every email is taken for abandoned.
     """
-    email_ids = list(email_ids)
-    connection = connections[router.db_for_write(Email)]
-    if connection.vendor != "postgresql" or not email_ids:
-        return email_ids
-    free = []
-    with connection.cursor() as cursor:
-        for email_id in email_ids:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", _lock_key(email_id))
-            if cursor.fetchone()[0]:
-                free.append(email_id)
-    return free
+    rows = list(rows)
+    if not _is_postgresql() or not rows:
+        return [email_id for email_id, _ in rows]
+    free: dict[uuid.UUID | None, bool] = {}
+    with _connection().cursor() as cursor:
+        for _, token in rows:
+            if token not in free:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", lock_key(token))
+                free[token] = cursor.fetchone()[0]
+    return [email_id for email_id, token in rows if free[token]]
 
 
-def _lock_key(email_id: int) -> tuple[int, int]:
-    # pg_try_advisory_lock(int4, int4): the id is folded into a signed 32-bit integer. Two
-    # ids 2**32 apart share a lock, which only ever makes the sweep wait longer.
-    folded = (int(email_id) + 2**31) % 2**32 - 2**31
+def lock_key(token: uuid.UUID | None) -> tuple[int, int]:
+    """The advisory lock of a claim: (namespace, the token folded into a signed int4).
+
+    Two tokens may share a lock (one chance in 2**32), which only ever makes the sweep
+    wait for the other claim's worker.
+    """
+    folded = zlib.crc32(token.bytes if token else b"") - 2**31
     return (_LOCK_NAMESPACE, folded)
+
+
+def _claim_rows(token: uuid.UUID, email_id: int | None, limit: int, now: datetime) -> list[int]:
+    due = now + CLAIM_TOLERANCE
+    claimable = Email.objects.filter(status__in=CLAIMABLE_STATUSES, next_attempt_at__lte=due)
+    with transaction.atomic(using=_alias()):
+        wanted = [] if email_id is None else [email_id]
+        if limit > len(wanted):
+            others = claimable.exclude(pk__in=wanted).order_by("next_attempt_at")
+            if _is_postgresql():
+                # Concurrent workers take disjoint batches instead of queueing on rows.
+                others = others.select_for_update(skip_locked=True)
+            wanted += list(others.values_list("pk", flat=True)[: limit - len(wanted)])
+        if not wanted:
+            return []
+        claimed = claimable.filter(pk__in=wanted).update(
+            status=EmailStatus.SENDING,
+            claim_token=token,
+            claimed_at=now,
+            status_changed_at=now,
+            attempts=F("attempts") + 1,
+        )
+    if claimed == len(wanted):
+        return wanted  # the common cases (all or nothing) need no second look
+    if not claimed:
+        return []
+    mine = set(fenced(wanted, token).values_list("pk", flat=True))
+    return [pk for pk in wanted if pk in mine]
+
+
+@contextlib.contextmanager
+def _claim_lock() -> Iterator[uuid.UUID]:
+    """A new claim token, with its advisory lock held for the block on PostgreSQL."""
+    if not _is_postgresql():
+        yield uuid.uuid4()
+        return
+    connection = _connection()
+    for _attempt in range(5):
+        token = uuid.uuid4()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token))
+            if cursor.fetchone()[0]:
+                break
+    else:  # pragma: no cover - five collisions in 2**32 in a row
+        raise RuntimeError("Could not take a free advisory lock for a claim.")
+    try:
+        yield token
+    finally:
+        # If the connection broke meanwhile, the server released the lock with it.
+        with contextlib.suppress(Exception), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
+
+
+def _alias() -> str:
+    return router.db_for_write(Email)
+
+
+def _connection():
+    return connections[_alias()]
+
+
+def _is_postgresql() -> bool:
+    return _connection().vendor == "postgresql"

@@ -19,6 +19,9 @@ DEFAULTS: dict[str, Any] = {
     "EMAIL_BACKEND": None,
     # Celery queue for the app's tasks; None -> the site's default queue.
     "QUEUE": None,
+    # Emails a delivery task claims and sends together (its own first, then the
+    # longest-due), over one backend connection.
+    "BATCH_SIZE": 50,
     # Delivery attempts before an email with transient errors is marked failed.
     "MAX_ATTEMPTS": 8,
     # First retry delay in seconds; doubles per attempt, with jitter, up to RETRY_BACKOFF_MAX.

@@ -1,9 +1,16 @@
 """The only module that sends: claim an Email, render it, hand it to the email backend.
 
-``deliver(email_id)`` is safe to run any number of times, by any number of workers: the
-claim is a conditional UPDATE (``queued``/``scheduled`` -> ``sending``), only the worker
-whose UPDATE changed the row goes on, and it writes its result only while it still holds
-that claim (see :mod:`transactional_mail.claims`).
+``deliver_batch(email_id, limit)`` is safe to run any number of times, by any number of
+workers: the claim is a conditional UPDATE (``queued``/``scheduled`` -> ``sending``), only
+the worker whose UPDATE changed a row sends it, and it writes each result only while it
+still holds that claim (see :mod:`transactional_mail.claims`).
+
+A batch pays once for what its emails share: the claim, the suppressions of all its
+recipients (one query), the current revision of each template key, and one open backend
+connection (one HTTP session for Anymail). Template and layout revisions are immutable,
+so each worker process keeps them by id. Each result is still written (and committed) as
+soon as its email is sent, so a worker killed mid-batch leaves at most the email it was
+sending in doubt.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import enum
 import logging
 import smtplib
 import socket
+import threading
 import traceback
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -22,7 +31,7 @@ from django.core.mail import get_connection
 from django.utils import timezone
 
 from . import claims, signals
-from .conf import email_backend
+from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError, TemplateNotFound
 from .models import (
     Email,
@@ -61,22 +70,128 @@ class Outcome:
 
 
 def deliver(email_id: int) -> Outcome:
-    """Claim, render and send one email; record the result on its row."""
-    with claims.sending_lock(email_id) as locked:
-        if not locked:
-            return Outcome(status=None)  # a live worker is still sending it
-        if claims.claim(email_id) is None:
-            # Another worker has it, it was already sent, cancelled, or is not due yet.
-            return Outcome(status=None)
-        email = Email.objects.select_related("template_revision", "layout_revision").get(
-            pk=email_id
-        )
-        return _deliver_claimed(email)
+    """Claim, render and send this one email; record the result on its row.
+
+    Not claimed (``Outcome(status=None)``): another worker has it, it was already sent or
+    cancelled, or it is not due yet.
+    """
+    return deliver_batch(email_id, 1).get(email_id, Outcome(status=None))
 
 
-def _deliver_claimed(email: Email) -> Outcome:
+def deliver_batch(email_id: int | None, limit: int) -> dict[int, Outcome]:
+    """Claim ``email_id`` and other due emails, up to ``limit``; send each; return outcomes.
+
+    The outcomes are keyed by email id, for the emails this call claimed.
+    """
+    with claims.claim(email_id, limit) as claim:
+        if not claim.email_ids:
+            return {}
+        batch = _Batch(claim)
+        try:
+            return {email.pk: _deliver_claimed(email, batch) for email in batch.emails()}
+        finally:
+            batch.close()
+
+
+class _Batch:
+    """What the emails of one claim share: suppressions, revisions, a backend connection."""
+
+    def __init__(self, claim: claims.Claim) -> None:
+        self.claim = claim
+        self._connection = None
+        self._current_revisions: dict[tuple[str, str], tuple[int, int | None] | None] = {}
+        self._suppressions: dict[str, list[Suppression]] = {}
+
+    def emails(self) -> list[Email]:
+        """The claimed rows, in claim order (a task's own email first)."""
+        rows = {email.pk: email for email in self.claim.rows()}
+        emails = [rows[pk] for pk in self.claim.email_ids if pk in rows]
+        addresses = {normalize_address(address) for email in emails for address in
+                     email.recipients}
+        categories = {"", *(email.category for email in emails)}
+        for suppression in Suppression.objects.filter(address__in=addresses,
+                                                      category__in=categories):
+            self._suppressions.setdefault(suppression.address, []).append(suppression)
+        for email in emails:
+            _attach_revisions(email)
+        return emails
+
+    def suppressions(self, email: Email) -> list[Suppression]:
+        """The suppressions that stop ``email`` (its category's, and every category's)."""
+        return [
+            suppression
+            for address in {normalize_address(address) for address in email.recipients}
+            for suppression in self._suppressions.get(address, ())
+            if suppression.category in ("", email.category)
+        ]
+
+    def current_revisions(self, key: str, language: str) -> tuple[int, int | None] | None:
+        if (key, language) not in self._current_revisions:
+            self._current_revisions[key, language] = (
+                EmailTemplate.objects.current_revisions(key, language)
+            )
+        return self._current_revisions[key, language]
+
+    def connection(self):
+        """The batch's open backend connection (one HTTP session or SMTP connection)."""
+        if self._connection is None:
+            self._connection = get_connection(email_backend())
+            self._connection.open()
+        return self._connection
+
+    def discard_connection(self) -> None:
+        """Close the connection after an error: the next email starts on a fresh one."""
+        self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                connection.close()
+            except Exception:  # a broken connection may fail to close; it is dropped anyway
+                logger.debug("Closing the email backend connection failed", exc_info=True)
+
+
+# Revisions are immutable: each worker process keeps the ones it used, by id.
+_revisions: OrderedDict[tuple[type, int], object] = OrderedDict()
+_revisions_lock = threading.Lock()
+
+
+def _revision(model: type, pk: int | None):
+    if pk is None:
+        return None
+    key = (model, pk)
+    with _revisions_lock:
+        revision = _revisions.get(key)
+        if revision is not None:
+            _revisions.move_to_end(key)
+            return revision
+    revision = model.objects.get(pk=pk)
+    size = max(get_setting("INLINE_CACHE_SIZE") or 0, 1) * 2
+    with _revisions_lock:
+        _revisions[key] = revision
+        while len(_revisions) > size:
+            _revisions.popitem(last=False)
+    return revision
+
+
+def clear_revision_cache() -> None:
+    """Forget this process's cached revisions (for tests)."""
+    with _revisions_lock:
+        _revisions.clear()
+
+
+def _attach_revisions(email: Email) -> None:
+    """Give ``email`` its revisions from the process cache (no query when cached)."""
+    if email.template_revision_id is not None:
+        email.template_revision = _revision(TemplateRevision, email.template_revision_id)
+    if email.layout_revision_id is not None:
+        email.layout_revision = _revision(LayoutRevision, email.layout_revision_id)
+
+
+def _deliver_claimed(email: Email, batch: _Batch) -> Outcome:
     try:
-        return _render_and_send(email)
+        return _render_and_send(email, batch)
     except Exception as err:
         # Anything unforeseen before the ESP call: fail this attempt (retried, within the
         # attempt budget) rather than leave the row in "sending" for the sweep.
@@ -84,7 +199,7 @@ def _deliver_claimed(email: Email) -> Outcome:
         return _fail(email, Failure.TRANSIENT, err)
 
 
-def _render_and_send(email: Email) -> Outcome:
+def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     if not email.to:
         return _finish(email, EmailStatus.FAILED,
                        error="[permanent] No recipient: the email has no 'to' address.")
@@ -94,12 +209,12 @@ def _render_and_send(email: Email) -> Outcome:
         reason = cancellation_reason(email)
         if reason:
             return _finish(email, EmailStatus.CANCELLED, error=reason)
-    recipients, blocked = _unsuppressed_recipients(email)
+    recipients, blocked = _unsuppressed_recipients(email, batch.suppressions(email))
     skipped = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
     if not recipients["to"]:
         return _finish(email, EmailStatus.SUPPRESSED, error=f"Suppressed ({skipped}).")
 
-    if email.template_revision_id is None and not _choose_revision(email):
+    if email.template_revision_id is None and not _choose_revision(email, batch):
         languages = language_fallbacks(email.language)
         return _fail(email, Failure.PERMANENT, TemplateNotFound(email.template_key, languages))
 
@@ -125,8 +240,8 @@ def _render_and_send(email: Email) -> Outcome:
         # A stored value send() would refuse (a row written around it): never sendable.
         return _fail(email, Failure.PERMANENT, err)
     note = f"Not sent to suppressed addresses ({skipped})." if skipped else ""
-    connection = get_connection(email_backend())
-    if not claims.holds(email.pk, email.claim_token):
+    connection = batch.connection()
+    if not batch.claim.holds(email.pk):
         # The sweep took this worker for dead and another attempt owns the email now.
         logger.warning("Email %s: claim lost before sending; not sent by this attempt.",
                        email.pk)
@@ -134,6 +249,7 @@ def _render_and_send(email: Email) -> Outcome:
     try:
         connection.send_messages([message])
     except Exception as err:
+        batch.discard_connection()
         if _esp_accepted(message):
             # The ESP took the email: a later error (a raising post_send receiver, a
             # partial recipient refusal) must not make us send it again.
@@ -146,19 +262,17 @@ def _render_and_send(email: Email) -> Outcome:
     return _record_sent(email, message, connection, note=note)
 
 
-def _choose_revision(email: Email) -> bool:
+def _choose_revision(email: Email, batch: _Batch) -> bool:
     """Pick the template's current revision (and its layout's) for the first attempt.
 
     Retries and resends keep it, so they render exactly as the first attempt did.
     """
-    revisions = EmailTemplate.objects.current_revisions(email.template_key, email.language)
+    revisions = batch.current_revisions(email.template_key, email.language)
     if revisions is None:
         return False
     template_revision_id, layout_revision_id = revisions
-    email.template_revision = TemplateRevision.objects.get(pk=template_revision_id)
-    email.layout_revision = (
-        LayoutRevision.objects.get(pk=layout_revision_id) if layout_revision_id else None
-    )
+    email.template_revision = _revision(TemplateRevision, template_revision_id)
+    email.layout_revision = _revision(LayoutRevision, layout_revision_id)
     return True
 
 
@@ -199,14 +313,15 @@ def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None):
     return message
 
 
-def _unsuppressed_recipients(email: Email) -> tuple[dict[str, list[str]], dict[str, str]]:
+def _unsuppressed_recipients(
+    email: Email, suppressions: list[Suppression]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The email's to/cc/bcc without suppressed addresses, and those addresses' reasons.
 
     The row keeps every recipient it was queued for: the log says who was skipped and why.
     """
     blocked = {
-        suppression.address: suppression.get_reason_display()
-        for suppression in Suppression.objects.blocking(email.recipients, email.category)
+        suppression.address: suppression.get_reason_display() for suppression in suppressions
     }
     recipients = {
         field: [address for address in getattr(email, field)

@@ -23,11 +23,16 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="transactional_mail.deliver", ignore_result=True)
 def deliver(email_id: int) -> str | None:
-    """Deliver one email; schedule the next attempt after a transient failure."""
-    outcome = delivery.deliver(email_id)
-    if outcome.retry_in is not None:
-        enqueue_delivery(email_id, timezone.now() + datetime.timedelta(seconds=outcome.retry_in))
-    return outcome.status
+    """Deliver this email and other due ones, up to ``BATCH_SIZE``; schedule the next
+    attempt of each that failed transiently. Return this email's status (None when
+    another worker had it, or it was not due)."""
+    outcomes = delivery.deliver_batch(email_id, get_setting("BATCH_SIZE"))
+    now = timezone.now()
+    for claimed_id, outcome in outcomes.items():
+        if outcome.retry_in is not None:
+            enqueue_delivery(claimed_id, now + datetime.timedelta(seconds=outcome.retry_in))
+    own = outcomes.get(email_id)
+    return own.status if own is not None else None
 
 
 @shared_task(name="transactional_mail.sweep_outbox", ignore_result=True)
@@ -73,7 +78,7 @@ def _recover_abandoned(now: datetime.datetime) -> tuple[int, list[int]]:
                 status=EmailStatus.SENDING,
                 claimed_at__lt=now - datetime.timedelta(seconds=get_setting("SENDING_TIMEOUT")),
             )
-            .values_list("pk", flat=True)[:5000]
+            .values_list("pk", "claim_token")[:5000]
         )
         # A slow worker still holds its lock: leave its email alone (PostgreSQL only).
         abandoned = Email.objects.filter(pk__in=claims.abandoned(stale))

@@ -151,6 +151,8 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Longer than any countdown the app hands the broker (TRANSACTIONAL_MAIL MAX_COUNTDOWN).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_IGNORE_RESULT = True
+# Reuse the worker's database connection across tasks (see docs/deployment.md).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
