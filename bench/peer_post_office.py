@@ -17,6 +17,7 @@ The Celery settings are the test site's (tests/settings.py), so both workers run
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -60,13 +61,12 @@ POST_OFFICE = {
     "CELERY_ENABLED": True,
 }
 
+# The test site's Celery settings (prefetch, acks, CELERY_DB_REUSE_MAX...), whatever they
+# are today, so that both workers run alike; then this peer's broker and queue.
+_site = importlib.import_module("tests.settings")  # bench_delivery put the checkout on the path
+globals().update({name: getattr(_site, name) for name in dir(_site) if name.startswith("CELERY_")})
 CELERY_BROKER_URL = os.environ["TM_TEST_BROKER"]
 CELERY_TASK_DEFAULT_QUEUE = os.environ["BENCH_QUEUE"]
-CELERY_RESULT_BACKEND = None
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = False
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 app = Celery("peer_post_office")
 app.config_from_object("django.conf:settings", namespace="CELERY")
