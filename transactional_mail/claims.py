@@ -9,7 +9,7 @@ again elsewhere can therefore neither send it after the recovery nor overwrite t
 attempt's result.
 
 On PostgreSQL the worker also holds a session-level advisory lock keyed by its claim
-token from before the claim until the batch is done. The database releases it when the
+token from right after the claim until the batch is done. The database releases it when the
 worker's connection ends, so a lock that is free on a row stuck in ``sending`` means its
 worker is gone (killed, crashed, lost its database connection), and a lock that is held
 means the worker is alive and merely slow: the sweep recovers only the former. Other
@@ -68,10 +68,22 @@ def claim(email_id: int | None, limit: int = 1, now: datetime | None = None) -> 
     ``email_id`` (a task's own email) comes first when it is claimable; the others are
     the longest-due emails nobody else is claiming (``SKIP LOCKED`` on PostgreSQL). The
     claim's advisory lock (PostgreSQL) is held for the block. The claim's ``email_ids``
-    is empty when there was nothing to claim.
+    is empty when there was nothing to claim: then it cost one statement.
     """
-    with _claim_lock() as token:
-        yield Claim(token, _claim_rows(token, email_id, max(limit, 1), now or timezone.now()))
+    token = uuid.uuid4()
+    limit, now = max(limit, 1), now or timezone.now()
+    if _is_postgresql():
+        email_ids = _claim_rows_postgresql(token, email_id, limit, now)
+    else:
+        email_ids = _claim_rows(token, email_id, limit, now)
+    if not email_ids:
+        yield Claim(token)
+        return
+    # Taken after the claim, which is safe: the sweep only looks at claims older than
+    # SENDING_TIMEOUT, and should it ever recover one before its lock is taken, the fence
+    # (Claim.holds) still keeps this worker from sending.
+    with _claim_lock(token):
+        yield Claim(token, email_ids)
 
 
 def fenced(email_ids: int | Iterable[int], token: uuid.UUID | None):
@@ -110,16 +122,60 @@ def lock_key(token: uuid.UUID | None) -> tuple[int, int]:
     return (_LOCK_NAMESPACE, folded)
 
 
+def _claim_rows_postgresql(
+    token: uuid.UUID, email_id: int | None, limit: int, now: datetime
+) -> list[int]:
+    """The claim as one statement: pick (``SKIP LOCKED``: concurrent workers take
+    disjoint batches instead of queueing on rows), update and return the claimed ids."""
+    table = Email._meta.db_table
+    column = {name: Email._meta.get_field(name).column for name in (
+        "id", "status", "next_attempt_at", "claim_token", "claimed_at", "status_changed_at",
+        "attempts")}
+    due = now + CLAIM_TOLERANCE
+    claimable = [str(status) for status in CLAIMABLE_STATUSES]
+    others = limit - (email_id is not None)
+    sql = f"""
+        WITH own AS (
+            SELECT {column["id"]}, {column["next_attempt_at"]} FROM {table}
+            WHERE {column["id"]} = %(own)s AND {column["status"]} = ANY(%(claimable)s)
+              AND {column["next_attempt_at"]} <= %(due)s
+            FOR UPDATE SKIP LOCKED
+        ), others AS (
+            SELECT {column["id"]}, {column["next_attempt_at"]} FROM {table}
+            WHERE {column["status"]} = ANY(%(claimable)s) AND {column["next_attempt_at"]} <= %(due)s
+              AND {column["id"]} IS DISTINCT FROM %(own)s
+            ORDER BY {column["next_attempt_at"]}
+            LIMIT %(others)s
+            FOR UPDATE SKIP LOCKED
+        ), picked AS (
+            SELECT {column["id"]} AS id, 0 AS rank, {column["next_attempt_at"]} AS due FROM own
+            UNION ALL
+            SELECT {column["id"]}, 1, {column["next_attempt_at"]} FROM others
+        )
+        UPDATE {table} SET
+            {column["status"]} = %(sending)s, {column["claim_token"]} = %(token)s,
+            {column["claimed_at"]} = %(now)s, {column["status_changed_at"]} = %(now)s,
+            {column["attempts"]} = {table}.{column["attempts"]} + 1
+        FROM picked WHERE {table}.{column["id"]} = picked.id
+        RETURNING picked.id, picked.rank, picked.due
+    """
+    with _connection().cursor() as cursor:
+        cursor.execute(sql, {
+            "own": email_id, "claimable": claimable, "due": due, "others": others,
+            "sending": str(EmailStatus.SENDING), "token": token, "now": now,
+        })
+        rows = cursor.fetchall()
+    return [row[0] for row in sorted(rows, key=lambda row: (row[1], row[2], row[0]))]
+
+
 def _claim_rows(token: uuid.UUID, email_id: int | None, limit: int, now: datetime) -> list[int]:
+    """The claim on databases without SKIP LOCKED: read the candidates, update them."""
     due = now + CLAIM_TOLERANCE
     claimable = Email.objects.filter(status__in=CLAIMABLE_STATUSES, next_attempt_at__lte=due)
     with transaction.atomic(using=_alias()):
         wanted = [] if email_id is None else [email_id]
         if limit > len(wanted):
             others = claimable.exclude(pk__in=wanted).order_by("next_attempt_at")
-            if _is_postgresql():
-                # Concurrent workers take disjoint batches instead of queueing on rows.
-                others = others.select_for_update(skip_locked=True)
             wanted += list(others.values_list("pk", flat=True)[: limit - len(wanted)])
         if not wanted:
             return []
@@ -139,26 +195,26 @@ def _claim_rows(token: uuid.UUID, email_id: int | None, limit: int, now: datetim
 
 
 @contextlib.contextmanager
-def _claim_lock() -> Iterator[uuid.UUID]:
-    """A new claim token, with its advisory lock held for the block on PostgreSQL."""
+def _claim_lock(token: uuid.UUID) -> Iterator[None]:
+    """Hold the claim's advisory lock for the block (PostgreSQL; elsewhere nothing).
+
+    A lock another claim's token shares (one chance in 2**32) is not taken again: the
+    sweep then sees it held and waits for that other worker, which is only slower.
+    """
     if not _is_postgresql():
-        yield uuid.uuid4()
+        yield
         return
     connection = _connection()
-    for _attempt in range(5):
-        token = uuid.uuid4()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token))
-            if cursor.fetchone()[0]:
-                break
-    else:  # pragma: no cover - five collisions in 2**32 in a row
-        raise RuntimeError("Could not take a free advisory lock for a claim.")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token))
+        taken = cursor.fetchone()[0]
     try:
-        yield token
+        yield
     finally:
         # If the connection broke meanwhile, the server released the lock with it.
-        with contextlib.suppress(Exception), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
+        if taken:
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
 
 
 def _alias() -> str:
