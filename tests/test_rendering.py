@@ -286,7 +286,12 @@ def test_frozen_context_is_read_only_json():
     assert render("{{ s }}", {"s": mark_safe("<b>")}) == "&lt;b&gt;"
     with pytest.raises(TypeError):
         frozen["d"]["x"] = 1
-    assert not hasattr(frozen["d"], "pop") and not hasattr(frozen["d"]["n"], "append")
+    for change in (frozen["d"].clear, frozen["d"].popitem, lambda: frozen["d"].update(x=1),
+                   lambda: frozen["d"].pop("1"), lambda: frozen["d"].setdefault("x", 1)):
+        with pytest.raises(TypeError):
+            change()
+    assert frozen["d"] == {"n": (1, {"x": None}), "1": True}
+    assert not hasattr(frozen["d"]["n"], "append")
 
 
 def test_frozen_data_prints_like_the_json_it_holds():

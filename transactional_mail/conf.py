@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "RENDER_MAX_ITERATIONS": 100_000,
     # Wall-clock seconds per render.
     "RENDER_MAX_SECONDS": 5,
+    # CSS rules premailer may inline for one email (cssutils slows down with the square
+    # of the rule count; premailer matches each rule against every element).
+    "RENDER_MAX_CSS_RULES": 1000,
     # Most recipients (to + cc + bcc) send() accepts for one email; reply_to has the same
     # cap. 50 is the per-message limit of Postmark, Amazon SES, Mailjet and Resend.
     "MAX_RECIPIENTS": 50,

@@ -64,6 +64,7 @@ class RenderLimitExceeded(RenderError):
         "RENDER_MAX_CHARS": "characters",
         "RENDER_MAX_ITERATIONS": "iterations",
         "RENDER_MAX_SECONDS": "seconds",
+        "RENDER_MAX_CSS_RULES": "rules",
     }
 
     def __init__(self, setting: str, limit: float, what: str):

@@ -125,7 +125,7 @@ from lxml import etree
 
 from .conf import get_setting
 from .exceptions import RenderError, RenderLimitExceeded
-from .render_budget import render_budget
+from .render_budget import current_budget, render_budget
 from .template_engine import (
     ALLOWED_TAGS,
     BLOCK_TAGS,
@@ -337,9 +337,17 @@ def validate_html_source(source: str, *, field_name: str = "html") -> None:
     ``<link rel="stylesheet">``. Raise ``ValidationError`` naming the line.
     """
     validate_template_source(source, field_name=field_name)
-    problem = _markup_problem(_static_text(source or ""))
+    static = _static_text(source or "")
+    problem = _markup_problem(static)
     if problem:
         raise _invalid(field_name, *problem)
+    rules = sum(css.count("{") for css in _STYLE_ELEMENT.findall(static))
+    limit = get_setting("RENDER_MAX_CSS_RULES")
+    if rules > limit:
+        raise _invalid(field_name, None, _(
+            "The stylesheets have %(rules)s rules; at most %(limit)s can be inlined "
+            "(RENDER_MAX_CSS_RULES). Remove the rules the email does not use."
+        ) % {"rules": f"{rules:,}", "limit": f"{limit:,}"})
 
 
 def validate_css_source(source: str, *, field_name: str = "css", layout: Any = None) -> None:
@@ -628,6 +636,7 @@ def _premailer_class() -> type:
         """
 
         def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
+            _check_css_rules(css_body.count("{"))
             return _parse_stylesheet(css_body, validate)
 
     return NoFetchPremailer
@@ -637,12 +646,37 @@ def _premailer() -> Any:
     return _premailer_class()(**PREMAILER_OPTIONS)
 
 
+# Premailer's work grows with rules x elements (each rule is matched against the whole
+# document), and cssutils' with the square of the rule count: neither runs under the
+# render's clock, so both are bounded before premailer starts.
+_ELEMENTS_PER_RULE_BUDGET = 2000
+_STYLE_ELEMENT = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _check_css_rules(rules: int, elements: int = 0) -> None:
+    """Refuse a stylesheet over ``RENDER_MAX_CSS_RULES`` rules, or a document whose rules
+    x elements would keep premailer busy for long (``RenderLimitExceeded``)."""
+    limit = get_setting("RENDER_MAX_CSS_RULES")
+    if rules > limit:
+        raise RenderLimitExceeded(
+            "RENDER_MAX_CSS_RULES", limit, "the stylesheets have more rules than"
+        )
+    if rules * elements > limit * _ELEMENTS_PER_RULE_BUDGET:
+        raise RenderLimitExceeded(
+            "RENDER_MAX_CSS_RULES", limit,
+            f"{rules:,} CSS rules to match against {elements:,} elements exceed what",
+        )
+
+
 def inline_css(html: str) -> str:
     """Inline the ``<style>`` CSS of an HTML document with premailer (the slow way).
 
     Used per email only for templates that cannot be precompiled; the precompiled
-    templates are proven to give the same result as ``inline_css(rendered_html)``.
+    templates are proven to give the same result as ``inline_css(rendered_html)``. A
+    document whose CSS is too big to inline raises ``RenderLimitExceeded``.
     """
+    rules = sum(css.count("{") for css in _STYLE_ELEMENT.findall(html))
+    _check_css_rules(rules, html.count("<"))
     return _premailer().transform(html, pretty_print=False)
 
 
@@ -1458,6 +1492,8 @@ class _TextWriter:
         self.line_start = True
         self.lists: list[list[Any]] = []  # [tag, items so far] per open list
         self.pre = 0
+        # The text part counts toward the render's budget as it is written.
+        self.budget = current_budget()
 
     def newline(self, count: int) -> None:
         self.pending = max(self.pending, count) if self.parts else 0
@@ -1479,6 +1515,8 @@ class _TextWriter:
             text = text[1:]
         self.gap = self.line_start = False
         if text:
+            if self.budget is not None:
+                self.budget.charge_output(len(text))
             self.parts.append(text)
 
     def text(self, value: str | None) -> None:
@@ -1548,7 +1586,7 @@ class _TextWriter:
             self.newline(1)
 
     def _bullet(self) -> None:
-        depth = max(len(self.lists), 1)
+        depth = min(max(len(self.lists), 1), _MAX_LIST_INDENT)
         bullet = "- "
         if self.lists and self.lists[-1][0] == "ol":
             self.lists[-1][1] += 1
@@ -1568,6 +1606,10 @@ class _TextWriter:
 
     def result(self) -> str:
         return "\n".join(line.rstrip() for line in "".join(self.parts).split("\n"))
+
+
+# Deeper lists are indented no further (each level costs two spaces per line).
+_MAX_LIST_INDENT = 8
 
 
 def html_to_text(html: str) -> str:

@@ -74,6 +74,7 @@ from django.template import (
 from django.template.base import UNKNOWN_SOURCE, Lexer, Parser, TextNode, Token
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
 from django.utils.functional import Promise
+from django.utils.safestring import SafeData, mark_safe
 
 from .exceptions import RenderError, RenderLimitExceeded
 from .render_budget import current_budget, render_budget, value_size
@@ -206,6 +207,57 @@ _monotonic = time.monotonic
 _MAX_WIDTH = 1000
 
 
+def _not_in_templates(*args: Any, **kwargs: Any) -> Any:
+    raise TypeError("Templates cannot read the clock.")
+
+
+# Django renders a callable marked alters_data as empty instead of calling it.
+_not_in_templates.alters_data = True  # type: ignore[attr-defined]
+
+
+class _TemplateDate(datetime.date):
+    """A date whose class methods cannot read the clock from a template (``{{ d.today }}``)."""
+
+    today = _not_in_templates
+    min = max = None  # instances of the plain class, whose today() would work
+
+
+class _TemplateDatetime(datetime.datetime):
+    """A datetime whose methods cannot read the clock or the server's time zone.
+
+    ``now``, ``utcnow`` and ``today`` would print the time of rendering (a re-render must
+    come out the same); ``astimezone()`` and ``timestamp()`` without an argument use the
+    server's local zone. Django's own formatting calls ``astimezone(tz)`` directly, which
+    still works; a template calling it gets nothing.
+    """
+
+    now = utcnow = today = _not_in_templates
+    min = max = None
+
+    def astimezone(self, tz: Any = None) -> datetime.datetime:
+        return super().astimezone(tz)
+
+    def timestamp(self) -> float:
+        return super().timestamp()
+
+    def date(self) -> datetime.date:
+        return _TemplateDate(self.year, self.month, self.day)
+
+    astimezone.alters_data = True  # type: ignore[attr-defined]
+    timestamp.alters_data = True  # type: ignore[attr-defined]
+
+
+def _for_templates(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return _TemplateDatetime(
+            value.year, value.month, value.day, value.hour, value.minute, value.second,
+            value.microsecond, value.tzinfo, fold=value.fold,
+        )
+    if isinstance(value, datetime.date):
+        return _TemplateDate(value.year, value.month, value.day)
+    return value  # a time: nothing of the clock to reach
+
+
 def as_datetime(value: Any) -> Any:
     """Parse an ISO 8601 datetime, date or time string; return anything else unchanged.
 
@@ -222,7 +274,7 @@ def as_datetime(value: Any) -> Any:
         parsed = parse_date(text) or parse_datetime(text) or parse_time(text)
     except ValueError:  # well-formed but impossible, e.g. 2024-02-31
         parsed = None
-    return value if parsed is None else parsed
+    return value if parsed is None else _for_templates(parsed)
 
 
 _NUMBERS = re.compile(r"\d+")
@@ -302,6 +354,40 @@ def _metered_for(parser: Parser, token: Token) -> Node:
     return node
 
 
+#: Longest format string ``date`` and ``time`` accept (each character can expand to ~30).
+_MAX_FORMAT = 100
+#: The HTML truncators are quadratic in their input: they read at most this much of it.
+_MAX_TRUNCATED_INPUT = 100_000
+
+
+def _short_format(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``date``/``time`` so an absurd format string renders nothing (as Django's
+    filters do on a bad format), instead of building a huge value first."""
+
+    @functools.wraps(func)
+    def wrapper(value: Any, arg: Any = None) -> Any:
+        if arg is not None and len(str(arg)) > _MAX_FORMAT:
+            return ""
+        return func(value, arg)
+
+    return wrapper
+
+
+def _prefix_only(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an HTML truncator so it reads a bounded prefix of its input: a customer's 1 MB
+    comment in ``{{ comment|truncatewords_html:30 }}`` took seconds (Django's truncator is
+    quadratic); the first 100,000 characters hold any reasonable truncation."""
+
+    @functools.wraps(func)
+    def wrapper(value: Any, arg: Any) -> Any:
+        if isinstance(value, str) and len(value) > _MAX_TRUNCATED_INPUT:
+            prefix = value[:_MAX_TRUNCATED_INPUT]
+            value = mark_safe(prefix) if isinstance(value, SafeData) else prefix
+        return func(value, arg)
+
+    return wrapper
+
+
 def _build_library() -> Library:
     library = Library()
     for name in sorted(ALLOWED_TAGS):
@@ -313,6 +399,10 @@ def _build_library() -> Library:
             continue
         if name in {"center", "ljust", "rjust", "floatformat", "stringformat"}:
             func = _bounded(func)
+        elif name in {"date", "time"}:
+            func = _short_format(func)
+        elif name in {"truncatechars_html", "truncatewords_html"}:
+            func = _prefix_only(func)
         library.filters[name] = _metered(name, func)
     library.filter("as_datetime", as_datetime, is_safe=False)
     return library
@@ -498,31 +588,24 @@ _ENCODER = DjangoJSONEncoder()
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-class FrozenDict(Mapping):
-    """A read-only mapping that prints as the JSON object it holds, like a dict.
+class FrozenDict(dict):
+    """A read-only dict: what a JSON object of the context is to a template.
 
-    ``MappingProxyType`` would do for reading, but ``{{ order }}`` would print
-    ``mappingproxy({...})`` into a customer's email.
+    A ``dict`` subclass so lookups and ``items`` run at C speed and it prints like the
+    data it holds (``MappingProxyType`` printed ``mappingproxy({...})`` into emails).
+    Every method that would change it raises ``TypeError``; those a template can reach
+    (zero-argument ``clear``, ``popitem``, ``copy``) are marked ``alters_data``, so Django
+    renders them as empty instead of calling them.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ()
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("The email's context is read-only.")
 
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self):
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-    __str__ = __repr__
+    _read_only.alters_data = True  # type: ignore[attr-defined]
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = copy = pop = popitem = setdefault = update = _read_only
 
 
 class FrozenList(tuple):
