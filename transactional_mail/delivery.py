@@ -106,11 +106,9 @@ class _Batch:
         """The claimed rows, in claim order (a task's own email first)."""
         rows = {email.pk: email for email in self.claim.rows()}
         emails = [rows[pk] for pk in self.claim.email_ids if pk in rows]
-        addresses = {normalize_address(address) for email in emails for address in
-                     email.recipients}
-        categories = {"", *(email.category for email in emails)}
-        for suppression in Suppression.objects.filter(address__in=addresses,
-                                                      category__in=categories):
+        recipients = [address for email in emails for address in email.recipients]
+        categories = {email.category for email in emails}
+        for suppression in Suppression.objects.blocking(recipients, *categories):
             self._suppressions.setdefault(suppression.address, []).append(suppression)
         for email in emails:
             _attach_revisions(email)
@@ -138,10 +136,6 @@ class _Batch:
             self._connection = get_connection(email_backend())
             self._connection.open()
         return self._connection
-
-    def discard_connection(self) -> None:
-        """Close the connection after an error: the next email starts on a fresh one."""
-        self.close()
 
     def close(self) -> None:
         if self._connection is not None:
@@ -249,7 +243,7 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     try:
         connection.send_messages([message])
     except Exception as err:
-        batch.discard_connection()
+        batch.close()  # after an error the next email starts on a fresh connection
         if _esp_accepted(message):
             # The ESP took the email: a later error (a raising post_send receiver, a
             # partial recipient refusal) must not make us send it again.

@@ -16,10 +16,11 @@ class SuppressionReason(models.TextChoices):
 
 
 class SuppressionQuerySet(models.QuerySet):
-    def blocking(self, addresses: Iterable[str], category: str = "") -> SuppressionQuerySet:
-        """Suppressions that stop mail of ``category`` to any of ``addresses``."""
+    def blocking(self, addresses: Iterable[str], *categories: str) -> SuppressionQuerySet:
+        """Suppressions that stop mail of any of ``categories`` (every category's too) to
+        any of ``addresses``."""
         normalized = {normalize_address(address) for address in addresses}
-        return self.filter(address__in=normalized, category__in={"", category})
+        return self.filter(address__in=normalized, category__in={"", *categories})
 
 
 def normalize_address(address: str) -> str:
