@@ -17,27 +17,11 @@ from django.utils import timezone
 
 import transactional_mail
 from tests.factories import ORDER_CONTEXT, make_template
+from tests.hostile import SEPARATOR_IDS, SEPARATORS
 from transactional_mail import delivery, headers
 from transactional_mail.exceptions import InvalidEmailOption
 from transactional_mail.models import Email, EmailStatus
 from transactional_mail.rendering import RenderedEmail
-
-#: Every character something splits a header line on, with how errors name it.
-SEPARATORS = {
-    "\r": "a carriage return (CR)",
-    "\n": "a line feed (LF)",
-    "\x0b": "a vertical tab (VT, U+000B)",
-    "\x0c": "a form feed (FF, U+000C)",
-    "\x00": "a NUL character (U+0000)",
-    "\x85": "a next-line character (NEL, U+0085)",
-    "\u2028": "a line separator (U+2028)",
-    "\u2029": "a paragraph separator (U+2029)",
-    "\x1c": "a control character (U+001C)",
-    "\x1d": "a control character (U+001D)",
-    "\x1e": "a control character (U+001E)",
-    "\r\n": "a carriage return (CR)",
-}
-SEPARATOR_IDS = [f"U+{ord(s[0]):04X}" + ("+LF" if len(s) > 1 else "") for s in SEPARATORS]
 
 #: An RFC 2047 encoded word that a mail client decodes to CR LF "Bcc: evil@example.com".
 ENCODED_BREAK = "=?utf-8?q?=0D=0ABcc:_evil@example.com?="
