@@ -8,6 +8,7 @@ module is imported, so ``@shared_task`` binds to it: the Celery path is always r
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck
@@ -52,6 +53,13 @@ def esp(esp_server, settings):
     settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_API_URL": esp_server.url}
     yield esp_server
     esp_server.reset()
+
+
+@pytest.fixture
+def enqueued():
+    """The deliver tasks the code under test publishes, caught before the broker."""
+    with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async:
+        yield apply_async
 
 
 @pytest.fixture(autouse=True)

@@ -32,12 +32,6 @@ def template():
     return make_template(layout=make_layout())
 
 
-@pytest.fixture
-def enqueued():
-    with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
-
-
 def test_send_writes_one_queued_row_and_enqueues_on_commit(template, enqueued,
                                                            django_capture_on_commit_callbacks):
     """The row is written at once; the task is published only when the transaction commits."""

@@ -37,12 +37,6 @@ def template():
 
 
 @pytest.fixture
-def enqueued():
-    with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
-
-
-@pytest.fixture
 def instant_sweep(settings):
     """The sweep takes every email in ``sending`` for stale."""
     settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SENDING_TIMEOUT": -1}

@@ -24,12 +24,6 @@ def template():
     return make_template()
 
 
-@pytest.fixture
-def enqueued():
-    with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
-
-
 def queue(**options) -> Email:
     return transactional_mail.send("order_confirmation", "ann@example.com", ORDER_CONTEXT,
                                    **options)
