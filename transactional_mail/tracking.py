@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -319,7 +320,7 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
     of them fails, nothing is stored and the webhook answers 500, so the ESP's retry
     applies the event again instead of being ignored as a duplicate.
     """
-    raw = _jsonable(event.esp_event)
+    raw, raw_bytes = _jsonable(event.esp_event)
     event_id = str(event.event_id or "") or _raw_hash(raw)
     recipient = str(event.recipient or "")
     outcome = classify(event, esp_name)
@@ -341,7 +342,8 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
                     description=_text(event.description),
                     mta_response=_text(event.mta_response),
                     click_url=_text(event.click_url),
-                    raw=_bounded(raw),
+                    raw=raw if raw_bytes <= RAW_MAX_BYTES else {"truncated": True,
+                                                                "bytes": raw_bytes},
                 )
         except IntegrityError:
             logger.debug("Duplicate %s event %s ignored", esp_name, event_id)
@@ -615,20 +617,15 @@ def _find_email(event) -> Email | None:
     return None
 
 
-def _jsonable(raw):
-    """The raw event as JSON data (some ESPs hand Anymail other objects)."""
+def _jsonable(raw) -> tuple[Any, int]:
+    """The raw event as JSON data (some ESPs hand Anymail other objects), and its size in
+    bytes as JSON: one over ``RAW_MAX_BYTES`` is stored as a stub."""
     try:
-        return json.loads(json.dumps(raw, cls=DjangoJSONEncoder))
+        text = json.dumps(raw, cls=DjangoJSONEncoder)
     except (TypeError, ValueError, RecursionError):
-        return {"repr": repr(raw)[:TEXT_MAX_CHARS]}
-
-
-def _bounded(raw):
-    """The raw event to store: a stub in place of one over ``RAW_MAX_BYTES``."""
-    size = len(json.dumps(raw, cls=DjangoJSONEncoder).encode("utf-8"))
-    if size <= RAW_MAX_BYTES:
-        return raw
-    return {"truncated": True, "bytes": size}
+        fallback = {"repr": repr(raw)[:TEXT_MAX_CHARS]}
+        return fallback, len(json.dumps(fallback).encode("utf-8"))
+    return json.loads(text), len(text.encode("utf-8"))
 
 
 def _text(value) -> str:
