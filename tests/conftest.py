@@ -57,9 +57,10 @@ def esp(esp_server, settings):
 
 @pytest.fixture
 def enqueued():
-    """The deliver tasks the code under test publishes, caught before the broker."""
-    with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
+    """The deliver tasks the code under test publishes, caught before the broker: each
+    call is ``publish(task, email_ids, producer=..., countdown=..., queue=...)``."""
+    with mock.patch("transactional_mail.publishing.publish") as publish:
+        yield publish
 
 
 @pytest.fixture(autouse=True)

@@ -45,3 +45,8 @@ ORDER_CONTEXT = {
     "customer": {"name": "Ann"},
     "order": {"number": "A-1001", "url": "https://shop.example.com/orders/A-1001"},
 }
+
+
+def published(enqueued) -> list[tuple[int, ...]]:
+    """The email ids of each deliver task the ``enqueued`` fixture caught, in order."""
+    return [call.args[1] for call in enqueued.call_args_list]

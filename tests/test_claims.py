@@ -76,8 +76,8 @@ def test_a_claim_writes_a_fresh_token_and_only_one_claim_wins(template):
     row = Email.objects.get(pk=email.pk)
     assert (row.status, row.claim_token, row.attempts) == (EmailStatus.SENDING, token, 1)
     assert claim_now(email.pk) is None
-    assert claims.Claim(token, [email.pk]).holds(email.pk)
-    assert not claims.Claim(None, [email.pk]).holds(email.pk)
+    assert claims.Claim(token, [email.pk]).holds(row)
+    assert not claims.Claim(None, [email.pk]).holds(row)
 
 
 def test_a_batch_claims_its_own_email_first_then_the_longest_due(template):
@@ -104,8 +104,14 @@ def recover_and_claim_again(email_id):
 
 
 def test_a_worker_whose_claim_was_taken_before_the_send_does_not_send(template, esp):
-    """The sweep recovered the email and another worker claimed it during the render."""
+    """The sweep recovered the email and another worker claimed it during the render.
+
+    A retry, because on PostgreSQL a first attempt's claim is kept by its lock (the
+    sweep cannot recover it: see the lock tests below), and a test that ignores the
+    lock as this one does would show nothing real.
+    """
     email = queue()
+    Email.objects.filter(pk=email.pk).update(attempts=1)
     real_render = delivery.render_email
 
     def render_then_lose_the_claim(*args, **kwargs):
@@ -118,7 +124,36 @@ def test_a_worker_whose_claim_was_taken_before_the_send_does_not_send(template, 
     assert outcome.status is None
     assert esp.requests == []
     row = Email.objects.get(pk=email.pk)
-    assert (row.status, row.attempts, row.sent_at) == (EmailStatus.SENDING, 2, None)
+    assert (row.status, row.attempts, row.sent_at) == (EmailStatus.SENDING, 3, None)
+
+
+def test_a_retry_a_webhook_reconciled_during_the_render_is_not_sent_again(template, esp):
+    """The ESP reports an earlier, ambiguous attempt delivered while the retry renders:
+    the retry checks its claim before the send, on every database."""
+    email = queue()
+    Email.objects.filter(pk=email.pk).update(attempts=1, outcome_uncertain=True)
+    real_render = delivery.render_email
+
+    def render_while_the_webhook_arrives(*args, **kwargs):
+        Email.objects.filter(pk=email.pk).update(status=EmailStatus.DELIVERED)
+        return real_render(*args, **kwargs)
+
+    with mock.patch.object(delivery, "render_email", render_while_the_webhook_arrives):
+        outcome = delivery.deliver(email.pk)
+
+    assert outcome.status is None
+    assert esp.requests == []
+    assert Email.objects.get(pk=email.pk).status == EmailStatus.DELIVERED
+
+
+def test_rows_recovered_before_the_lock_was_taken_are_not_the_claims(template):
+    """Should the sweep recover a claim between its UPDATE and its lock, the rows the
+    batch reads (under the lock) leave that email out."""
+    kept, recovered = queue(), queue()
+    with claims.claim(kept.pk, limit=2) as claim:
+        assert sorted(claim.email_ids) == sorted([kept.pk, recovered.pk])
+        Email.objects.filter(pk=recovered.pk).update(status=EmailStatus.QUEUED)
+        assert [row.pk for row in claim.rows()] == [kept.pk]
 
 
 def test_a_late_result_does_not_overwrite_the_claim_that_replaced_it(
@@ -250,6 +285,46 @@ def test_the_claims_lock_is_held_while_its_emails_are_sent(template, esp):
     with during_send(try_the_lock):
         assert delivery.deliver(email.pk).status == EmailStatus.SENT
     assert seen
+
+
+@postgresql_only
+def test_a_first_attempt_under_the_lock_sends_without_asking_the_database_again(
+    template, esp
+):
+    """The claim, the rows, the lock and the result: no fence query per email."""
+    from django.test.utils import CaptureQueriesContext
+
+    emails = [queue() for _ in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = delivery.deliver_batch(emails[0].pk, 3)
+    assert {outcome.status for outcome in outcomes.values()} == {EmailStatus.SENT}
+    assert len(esp.requests) == 3
+    fence_checks = [q["sql"] for q in queries.captured_queries
+                    if q["sql"].startswith("SELECT 1 AS") and "claim_token" in q["sql"]]
+    assert fence_checks == []
+
+
+@postgresql_only
+def test_a_claim_without_its_lock_checks_each_email_before_sending(template, esp):
+    """Another claim holds the same lock key (one chance in 2**32): no shortcut."""
+    email = queue()
+    real_lock = claims._claim_lock
+
+    @contextlib.contextmanager
+    def lock_not_taken(token):
+        with real_lock(token):
+            yield False
+
+    real_render = delivery.render_email
+
+    def render_then_lose_the_claim(*args, **kwargs):
+        recover_and_claim_again(email.pk)
+        return real_render(*args, **kwargs)
+
+    with mock.patch.object(claims, "_claim_lock", lock_not_taken), \
+            mock.patch.object(delivery, "render_email", render_then_lose_the_claim):
+        assert delivery.deliver(email.pk).status is None
+    assert esp.requests == []
 
 
 @postgresql_only

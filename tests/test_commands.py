@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 import transactional_mail
-from tests.factories import make_template
+from tests.factories import make_template, published
 from transactional_mail.models import Email, EmailStatus
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +27,10 @@ def emails():
 
 def test_resend_failed(emails, django_capture_on_commit_callbacks, capsys):
     failed, sent = emails
-    with mock.patch("transactional_mail.tasks.deliver.apply_async") as apply_async, \
+    with mock.patch("transactional_mail.publishing.publish") as publish, \
             django_capture_on_commit_callbacks(execute=True):
         call_command("resend_emails", "--failed")
-    apply_async.assert_called_once_with((failed.pk,), producer=mock.ANY, retry=False)
+    assert published(publish) == [(failed.pk,)]
     failed.refresh_from_db()
     assert failed.status == EmailStatus.QUEUED and failed.attempts == 0
     assert Email.objects.get(pk=sent.pk).status == EmailStatus.SENT
@@ -39,7 +39,7 @@ def test_resend_failed(emails, django_capture_on_commit_callbacks, capsys):
 
 def test_resend_by_id_skips_emails_the_esp_accepted(emails):
     failed, sent = emails
-    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+    with mock.patch("transactional_mail.publishing.publish"):
         call_command("resend_emails", str(sent.pk), str(failed.pk))
     assert Email.objects.get(pk=sent.pk).status == EmailStatus.SENT
     assert Email.objects.get(pk=failed.pk).status == EmailStatus.QUEUED
@@ -47,7 +47,7 @@ def test_resend_by_id_skips_emails_the_esp_accepted(emails):
 
 def test_resend_by_id_names_the_emails_it_skips(emails, capsys):
     failed, sent = emails
-    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+    with mock.patch("transactional_mail.publishing.publish"):
         call_command("resend_emails", str(sent.pk), str(failed.pk))
     out = capsys.readouterr().out
     assert "Queued 1 email(s)" in out
@@ -66,7 +66,7 @@ def test_resend_needs_a_selection():
 
 
 def test_resend_since_filters(emails):
-    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+    with mock.patch("transactional_mail.publishing.publish"):
         call_command("resend_emails", "--failed", "--since", "2999-01-01")
     assert Email.objects.filter(status=EmailStatus.FAILED).count() == 1
     with pytest.raises(CommandError, match="not an ISO date"):
@@ -75,7 +75,7 @@ def test_resend_since_filters(emails):
 
 def test_resend_force_includes_emails_the_esp_accepted(emails):
     failed, sent = emails
-    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+    with mock.patch("transactional_mail.publishing.publish"):
         call_command("resend_emails", str(sent.pk), "--force")
     assert Email.objects.get(pk=sent.pk).status == EmailStatus.QUEUED
 
@@ -83,6 +83,6 @@ def test_resend_force_includes_emails_the_esp_accepted(emails):
 def test_resend_force_never_touches_emails_in_progress(emails):
     failed, sent = emails
     Email.objects.filter(pk=sent.pk).update(status=EmailStatus.SENDING)
-    with mock.patch("transactional_mail.tasks.deliver.apply_async"):
+    with mock.patch("transactional_mail.publishing.publish"):
         call_command("resend_emails", str(sent.pk), "--force")
     assert Email.objects.get(pk=sent.pk).status == EmailStatus.SENDING

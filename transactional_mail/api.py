@@ -8,7 +8,6 @@ import datetime
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -108,9 +107,9 @@ def send(
             # A concurrent transaction queued the same key first; return its row.
             return Email.objects.using(using).get(idempotency_key=idempotency_key)
 
-    from .tasks import enqueue_delivery
+    from .tasks import enqueue_on_commit
 
-    transaction.on_commit(partial(enqueue_delivery, email.pk, due), using=using)
+    enqueue_on_commit(email.pk, due, using)
     return email
 
 

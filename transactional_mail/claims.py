@@ -16,6 +16,12 @@ means the worker is alive and merely slow: the sweep recovers only the former. O
 databases cannot tell the two apart; there the sweep recovers every email in ``sending``
 for longer than ``SENDING_TIMEOUT``, and a send slower than that may go out twice (see
 docs/statuses-and-outbox.md).
+
+The lock also makes the check before each send free for a first attempt: once the lock
+is held and the rows were read back (still ``sending``, still carrying the token), the
+sweep cannot take them, and no webhook can move an email the ESP has never seen. So
+``Claim.holds`` asks the database only for retries (a webhook may reconcile an earlier
+attempt) and where no lock is held.
 """
 
 from __future__ import annotations
@@ -48,42 +54,54 @@ class Claim:
 
     token: uuid.UUID
     email_ids: list[int] = field(default_factory=list)
+    #: Whether this claim holds its advisory lock (PostgreSQL), which keeps the sweep away.
+    locked: bool = False
 
-    def holds(self, email_id: int) -> bool:
+    def holds(self, email: Email) -> bool:
         """Whether this claim still owns the email, in ``sending``: not recovered by the
-        sweep, not moved on by a webhook reconciling an earlier attempt."""
+        sweep, not moved on by a webhook reconciling an earlier attempt.
+
+        ``email`` is a row read by ``rows()``. Under the lock, a first attempt is known to
+        be held without a query (see the module's docstring).
+        """
+        if self.locked and email.attempts == 1:
+            return True
         return Email.objects.filter(
-            pk=email_id, claim_token=self.token, status=EmailStatus.SENDING
+            pk=email.pk, claim_token=self.token, status=EmailStatus.SENDING
         ).exists()
 
     def rows(self):
-        """The claimed emails still carrying this claim's token, as a queryset."""
-        return fenced(self.email_ids, self.token)
+        """The claimed emails still in ``sending`` under this claim's token, as a queryset."""
+        return fenced(self.email_ids, self.token).filter(status=EmailStatus.SENDING)
 
 
 @contextlib.contextmanager
-def claim(email_id: int | None, limit: int = 1, now: datetime | None = None) -> Iterator[Claim]:
-    """Claim ``email_id`` and up to ``limit`` due emails in all, for the ``with`` block.
+def claim(
+    email_ids: int | Iterable[int] | None, limit: int = 1, now: datetime | None = None
+) -> Iterator[Claim]:
+    """Claim ``email_ids`` and other due emails, up to ``limit`` in all, for the ``with``
+    block.
 
-    ``email_id`` (a task's own email) comes first when it is claimable; the others are
-    the longest-due emails nobody else is claiming (``SKIP LOCKED`` on PostgreSQL). The
-    claim's advisory lock (PostgreSQL) is held for the block. The claim's ``email_ids``
-    is empty when there was nothing to claim: then it cost one statement.
+    ``email_ids`` (a task's own emails) come first, those that are claimable; the others
+    are the longest-due emails nobody else is claiming (``SKIP LOCKED`` on PostgreSQL).
+    The claim's advisory lock (PostgreSQL) is held for the block. The claim's
+    ``email_ids`` is empty when there was nothing to claim: then it cost one statement.
     """
     token = uuid.uuid4()
-    limit, now = max(limit, 1), now or timezone.now()
+    own = [email_ids] if isinstance(email_ids, int) else list(email_ids or ())
+    limit, now = max(limit, len(own), 1), now or timezone.now()
     if _is_postgresql():
-        email_ids = _claim_rows_postgresql(token, email_id, limit, now)
+        claimed = _claim_rows_postgresql(token, own, limit, now)
     else:
-        email_ids = _claim_rows(token, email_id, limit, now)
-    if not email_ids:
+        claimed = _claim_rows(token, own, limit, now)
+    if not claimed:
         yield Claim(token)
         return
     # Taken after the claim, which is safe: the sweep only looks at claims older than
-    # SENDING_TIMEOUT, and should it ever recover one before its lock is taken, the fence
-    # (Claim.holds) still keeps this worker from sending.
-    with _claim_lock(token):
-        yield Claim(token, email_ids)
+    # SENDING_TIMEOUT, and should it ever recover one before its lock is taken, the rows
+    # read under the lock (Claim.rows) no longer include it.
+    with _claim_lock(token) as locked:
+        yield Claim(token, claimed, locked)
 
 
 def fenced(email_ids: int | Iterable[int], token: uuid.UUID | None):
@@ -123,7 +141,7 @@ def lock_key(token: uuid.UUID | None) -> tuple[int, int]:
 
 
 def _claim_rows_postgresql(
-    token: uuid.UUID, email_id: int | None, limit: int, now: datetime
+    token: uuid.UUID, own: list[int], limit: int, now: datetime
 ) -> list[int]:
     """The claim as one statement: pick (``SKIP LOCKED``: concurrent workers take
     disjoint batches instead of queueing on rows), update and return the claimed ids."""
@@ -133,17 +151,17 @@ def _claim_rows_postgresql(
         "attempts")}
     due = now + CLAIM_TOLERANCE
     claimable = [str(status) for status in CLAIMABLE_STATUSES]
-    others = limit - (email_id is not None)
+    others = limit - len(own)
     sql = f"""
         WITH own AS (
             SELECT {column["id"]}, {column["next_attempt_at"]} FROM {table}
-            WHERE {column["id"]} = %(own)s AND {column["status"]} = ANY(%(claimable)s)
+            WHERE {column["id"]} = ANY(%(own)s) AND {column["status"]} = ANY(%(claimable)s)
               AND {column["next_attempt_at"]} <= %(due)s
             FOR UPDATE SKIP LOCKED
         ), others AS (
             SELECT {column["id"]}, {column["next_attempt_at"]} FROM {table}
             WHERE {column["status"]} = ANY(%(claimable)s) AND {column["next_attempt_at"]} <= %(due)s
-              AND {column["id"]} IS DISTINCT FROM %(own)s
+              AND {column["id"]} <> ALL(%(own)s)
             ORDER BY {column["next_attempt_at"]}
             LIMIT %(others)s
             FOR UPDATE SKIP LOCKED
@@ -161,19 +179,19 @@ def _claim_rows_postgresql(
     """
     with _connection().cursor() as cursor:
         cursor.execute(sql, {
-            "own": email_id, "claimable": claimable, "due": due, "others": others,
+            "own": own, "claimable": claimable, "due": due, "others": others,
             "sending": str(EmailStatus.SENDING), "token": token, "now": now,
         })
         rows = cursor.fetchall()
     return [row[0] for row in sorted(rows, key=lambda row: (row[1], row[2], row[0]))]
 
 
-def _claim_rows(token: uuid.UUID, email_id: int | None, limit: int, now: datetime) -> list[int]:
+def _claim_rows(token: uuid.UUID, own: list[int], limit: int, now: datetime) -> list[int]:
     """The claim on databases without SKIP LOCKED: read the candidates, update them."""
     due = now + CLAIM_TOLERANCE
     claimable = Email.objects.filter(status__in=CLAIMABLE_STATUSES, next_attempt_at__lte=due)
     with transaction.atomic(using=_alias()):
-        wanted = [] if email_id is None else [email_id]
+        wanted = list(own)
         if limit > len(wanted):
             others = claimable.exclude(pk__in=wanted).order_by("next_attempt_at")
             wanted += list(others.values_list("pk", flat=True)[: limit - len(wanted)])
@@ -195,21 +213,23 @@ def _claim_rows(token: uuid.UUID, email_id: int | None, limit: int, now: datetim
 
 
 @contextlib.contextmanager
-def _claim_lock(token: uuid.UUID) -> Iterator[None]:
-    """Hold the claim's advisory lock for the block (PostgreSQL; elsewhere nothing).
+def _claim_lock(token: uuid.UUID) -> Iterator[bool]:
+    """Hold the claim's advisory lock for the block (PostgreSQL; elsewhere nothing); give
+    whether it is held.
 
     A lock another claim's token shares (one chance in 2**32) is not taken again: the
-    sweep then sees it held and waits for that other worker, which is only slower.
+    sweep then sees it held and waits for that other worker, which is only slower, and
+    this claim checks each email before sending it, as where there are no locks.
     """
     if not _is_postgresql():
-        yield
+        yield False
         return
     connection = _connection()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token))
         taken = cursor.fetchone()[0]
     try:
-        yield
+        yield taken
     finally:
         # If the connection broke meanwhile, the server released the lock with it.
         if taken:

@@ -1,6 +1,6 @@
 """The only module that sends: claim an Email, render it, hand it to the email backend.
 
-``deliver_batch(email_id, limit)`` is safe to run any number of times, by any number of
+``deliver_batch(email_ids, limit)`` is safe to run any number of times, by any number of
 workers: the claim is a conditional UPDATE (``queued``/``scheduled`` -> ``sending``), only
 the worker whose UPDATE changed a row sends it, and it writes each result only while it
 still holds that claim (see :mod:`transactional_mail.claims`).
@@ -78,12 +78,13 @@ def deliver(email_id: int) -> Outcome:
     return deliver_batch(email_id, 1).get(email_id, Outcome(status=None))
 
 
-def deliver_batch(email_id: int | None, limit: int) -> dict[int, Outcome]:
-    """Claim ``email_id`` and other due emails, up to ``limit``; send each; return outcomes.
+def deliver_batch(email_ids: int | list[int] | None, limit: int) -> dict[int, Outcome]:
+    """Claim ``email_ids`` (a task's own) and other due emails, up to ``limit`` in all (or
+    as many as ``email_ids``); send each; return the outcomes.
 
     The outcomes are keyed by email id, for the emails this call claimed.
     """
-    with claims.claim(email_id, limit) as claim:
+    with claims.claim(email_ids, limit) as claim:
         if not claim.email_ids:
             return {}
         batch = _Batch(claim)
@@ -235,7 +236,7 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
         return _fail(email, Failure.PERMANENT, err)
     note = f"Not sent to suppressed addresses ({skipped})." if skipped else ""
     connection = batch.connection()
-    if not batch.claim.holds(email.pk):
+    if not batch.claim.holds(email):
         # The sweep took this worker for dead and another attempt owns the email now.
         logger.warning("Email %s: claim lost before sending; not sent by this attempt.",
                        email.pk)

@@ -48,6 +48,5 @@ def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
             status=EmailStatus.QUEUED, next_attempt_at=now, attempts=0, claimed_at=None,
             status_changed_at=now,
         )
-        for email_id in ids:
-            transaction.on_commit(lambda email_id=email_id: enqueue_delivery(email_id))
+        transaction.on_commit(lambda: enqueue_delivery(ids))
     return len(ids)

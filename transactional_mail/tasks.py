@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Iterable
 
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import claims, delivery
+from . import claims, delivery, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
 from .models.log import CLAIMABLE_STATUSES
@@ -22,11 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="transactional_mail.deliver", ignore_result=True)
-def deliver(email_id: int) -> str | None:
-    """Deliver this email and other due ones, up to ``BATCH_SIZE``; schedule the next
-    attempt of each that failed transiently. Return this email's status (None when
-    another worker had it, or it was not due)."""
-    outcomes = delivery.deliver_batch(email_id, get_setting("BATCH_SIZE"))
+def deliver(email_id: int, *more_ids: int) -> str | None:
+    """Deliver these emails (one transaction's) and other due ones, up to ``BATCH_SIZE``;
+    schedule the next attempt of each that failed transiently. Return the first email's
+    status (None when another worker had it, or it was not due)."""
+    outcomes = delivery.deliver_batch([email_id, *more_ids], get_setting("BATCH_SIZE"))
     now = timezone.now()
     for claimed_id, outcome in outcomes.items():
         if outcome.retry_in is not None:
@@ -59,7 +60,7 @@ def sweep_outbox() -> dict[str, int]:
             .values_list("pk", flat=True)[:5000]
         )
     email_ids += [email_id for email_id in recovered_ids if email_id not in email_ids]
-    enqueued = sum(enqueue_delivery(email_id) for email_id in email_ids)
+    enqueued = enqueue_delivery(email_ids)
     if email_ids or recovered or given_up:
         logger.info("Outbox sweep: %d due, %d enqueued, %d recovered from lost workers, "
                     "%d failed", len(email_ids), enqueued, recovered, given_up)
@@ -109,30 +110,91 @@ def prune_raw_events() -> int:
     )
 
 
-def enqueue_delivery(email_id: int, due: datetime.datetime | None = None) -> bool:
-    """Send a deliver task to the broker; return False (and log) when the broker is down.
+def enqueue_delivery(email_ids: int | Iterable[int], due: datetime.datetime | None = None) -> int:
+    """Publish deliver tasks for these emails, ``BATCH_SIZE`` to a task; return how many
+    emails' tasks were published (0, and a warning logged, when the broker is down).
 
     Never raises: the Email row is the outbox, and the sweep enqueues it later. A wait
     longer than ``MAX_COUNTDOWN`` is not given to the broker at all (Redis redelivers
     long-countdown tasks after its visibility timeout); the sweep enqueues it when due.
     """
+    email_ids = [email_ids] if isinstance(email_ids, int) else list(email_ids)
     countdown = 0.0
     if due is not None:
         countdown = max(0.0, (due - timezone.now()).total_seconds())
         if countdown > get_setting("MAX_COUNTDOWN"):
-            return False
-    options = {"countdown": countdown} if countdown else {}
-    queue = get_setting("QUEUE")
-    if queue:
-        options["queue"] = queue
+            return 0
+    size, queue = max(get_setting("BATCH_SIZE"), 1), get_setting("QUEUE")
+    published = 0
     try:
         with deliver.app.producer_or_acquire() as producer:
             # Connect without kombu's default retries (about 6 s against a dead broker),
             # and publish without Celery's retries: a request must not hang on the broker.
             producer.connection.ensure_connection(max_retries=0)
-            deliver.apply_async((email_id,), producer=producer, retry=False, **options)
+            for start in range(0, len(email_ids), size):
+                chunk = tuple(email_ids[start : start + size])
+                publishing.publish(
+                    deliver, chunk, producer=producer, countdown=countdown, queue=queue
+                )
+                published += len(chunk)
     except Exception:
-        logger.warning("Could not enqueue email %s (broker unreachable?); the outbox sweep "
-                       "will send it.", email_id, exc_info=True)
-        return False
-    return True
+        logger.warning(
+            "Could not enqueue email(s) %s (broker unreachable?); the outbox sweep will send them.",
+            _ids_text(email_ids[published:]),
+            exc_info=True,
+        )
+    return published
+
+
+def enqueue_on_commit(email_id: int, due: datetime.datetime, using: str) -> None:
+    """Enqueue the email's delivery when the current transaction on ``using`` commits.
+
+    The emails a transaction queues for now go out in one task, published by the first
+    of their ``on_commit`` callbacks to run (see ``_CommitBatch``); a scheduled email gets
+    a task of its own, with its countdown.
+    """
+    connection = transaction.get_connection(using)
+    if due > timezone.now() or not connection.in_atomic_block:
+        transaction.on_commit(lambda: enqueue_delivery(email_id, due), using=using)
+        return
+    batch = getattr(connection, _COMMIT_BATCH, None)
+    if batch is None or not batch.pending(connection):
+        batch = _CommitBatch()
+        setattr(connection, _COMMIT_BATCH, batch)
+    batch.email_ids.append(email_id)
+    transaction.on_commit(batch.publish, using=using)
+
+
+_COMMIT_BATCH = "_transactional_mail_commit_batch"
+
+
+class _CommitBatch:
+    """The emails one transaction queued, published together after its commit.
+
+    Each email registers ``publish`` with ``on_commit``, so Django drops the callback of an
+    email queued in a savepoint that rolled back, like any other. The first callback that
+    runs publishes every email of the batch; the others find it done. An email whose
+    savepoint rolled back may be in the list: its task finds nothing to claim. Every
+    committed email has a callback of its own, so its id is published whichever runs.
+    """
+
+    def __init__(self) -> None:
+        self.email_ids: list[int] = []
+        self.published = False
+
+    def publish(self) -> None:
+        if not self.published:
+            self.published = True
+            enqueue_delivery(self.email_ids)
+
+    def pending(self, connection) -> bool:
+        """Whether a callback of this batch still waits for ``connection``'s commit (not
+        published, not discarded with a rolled-back transaction)."""
+        if self.published:
+            return False
+        return any(entry[1] == self.publish for entry in reversed(connection.run_on_commit))
+
+
+def _ids_text(email_ids: list[int]) -> str:
+    shown = ", ".join(str(email_id) for email_id in email_ids[:10])
+    return shown + (f" and {len(email_ids) - 10} more" if len(email_ids) > 10 else "")

@@ -1,0 +1,186 @@
+"""Publishing deliver tasks: Celery's own message without apply_async's settings lookups,
+and one task for the emails of one transaction."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from celery.signals import before_task_publish
+from django.db import transaction
+from kombu import Producer
+
+import transactional_mail
+from tests.factories import ORDER_CONTEXT, make_template, published
+from transactional_mail import publishing, tasks
+from transactional_mail.models import Email
+
+pytestmark = pytest.mark.django_db
+
+#: What differs between two messages of the same task: their ids.
+PER_MESSAGE = {"id", "root_id", "correlation_id"}
+
+
+@pytest.fixture
+def template():
+    return make_template()
+
+
+def queue(address="ann@example.com", **options) -> Email:
+    return transactional_mail.send("order_confirmation", address, ORDER_CONTEXT, **options)
+
+
+def sent_message(publish_it) -> dict:
+    """What kombu's Producer.publish was given by ``publish_it(producer)``, ids left out."""
+    app = tasks.deliver.app
+    with mock.patch.object(Producer, "publish") as kombu_publish, \
+            app.producer_or_acquire() as producer:
+        publish_it(producer)
+    [call] = kombu_publish.call_args_list
+    message = {**call.kwargs, "body": call.args[0]}
+    message["headers"] = {k: v for k, v in message["headers"].items() if k not in PER_MESSAGE}
+    return {k: v for k, v in message.items() if k not in PER_MESSAGE}
+
+
+@pytest.mark.parametrize("queue_name", ["", "mail"], ids=["default-queue", "QUEUE-setting"])
+def test_the_message_is_the_one_apply_async_sends(queue_name):
+    def lean(producer):
+        publishing.publish(tasks.deliver, (7, 8), producer=producer, queue=queue_name)
+
+    def celery(producer):
+        options = {"queue": queue_name} if queue_name else {}
+        tasks.deliver.apply_async((7, 8), producer=producer, retry=False, **options)
+
+    ours, celerys = sent_message(lean), sent_message(celery)
+    assert ours == celerys
+    assert ours["body"][0] == (7, 8)
+    assert ours["headers"]["task"] == "transactional_mail.deliver"
+    assert ours["routing_key"] == (queue_name or tasks.deliver.app.conf.task_default_queue)
+
+
+def test_publish_signals_fire_as_with_apply_async():
+    seen = []
+
+    def receiver(sender, headers, **kwargs):
+        seen.append((sender, headers["task"]))
+
+    before_task_publish.connect(receiver, weak=False, dispatch_uid="test_publishing")
+    try:
+        sent_message(lambda producer: publishing.publish(tasks.deliver, (1,), producer=producer))
+    finally:
+        before_task_publish.disconnect(dispatch_uid="test_publishing")
+    assert seen == [("transactional_mail.deliver", "transactional_mail.deliver")]
+
+
+@pytest.mark.parametrize("case", ["countdown", "eager"])
+def test_countdowns_and_eager_mode_take_apply_async(case):
+    app = tasks.deliver.app
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = case == "eager"
+    try:
+        with mock.patch.object(tasks.deliver, "apply_async") as apply_async, \
+                app.producer_or_acquire() as producer:
+            publishing.publish(tasks.deliver, (3,), producer=producer,
+                               countdown=30.0 if case == "countdown" else 0.0)
+    finally:
+        app.conf.task_always_eager = eager
+    apply_async.assert_called_once()
+    assert apply_async.call_args.args == ((3,),)
+    assert apply_async.call_args.kwargs.get("countdown") == (30.0 if case == "countdown" else None)
+
+
+def test_routes_are_worked_out_again_after_a_settings_change(settings):
+    with tasks.deliver.app.producer_or_acquire() as producer, \
+            mock.patch.object(Producer, "publish"):
+        publishing.publish(tasks.deliver, (1,), producer=producer)
+        assert publishing._routes
+        settings.CELERY_TASK_DEFAULT_QUEUE = "elsewhere"
+        assert not publishing._routes
+
+
+def test_a_transaction_publishes_one_task_for_its_emails(
+    template, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emails = [queue(f"user{i}@example.com") for i in range(3)]
+        assert enqueued.call_count == 0
+    assert published(enqueued) == [tuple(email.pk for email in emails)]
+
+
+def test_a_scheduled_email_gets_a_task_of_its_own(
+    template, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        now, later = queue(), queue("bob@example.com", delay="60s")
+    assert sorted(published(enqueued)) == sorted([(now.pk,), (later.pk,)])
+    countdowns = sorted(call.kwargs["countdown"] for call in enqueued.call_args_list)
+    assert countdowns[0] == 0.0 and 55 <= countdowns[1] <= 60
+
+
+def test_a_rolled_back_savepoint_drops_only_its_emails(
+    template, enqueued, django_capture_on_commit_callbacks
+):
+    """The savepoint's email loses its callback; the others' callbacks still publish every
+    id in one task (the undone email's id finds no row: one claim for nothing)."""
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        first = queue()
+        with pytest.raises(RuntimeError), transaction.atomic():
+            queue("undone@example.com")
+            raise RuntimeError("this part of the request failed")
+        last = queue("bob@example.com")
+    [ids] = published(enqueued)
+    assert {first.pk, last.pk} <= set(ids)
+    assert set(Email.objects.values_list("pk", flat=True)) == {first.pk, last.pk}
+
+
+def test_a_batch_whose_only_callback_was_rolled_back_is_not_reused(
+    template, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            queue("undone@example.com")
+            raise RuntimeError("this part of the request failed")
+        kept = queue("bob@example.com")
+    assert published(enqueued) == [(kept.pk,)]
+
+
+def test_emails_of_a_savepoint_that_rolled_back_alone_publish_nothing(
+    template, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic(), \
+            pytest.raises(RuntimeError), transaction.atomic():
+        queue()
+        raise RuntimeError("undone")
+    enqueued.assert_not_called()
+
+
+def test_the_next_transaction_starts_a_new_task(
+    template, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        first = queue()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        second = queue("bob@example.com")
+    assert published(enqueued) == [(first.pk,), (second.pk,)]
+
+
+def test_a_big_transaction_is_published_in_tasks_of_batch_size(
+    template, enqueued, settings, django_capture_on_commit_callbacks
+):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "BATCH_SIZE": 2}
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emails = [queue(f"user{i}@example.com") for i in range(5)]
+    ids = [email.pk for email in emails]
+    assert published(enqueued) == [tuple(ids[0:2]), tuple(ids[2:4]), tuple(ids[4:])]
+
+
+def test_the_broker_down_at_commit_names_the_emails_left_to_the_sweep(
+    template, caplog, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    with mock.patch.object(publishing, "publish", side_effect=OperationalError("refused")), \
+            django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emails = [queue(f"user{i}@example.com") for i in range(2)]
+    assert f"Could not enqueue email(s) {emails[0].pk}, {emails[1].pk}" in caplog.text
+    assert Email.objects.filter(status="queued").count() == 2
