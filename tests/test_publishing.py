@@ -184,3 +184,13 @@ def test_the_broker_down_at_commit_names_the_emails_left_to_the_sweep(
         emails = [queue(f"user{i}@example.com") for i in range(2)]
     assert f"Could not enqueue email(s) {emails[0].pk}, {emails[1].pk}" in caplog.text
     assert Email.objects.filter(status="queued").count() == 2
+
+
+def test_a_celery_whose_message_api_moved_still_publishes_through_apply_async(caplog):
+    with mock.patch.object(tasks.deliver.app.amqp, "create_task_message",
+                           side_effect=TypeError("unexpected keyword argument")), \
+            mock.patch.object(tasks.deliver, "apply_async") as apply_async, \
+            tasks.deliver.app.producer_or_acquire() as producer:
+        publishing.publish(tasks.deliver, (5,), producer=producer)
+    assert apply_async.call_args.args == ((5,),)
+    assert "task message API" in caplog.text

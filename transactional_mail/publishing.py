@@ -20,12 +20,16 @@ whose options ask for a result or an expiry.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from celery.utils import uuid
+from celery.utils.saferepr import saferepr
 from django.core.signals import setting_changed
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class _Route:
     time_limit: float | None
     soft_time_limit: float | None
     sent_event: bool
+    repr_maxlevels: int
 
 
 _routes: dict[tuple[int, str, str], _Route | None] = {}
@@ -46,23 +51,41 @@ _routes_lock = threading.Lock()
 def publish(task, args: tuple, *, producer, countdown: float = 0.0, queue: str = "") -> None:
     """Publish ``task(*args)`` with ``producer`` (not retried: the caller handles errors)."""
     app = task.app
-    route = None
+    built = None
     if not (countdown or app.conf.task_always_eager or app.current_worker_task is not None):
-        route = _route(task, queue)
-    if route is None:
+        built = _message(task, args, queue)
+    if built is None:
         options: dict[str, Any] = {"queue": queue} if queue else {}
         if countdown:
             options["countdown"] = countdown
         task.apply_async(args, producer=producer, retry=False, **options)
         return
-    # As Task.apply_async -> Celery.send_task build it, without settings lookups.
-    message = app.amqp.create_task_message(
-        uuid(), task.name, args, {},
-        time_limit=route.time_limit, soft_time_limit=route.soft_time_limit,
-        reply_to=app.thread_oid, create_sent_event=route.sent_event,
-        ignore_result=route.ignore_result, **route.options,
-    )  # fmt: skip
-    app.amqp.send_task_message(producer, task.name, message, retry=False, **route.options)
+    message, options = built
+    app.amqp.send_task_message(producer, task.name, message, retry=False, **options)
+
+
+def _message(task, args: tuple, queue: str) -> tuple[Any, dict[str, Any]] | None:
+    """The task message as Task.apply_async -> Celery.send_task build it, and its routing
+    options; None when apply_async must build it (see the module's docstring)."""
+    app = task.app
+    try:
+        route = _route(task, queue)
+        if route is None:
+            return None
+        message = app.amqp.create_task_message(
+            uuid(), task.name, args, {},
+            time_limit=route.time_limit, soft_time_limit=route.soft_time_limit,
+            reply_to=app.thread_oid, create_sent_event=route.sent_event,
+            ignore_result=route.ignore_result, kwargsrepr="{}",
+            argsrepr=saferepr(args, app.amqp.argsrepr_maxsize, maxlevels=route.repr_maxlevels),
+            **route.options,
+        )  # fmt: skip
+    except (AttributeError, KeyError, TypeError):
+        # A Celery whose internals moved: apply_async still works, only slower.
+        logger.warning("Publishing %s through apply_async: this Celery's task message API "
+                       "is not the one this app knows.", task.name, exc_info=True)
+        return None
+    return message, route.options
 
 
 def _route(task, queue: str) -> _Route | None:
@@ -79,9 +102,14 @@ def _route(task, queue: str) -> _Route | None:
     ignore_result = options.pop("ignore_result")
     route = None
     if ignore_result and expires is None:
-        options = task.app.amqp.router.route(options, task.name, (), {}, task)
+        conf = task.app.conf
         route = _Route(
-            options, ignore_result, time_limit, soft_time_limit, task.app.conf.task_send_sent_event
+            options=task.app.amqp.router.route(options, task.name, (), {}, task),
+            ignore_result=ignore_result,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            sent_event=conf.task_send_sent_event,
+            repr_maxlevels=conf.task_repr_maxlevels,
         )
     with _routes_lock:
         _routes[key] = route
