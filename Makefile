@@ -16,8 +16,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_DJ42 := .venv-dj42
 PY_DJ42 := $(VENV_DJ42)/bin/python
-# Django 6.0 needs Python >= 3.12; .ci/run finds one under pyenv.
-PYTHON_DJ6 ?= python3.12
+# Django 6.0 needs Python >= 3.12: python3.12 when it runs, else the newest 3.12 that
+# pyenv has installed (pyenv's python3.12 shim fails while another version is active).
+ifndef PYTHON_DJ6
+PYTHON_DJ6 := $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null || \
+  ls -d "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1)
+endif
 VENV_DJ6 := .venv-dj6
 PY_DJ6 := $(VENV_DJ6)/bin/python
 BUILD := build
@@ -29,9 +33,21 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help demo venv venv-dj42 venv-dj6 test test-unit lint docs clean distclean
 
 help:
-	@echo "make demo   run the example shop (admin URL and login are printed)"
-	@echo "make test   ruff, docs, the test suite on SQLite, PostgreSQL and Django 4.2"
+	@echo "make demo        run the example shop (admin URL and login are printed)"
+	@echo "make test        every step below, each logged to build/test-<step>.log, then a summary:"
+	@echo "                   ruff      ruff check ."
+	@echo "                   docs      mkdocs build --strict"
+	@echo "                   sqlite    the tests on SQLite (only the unit tests when TM_TEST_POSTGRES is set)"
+	@echo "                   postgres  every test, integration included (needs TM_TEST_POSTGRES, TM_TEST_REDIS,"
+	@echo "                             TM_TEST_RABBITMQ; .ci/run sets them)"
+	@echo "                   django42  the tests with Django 4.2 (.venv-dj42)"
+	@echo "                   django60  the tests with Django 6.0 on Python 3.12 (.venv-dj6; PYTHON_DJ6=$(or $(PYTHON_DJ6),not found))"
 	@echo "make test-unit   the unit tests on SQLite only (quick)"
+	@echo "make lint        ruff check ."
+	@echo "make docs        build the documentation into build/site"
+	@echo "make venv        create .venv (also venv-dj42, venv-dj6)"
+	@echo "make clean       remove build/ and caches; make distclean also removes the virtualenvs"
+	@echo "PYTEST_ARGS='-k claims -x' make test-unit   passes arguments to pytest"
 
 venv: $(VENV)/.installed
 
@@ -69,7 +85,7 @@ test-unit: venv
 
 # Every step runs even when an earlier one fails; the summary says which failed.
 test: venv venv-dj42
-	mkdir -p $(BUILD)
+	@mkdir -p $(BUILD)
 	summary=$(BUILD)/test-summary.txt
 	: > "$$summary"
 	failed=()
@@ -97,14 +113,14 @@ test: venv venv-dj42
 	  printf '%-10s %-7s\n' postgres "skipped (TM_TEST_POSTGRES not set)" >> "$$summary"
 	fi
 	step django42 $(PY_DJ42) -m pytest $(PYTEST_ARGS)
-	if $(PYTHON_DJ6) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+	if [ -n "$(PYTHON_DJ6)" ] && $(PYTHON_DJ6) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
 	  $(MAKE) --no-print-directory venv-dj6
 	  step django60 $(PY_DJ6) -m pytest $(PYTEST_ARGS)
 	elif [ "$${CI:-}" = true ]; then
-	  printf '%-10s %-7s\n' django60 "FAILED (no Python >= 3.12 at PYTHON_DJ6=$(PYTHON_DJ6))" >> "$$summary"
+	  printf '%-10s %-7s\n' django60 "FAILED (no Python >= 3.12 found: python3.12 does not run and pyenv has no 3.12; set PYTHON_DJ6)" >> "$$summary"
 	  failed+=(django60)
 	else
-	  printf '%-10s %-7s\n' django60 "skipped (no Python >= 3.12: make PYTHON_DJ6=/path/to/python3.12)" >> "$$summary"
+	  printf '%-10s %-7s\n' django60 "skipped (no Python >= 3.12 found: python3.12 does not run and pyenv has no 3.12; make PYTHON_DJ6=/path/to/python3.12)" >> "$$summary"
 	fi
 	echo
 	echo "==================== make test: summary ===================="
