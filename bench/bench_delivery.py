@@ -700,9 +700,31 @@ def run_system(system: System, n: int, esp: FakeESP) -> dict[str, dict]:
             "esp": esp.stats(),
             "tail": tail,
         }
+        result = {"queueing": queueing, "drain": drain, "end to end": end_to_end}
+        if isinstance(system, App):
+            result["task floor"] = task_floor(system, pid, n)
     finally:
         worker.stop()
-    return {"queueing": queueing, "drain": drain, "end to end": end_to_end}
+    return result
+
+
+def task_floor(system: App, worker_pid: int, n: int) -> dict:
+    """N deliver tasks whose emails are gone, on the running worker: what Celery and the
+    claim cost per task when there is nothing to send (every email's own task after a
+    batch sent it, in the drain)."""
+    from transactional_mail.tasks import enqueue_delivery
+
+    system.clear()
+    last = system.email_model.objects.order_by("-pk").values_list("pk", flat=True).first()
+    missing = range((last or 0) + 1_000_000, (last or 0) + 1_000_000 + n)
+    for email_id in missing:
+        enqueue_delivery(email_id)
+    before, started = cpu_snapshot(worker_pid), time.monotonic()
+    while system.queued_tasks():
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    time.sleep(0.5)  # the tasks the worker took last finish
+    return {"rate": n / elapsed, "cpu": cpu_per_email(before, cpu_snapshot(worker_pid), n)}
 
 
 # --- The processes this script also runs as -------------------------------------------------
@@ -913,6 +935,15 @@ def report(results: dict[str, list[dict]], ceilings: list[dict], skipped: str | 
           f" = {render + send:.2f}")
     print("  (PostgreSQL and Redis: the whole servers, every client's work included; the\n"
           "   producer's column is its own loop, queueing only)")
+
+    floors = [run["task floor"] for run in results.get("this app", []) if "task floor" in run]
+    if floors:
+        cpu = {column: statistics.median(run["cpu"][column] for run in floors)
+               for column in CPU_COLUMNS}
+        print(f"  {'this app, a task with nothing to send (per task)':<50}"
+              + "".join(f"{cpu[c]:>12.2f}" for c in CPU_COLUMNS) + f"{sum(cpu.values()):>9.2f}")
+        print(f"  (Celery's floor: N deliver tasks whose emails are gone, "
+              f"{_spread([run['rate'] for run in floors])} tasks/s)")
 
     print("\nafter the last email was sent, the worker ran the tasks left in the queue for "
           "(median s, in the CPU above, not in the rates):")

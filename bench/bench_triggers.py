@@ -22,7 +22,8 @@ and, to show where a matching save's extra time goes, two more cases in the same
 The broker is Kombu's in-process ``memory://`` transport, so the figure is the app's
 cost and not a broker's network round trip.
 
-Targets (issue 3): matching <= 1.3x, five non-matching <= 1.05x.
+Targets: one matching <= 2.0x (the throughput issue, 12; the triggers issue, 3, had asked
+for 1.3x), five non-matching <= 1.05x (issue 3).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def main() -> None:
           "interleaved; medians of the per-round ratios")
     print("  wall: what the request waits (includes the database's noisy commit)")
     print("  cpu:  this process's CPU time (the app's own Python, without database waits)")
-    targets = {"1 matching": 1.3, "5 non-matching": 1.05}
+    targets = {"1 matching": 2.0, "5 non-matching": 1.05}
     for name in names:
         if name == FLOOR:
             print("where the matching case's extra time goes:")
