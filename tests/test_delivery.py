@@ -15,8 +15,8 @@ from django.utils import timezone
 import transactional_mail
 from tests.esp_server import INACTIVE_RECIPIENT, INVALID_TO, refused
 from tests.factories import ORDER_CONTEXT, make_layout, make_template
-from transactional_mail import delivery
-from transactional_mail.delivery import Failure, classify_error
+from transactional_mail import delivery, failures
+from transactional_mail.failures import Failure, classify_error
 from transactional_mail.models import Email, EmailStatus, Suppression, SuppressionReason
 
 pytestmark = pytest.mark.django_db
@@ -347,4 +347,4 @@ class TestClassifyError:
         response = mock.Mock(headers={"Retry-After": (
             timezone.now() + datetime.timedelta(seconds=120)).strftime("%a, %d %b %Y %H:%M:%S GMT"
         )})
-        assert 100 <= delivery._retry_after(response) <= 120
+        assert 100 <= failures._retry_after(response) <= 120

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import transactional_mail
 from tests.factories import ORDER_CONTEXT, make_template
-from transactional_mail import delivery, headers
+from transactional_mail import delivery, failures, headers
 from transactional_mail.exceptions import InvalidEmailOption
 from transactional_mail.rendering import RenderedEmail, one_line
 
@@ -73,7 +73,7 @@ def test_no_value_becomes_a_second_header_or_recipient(template, name, value, su
         raw = message.message().as_bytes()
     except ValueError as err:
         # An invalid (not unsafe) address: its email fails at delivery, sent to nobody.
-        assert delivery.classify_error(err)[0] is delivery.Failure.PERMANENT, err
+        assert failures.classify_error(err)[0] is failures.Failure.PERMANENT, err
         return
     parsed = message_from_bytes(raw, policy=policy.compat32)
 

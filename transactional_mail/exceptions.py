@@ -90,4 +90,4 @@ class RenderLimitExceeded(RenderError):
 
 
 class DeliveryError(TransactionalMailError):
-    """Base class of classified delivery failures (see delivery.classify_error)."""
+    """Base class of classified delivery failures (see failures.classify_error)."""
