@@ -127,11 +127,16 @@ def test_a_worker_whose_claim_was_taken_before_the_send_does_not_send(template, 
     assert (row.status, row.attempts, row.sent_at) == (EmailStatus.SENDING, 3, None)
 
 
-def test_a_retry_a_webhook_reconciled_during_the_render_is_not_sent_again(template, esp):
-    """The ESP reports an earlier, ambiguous attempt delivered while the retry renders:
-    the retry checks its claim before the send, on every database."""
+@pytest.mark.parametrize("earlier", [
+    {"attempts": 1, "outcome_uncertain": True},  # a retry after an ambiguous attempt
+    {"attempts": 0, "outcome_uncertain": True},  # resent after an ambiguous attempt
+    {"attempts": 0, "sent_at": timezone.now()},  # resent with --force after a send
+], ids=["retry", "resend-uncertain", "resend-sent"])
+def test_an_email_the_esp_may_hold_is_checked_before_the_send(template, esp, earlier):
+    """The ESP reports an earlier copy delivered while this attempt renders: the attempt
+    checks its claim before the send, on every database, lock or not."""
     email = queue()
-    Email.objects.filter(pk=email.pk).update(attempts=1, outcome_uncertain=True)
+    Email.objects.filter(pk=email.pk).update(**earlier)
     real_render = delivery.render_email
 
     def render_while_the_webhook_arrives(*args, **kwargs):

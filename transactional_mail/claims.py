@@ -20,8 +20,9 @@ docs/statuses-and-outbox.md).
 The lock also makes the check before each send free for a first attempt: once the lock
 is held and the rows were read back (still ``sending``, still carrying the token), the
 sweep cannot take them, and no webhook can move an email the ESP has never seen. So
-``Claim.holds`` asks the database only for retries (a webhook may reconcile an earlier
-attempt) and where no lock is held.
+``Claim.holds`` asks the database only where an ESP may hold a copy (a retry, a resend of
+an email sent before, an earlier attempt of unknown outcome: a webhook may reconcile it)
+and where no lock is held.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ class Claim:
         """Whether this claim still owns the email, in ``sending``: not recovered by the
         sweep, not moved on by a webhook reconciling an earlier attempt.
 
-        ``email`` is a row read by ``rows()``. Under the lock, a first attempt is known to
-        be held without a query (see the module's docstring).
+        ``email`` is a row read by ``rows()``. Under the lock, an email no ESP can hold a
+        copy of is known to be held without a query (see the module's docstring).
         """
-        if self.locked and email.attempts == 1:
+        if self.locked and _never_handed_over(email):
             return True
         return Email.objects.filter(
             pk=email.pk, claim_token=self.token, status=EmailStatus.SENDING
@@ -102,6 +103,13 @@ def claim(
     # read under the lock (Claim.rows) no longer include it.
     with _claim_lock(token) as locked:
         yield Claim(token, claimed, locked)
+
+
+def _never_handed_over(email: Email) -> bool:
+    """Whether no ESP can have a copy of ``email`` that a webhook would report: its first
+    attempt, never sent before (a resend starts its attempts again) and no earlier attempt
+    of unknown outcome."""
+    return email.attempts == 1 and email.sent_at is None and not email.outcome_uncertain
 
 
 def fenced(email_ids: int | Iterable[int], token: uuid.UUID | None):
