@@ -39,30 +39,32 @@ from django.utils.safestring import mark_safe
 from lxml import etree
 
 from tests.fetch_trap import FetchTrap
-from transactional_mail import rendering
 from transactional_mail.exceptions import RenderError
-from transactional_mail.rendering import (
-    RenderedEmail,
+from transactional_mail.rendering import RenderedEmail, compiled, render_email
+from transactional_mail.rendering.compiled import (
+    _compiled,
     clear_inline_cache,
-    html_to_text,
     inline_cache_key,
-    inline_css,
     invalidate_inline_cache,
-    one_line,
-    render_email,
+)
+from transactional_mail.rendering.compose import one_line
+from transactional_mail.rendering.context import FrozenDict, freeze_context
+from transactional_mail.rendering.engine import get_engine
+from transactional_mail.rendering.inlining import inline_css
+from transactional_mail.rendering.layout import _render_layout
+from transactional_mail.rendering.library import (
+    ALLOWED_FILTERS,
+    ALLOWED_TAGS,
+    allowed_library,
+    as_datetime,
+)
+from transactional_mail.rendering.precompile import _libxml2_uri_escape
+from transactional_mail.rendering.text import html_to_text
+from transactional_mail.rendering.validation import (
     validate_css_source,
     validate_html_source,
     validate_layout_source,
     validate_template_source,
-)
-from transactional_mail.template_engine import (
-    ALLOWED_FILTERS,
-    ALLOWED_TAGS,
-    FrozenDict,
-    allowed_library,
-    as_datetime,
-    freeze_context,
-    get_engine,
 )
 
 CORPUS = Path(__file__).parent / "rendering_corpus"
@@ -433,7 +435,7 @@ def test_layout_text_that_looks_like_template_syntax_stays_text():
     rendered = render_email(tpl, lay, {"name": "Ada", "secret": "hunter2"})
     assert "<p>{{ secret }} {% debug %}</p>" in rendered.html.replace(' style="margin:0"', "")
     assert "hunter2" not in rendered.html
-    assert rendering._compiled(tpl, lay).inline_per_email is False
+    assert _compiled(tpl, lay).inline_per_email is False
 
 
 def test_media_queries_and_pseudo_classes_stay_in_a_style_element_with_important():
@@ -478,7 +480,7 @@ def test_stored_template_that_does_not_compile_raises_render_error():
 def test_css_premailer_cannot_apply_fails_the_render_not_the_compile():
     """The optimiser never makes an email fail; broken CSS does, when it is inlined."""
     lay = layout(css="@namespace x url(y);\nx|p { color: red }")
-    compiled = rendering._compiled(template("<p>x</p>"), lay)
+    compiled = _compiled(template("<p>x</p>"), lay)
     assert compiled.inline_per_email
     assert "precompiler failed" in compiled.reason
     with pytest.raises(RenderError, match="failed to render"):
@@ -493,13 +495,13 @@ def test_css_premailer_cannot_apply_fails_the_render_not_the_compile():
 @pytest.fixture
 def compile_count(monkeypatch):
     calls = []
-    real = rendering._compile
+    real = compiled._compile
 
     def counting(tpl, lay):
         calls.append((tpl.pk, None if lay is None else lay.pk))
         return real(tpl, lay)
 
-    monkeypatch.setattr(rendering, "_compile", counting)
+    monkeypatch.setattr(compiled, "_compile", counting)
     return calls
 
 
@@ -519,26 +521,26 @@ def test_unsaved_objects_are_never_cached(compile_count):
         render_email(template("<p>x</p>", pk=None), layout(pk=1), {})
         render_email(template("<p>x</p>", pk=1), layout(pk=None), {})
     assert len(compile_count) == 4
-    assert rendering._cache == {}
+    assert compiled._cache == {}
 
 
 def test_cache_is_bounded_by_the_setting_read_at_call_time(settings, compile_count):
     settings.TRANSACTIONAL_MAIL = {"INLINE_CACHE_SIZE": 2}
     for pk in (1, 2, 1, 3):  # 1 is used again, so 2 is the least recently used
         render_email(template("<p>x</p>", pk=pk), None, {})
-    assert list(rendering._cache) == [inline_cache_key(1, None), inline_cache_key(3, None)]
+    assert list(compiled._cache) == [inline_cache_key(1, None), inline_cache_key(3, None)]
     settings.TRANSACTIONAL_MAIL = {"INLINE_CACHE_SIZE": 0}
     clear_inline_cache()
     render_email(template("<p>x</p>", pk=1), None, {})
-    assert rendering._cache == {}
+    assert compiled._cache == {}
 
 
 def test_invalidation_uses_the_same_key_function(compile_count):
     tpl, lay = template("<p>x</p>", pk=5), layout(pk=9)
     render_email(tpl, lay, {})
-    assert list(rendering._cache) == [inline_cache_key(5, 9)]
+    assert list(compiled._cache) == [inline_cache_key(5, 9)]
     invalidate_inline_cache(5, 9)
-    assert rendering._cache == {}
+    assert compiled._cache == {}
     render_email(tpl, lay, {})
     assert len(compile_count) == 2
 
@@ -599,7 +601,7 @@ def test_uri_escaping_matches_libxml2():
         html = f'<a href="{escaped}" name="{escaped}">x</a>'
         out = etree.tostring(etree.fromstring(html, etree.HTMLParser()), method="html").decode()
         expected = etree.fromstring(out, etree.HTMLParser()).find(".//a")
-        ours = rendering._libxml2_uri_escape(escaped)
+        ours = _libxml2_uri_escape(escaped)
         assert etree.fromstring(f'<a href="{ours}">x</a>', etree.HTMLParser()).find(".//a").get(
             "href"
         ) == expected.get("href"), repr(value)
@@ -629,13 +631,13 @@ def render_then_inline(tpl, lay, context) -> str:
     """The slow reference: render the template, put it in its layout, inline the CSS."""
     body = render(tpl.html, context)
     if lay is not None:
-        before, after = rendering._render_layout(lay)
+        before, after = _render_layout(lay)
         body = before + body + after
     return inline_css(body) if "<style" in body.lower() else body
 
 
 def _strategy(tpl, lay) -> str:
-    compiled = rendering._compiled(tpl, lay)
+    compiled = _compiled(tpl, lay)
     if compiled.inline_per_email:
         return "per_email"
     styled = "<style" in tpl.html.lower() or (lay is not None and lay.css.strip())
@@ -659,7 +661,7 @@ def test_inline_once_then_render_equals_render_then_inline(case, index):
     lay = _corpus_layout(case["layout"], pk=100 + index)
     assert _strategy(tpl, lay) == case["strategy"]
     if case["strategy"] == "per_email":
-        assert case["reason"] in rendering._compiled(tpl, lay).reason
+        assert case["reason"] in _compiled(tpl, lay).reason
     for context in case["contexts"]:
         cached = render_email(tpl, lay, context).html
         assert dom(cached) == dom(render_then_inline(tpl, lay, context))
@@ -755,7 +757,7 @@ def test_templates_that_cannot_be_precompiled_fall_back_to_per_email(html, css, 
     tpl, lay = template(html), layout(css=css) if css else None
     if lay is None:
         tpl.html = f"<html><head></head><body>{html}</body></html>"
-    compiled = rendering._compiled(tpl, lay)
+    compiled = _compiled(tpl, lay)
     assert compiled.inline_per_email
     assert reason in compiled.reason
     for context in (
@@ -770,7 +772,7 @@ def test_templates_that_cannot_be_precompiled_fall_back_to_per_email(html, css, 
 def test_style_attribute_with_a_tag_is_fine_where_no_rule_matches():
     tpl = template('<span style="color: {{ c }}">x</span><p>y</p>')
     lay = layout(css="p { margin: 0 }")
-    assert not rendering._compiled(tpl, lay).inline_per_email
+    assert not _compiled(tpl, lay).inline_per_email
     html = render_email(tpl, lay, {"c": "#FF0000"}).html
     assert '<span style="color: #FF0000">x</span><p style="margin:0">y</p>' in html
 
