@@ -65,7 +65,8 @@ from .selectors import _inlinable_selectors, _selector_facts
 
 # libxml2's HTML serialiser URI-escapes these attributes (href, src, action, name on <a>):
 # leading blanks dropped, then every byte outside printable ASCII written as %XX. The
-# precompiled template applies the same to the rendered value (tested in test_rendering).
+# precompiled template applies the same to the rendered value (tested in
+# tests/rendering/test_precompile.py).
 _URI_ATTRIBUTES = frozenset({"href", "src", "action"})
 _URI_UNSAFE = re.compile(r"[^\x21-\x7e]+")
 _LEADING_BLANKS = " \t\n\r"

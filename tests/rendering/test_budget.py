@@ -1,4 +1,4 @@
-"""Tests of transactional_mail.render_budget: every render is bounded while it runs.
+"""Tests of transactional_mail.rendering.budget: every render is bounded while it runs.
 
 Each bomb below turns a few hundred bytes of template into gigabytes (or billions of
 loop iterations) when nothing stops it. Under the budget each stops with
