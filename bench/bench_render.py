@@ -138,8 +138,12 @@ def main() -> int:
     configure()
     from django.template import Context, Engine, Library, Template
 
-    from transactional_mail.rendering import _compiled, _render_layout, inline_css, render_email
-    from transactional_mail.template_engine import as_datetime, freeze_context
+    from transactional_mail.rendering import render_email
+    from transactional_mail.rendering.compiled import _compiled
+    from transactional_mail.rendering.context import freeze_context
+    from transactional_mail.rendering.inlining import inline_css
+    from transactional_mail.rendering.layout import _render_layout
+    from transactional_mail.rendering.library import as_datetime
 
     cases = json.loads((CORPUS / "cases.json").read_text())
     spec = cases["layouts"]["branded"]

@@ -19,7 +19,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from transactional_mail.exceptions import RenderError
-from transactional_mail.rendering import render_email, validate_template_source
+from transactional_mail.rendering import render_email
+from transactional_mail.rendering.validation import validate_template_source
 
 #: Small budgets, so that every example is quick and the bombs among them trip.
 BUDGET = {"RENDER_MAX_CHARS": 20_000, "RENDER_MAX_ITERATIONS": 2_000, "RENDER_MAX_SECONDS": 2}

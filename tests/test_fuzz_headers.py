@@ -21,7 +21,8 @@ import transactional_mail
 from tests.factories import ORDER_CONTEXT, make_template
 from transactional_mail import delivery, failures, headers
 from transactional_mail.exceptions import InvalidEmailOption
-from transactional_mail.rendering import RenderedEmail, one_line
+from transactional_mail.rendering import RenderedEmail
+from transactional_mail.rendering.compose import one_line
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from transactional_mail.exceptions import RenderLimitExceeded
-from transactional_mail.rendering import render_email, validate_css_source
+from transactional_mail.rendering import render_email
+from transactional_mail.rendering.validation import validate_css_source
 
 MiB = 1024 * 1024
 

@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_TIMEOUT": 60,
     # Compiled, CSS-inlined templates kept per worker process.
     "INLINE_CACHE_SIZE": 256,
-    # Budgets of one render (render_budget.py): a render that goes over one is stopped
+    # Budgets of one render (rendering/budget.py): a render that goes over one is stopped
     # with RenderLimitExceeded (the email fails without retry; a template or layout whose
     # sample renders over one is refused on save). Characters of output (subject, HTML and
     # text together) and of any value a filter makes; 1 MiB is ten times Gmail's clip.

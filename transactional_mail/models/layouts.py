@@ -112,7 +112,7 @@ class Layout(LayoutFields, Revisioned):
         stylesheets would load a resource, or one whose render goes over budget."""
         from functools import partial
 
-        from ..rendering import (
+        from ..rendering.validation import (
             validate_css_source,
             validate_html_source,
             validate_layout_budget,

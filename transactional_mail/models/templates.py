@@ -215,7 +215,7 @@ class EmailTemplate(TemplateFields, Revisioned):
         """Refuse a template the restricted engine would not accept, one whose stylesheets
         would load a resource, or one whose sample context renders over budget; the
         message names the line."""
-        from ..rendering import (
+        from ..rendering.validation import (
             validate_html_source,
             validate_template_budget,
             validate_template_source,

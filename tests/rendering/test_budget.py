@@ -1,4 +1,4 @@
-"""Tests of transactional_mail.render_budget: every render is bounded while it runs.
+"""Tests of transactional_mail.rendering.budget: every render is bounded while it runs.
 
 Each bomb below turns a few hundred bytes of template into gigabytes (or billions of
 loop iterations) when nothing stops it. Under the budget each stops with
@@ -15,11 +15,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.template import Context
 
-from transactional_mail import rendering
 from transactional_mail.exceptions import RenderError, RenderLimitExceeded
-from transactional_mail.render_budget import current_budget, render_budget, value_size
-from transactional_mail.rendering import render_email, validate_css_source
-from transactional_mail.template_engine import freeze_context, get_engine
+from transactional_mail.rendering import render_email
+from transactional_mail.rendering.budget import current_budget, render_budget, value_size
+from transactional_mail.rendering.compiled import clear_inline_cache
+from transactional_mail.rendering.context import freeze_context
+from transactional_mail.rendering.engine import get_engine
+from transactional_mail.rendering.validation import validate_css_source
 
 MiB = 1024 * 1024
 #: What a stopped bomb may allocate at most (the budget is 1 Mi characters).
@@ -233,7 +235,7 @@ def test_value_size_counts_what_printing_would_cost():
 
 def test_normal_templates_are_far_below_the_budget():
     """The corpus' biggest email uses a small part of the default budget."""
-    rendering.clear_inline_cache()
+    clear_inline_cache()
     items = [{"name": f"Product {i}", "quantity": i, "price": "9.90"} for i in range(200)]
     html = (
         "{% for item in order.items %}<tr><td>{{ item.name|upper }}</td>"
@@ -266,7 +268,7 @@ def test_a_stored_bomb_fails_its_email_permanently_and_the_next_one_is_sent(esp)
 
     # Revisions are immutable, so workers cache them: forget what this test rewrote.
     TemplateRevision.objects.filter(pk=template.current_revision_id).update(html="<p>ok</p>")
-    rendering.clear_inline_cache()
+    clear_inline_cache()
     delivery.clear_revision_cache()
     email = transactional_mail.send("order_confirmation", "ann@example.com", ORDER_CONTEXT)
     assert delivery.deliver(email.pk).status == EmailStatus.SENT

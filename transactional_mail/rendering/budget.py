@@ -19,8 +19,9 @@ of three limits, read from the settings when the render starts:
     Wall-clock time, checked at every charge: the backstop for work the counters do not
     see (expensive filters on large values in a loop that outputs nothing).
 
-The budget in force is held in a context variable, so the wrapped filters and nodes of
-:mod:`transactional_mail.template_engine` find it without a reference (filters do not
+The budget in force is held in a context variable, so the wrapped filters of
+:mod:`transactional_mail.rendering.library` and the nodes of
+:mod:`transactional_mail.rendering.engine` find it without a reference (filters do not
 get the template context). :func:`render_budget` opens one; a restricted template
 rendered outside any opens its own for that render.
 """
@@ -33,8 +34,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from .conf import get_setting
-from .exceptions import RenderLimitExceeded
+from ..conf import get_setting
+from ..exceptions import RenderLimitExceeded
 
 __all__ = ["RenderBudget", "current_budget", "render_budget", "value_size"]
 

@@ -1,0 +1,78 @@
+"""Tests of transactional_mail.rendering.compose: render_email and its RenderedEmail."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from tests.rendering.helpers import layout, template
+from transactional_mail.exceptions import RenderError
+from transactional_mail.rendering import RenderedEmail, render_email
+from transactional_mail.rendering.compose import one_line
+
+pytestmark = pytest.mark.usefixtures("pure")
+
+
+def test_rendered_email_is_frozen():
+    rendered = render_email(template("<p>x</p>"), None, {})
+    assert rendered == RenderedEmail(subject="Hello", html="<p>x</p>", text="x")
+    with pytest.raises(FrozenInstanceError):
+        rendered.subject = "changed"
+
+
+@pytest.mark.parametrize(
+    "name", ["Ada\r\nBcc: evil@example.com", "Ada\nLovelace", "Ada\tL\u2028x\x0b\x85y", "  Ada  "]
+)
+def test_subject_is_one_line_whatever_the_context_holds(name):
+    rendered = render_email(
+        template("<p>x</p>", subject="Hi {{ name }} & {{ co }}\n"),
+        None,
+        {"name": name, "co": "<B&Q>"},
+    )
+    assert "\n" not in rendered.subject and "\r" not in rendered.subject
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028]|\s{2}", rendered.subject)
+    assert rendered.subject.startswith("Hi Ada") and rendered.subject.endswith("& <B&Q>")
+
+
+def test_one_line_drops_control_characters():
+    assert one_line(" a\r\n\tb\x00c\x1bd \u2029 e ") == "a bcd e"
+
+
+def test_text_part_is_rendered_without_autoescape_when_given():
+    tpl = template("<p>{{ name }}</p>", text="Hello {{ name }},\nbye")
+    rendered = render_email(tpl, None, {"name": "Tom & <Jerry>"})
+    assert rendered.text == "Hello Tom & <Jerry>,\nbye"
+    assert rendered.html == "<p>Tom &amp; &lt;Jerry&gt;</p>"
+
+
+def test_text_part_is_derived_from_the_html_when_blank():
+    tpl = template(
+        '<h1>Hi {{ name }}</h1><p>Your <a href="{{ url }}">order</a> is here.</p>',
+        text="  \n",
+    )
+    rendered = render_email(tpl, None, {"name": "Ada & Co", "url": "https://x.test/o/1"})
+    assert rendered.text == "Hi Ada & Co\n\nYour order (https://x.test/o/1) is here."
+
+
+def test_language_override_applies_to_date_names():
+    tpl = template('{{ d|as_datetime|date:"F" }}', subject='{{ d|as_datetime|date:"l" }}')
+    context = {"d": "2024-05-01"}
+    assert render_email(tpl, None, context, language="fr").html == "mai"
+    assert render_email(tpl, None, context, language="de").subject == "Mittwoch"
+    assert render_email(tpl, None, context).html == "May"
+
+
+def test_template_without_layout_or_style_is_rendered_as_is():
+    tpl = template("Hi {{ name }},\n<p>text</p>")
+    assert render_email(tpl, None, {"name": "Ada"}).html == "Hi Ada,\n<p>text</p>"
+
+
+def test_stored_template_that_does_not_compile_raises_render_error():
+    with pytest.raises(RenderError, match="Line 2: "):
+        render_email(template("ok\n{% if x %}"), None, {})
+    with pytest.raises(RenderError, match="subject"):
+        render_email(template("ok", subject="{% debug %}"), None, {})
+    with pytest.raises(RenderError, match="content slot"):
+        render_email(template("x"), layout(html="<p>no slot</p>"), {})

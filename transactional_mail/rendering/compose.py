@@ -1,0 +1,102 @@
+"""Composing one email: template revision + layout revision + JSON context -> RenderedEmail.
+
+This module is pure: no database queries, no writes, no network. The worker, the admin
+preview and the test send all call :func:`render_email`, which renders the three parts
+of an email under one render budget.
+
+The subject is rendered without autoescaping and collapsed to one line: every run of
+whitespace (``\\r``, ``\\n``, tabs, Unicode line separators) becomes one space and other
+control characters are dropped, whatever the context holds. The text part is the
+template's ``text`` rendered without autoescaping, or, when that is blank, derived from
+the final HTML by :func:`~transactional_mail.rendering.text.html_to_text` (a parse per
+email: a template with its own text part renders faster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.template import Context
+from django.utils import translation
+
+from ..exceptions import RenderError
+from .budget import render_budget
+from .compiled import _Compiled, _compiled
+from .context import freeze_context
+from .inlining import inline_css
+from .text import html_to_text
+
+__all__ = ["RenderedEmail", "one_line", "render_email"]
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """The three rendered parts of one email."""
+
+    subject: str
+    html: str
+    text: str
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(value: str) -> str:
+    """Collapse all whitespace (CR, LF, tabs, Unicode separators) to single spaces and
+    drop other control characters: a subject can never become two header lines."""
+    return _CONTROL_CHARACTERS.sub("", " ".join(value.split()))
+
+
+def render_email(
+    template: Any,
+    layout: Any,
+    context: Mapping[str, Any] | None,
+    *,
+    language: str | None = None,
+) -> RenderedEmail:
+    """Render one email.
+
+    ``template`` has ``pk``, ``subject``, ``html`` and ``text`` (a template revision);
+    ``layout`` is None or has ``pk``, ``html``, ``css``, ``logo_url``, ``primary_color``,
+    ``background_color``, ``text_color`` and ``footer_html`` (a layout revision). A None
+    ``pk`` (unsaved edits in an admin preview) is compiled without being cached.
+    ``context`` is the JSON snapshot; templates see a read-only copy. With ``language``,
+    rendering runs under ``translation.override(language)`` (date names, number formats).
+
+    Raise :class:`~transactional_mail.exceptions.RenderError` when the stored template
+    does not compile or the context holds something other than JSON data.
+    """
+    data = freeze_context(context)
+    override = translation.override(language) if language else contextlib.nullcontext()
+    with override:
+        compiled = _compiled(template, layout)
+        try:
+            subject, html, text = _render_parts(compiled, data)
+        except RenderError:
+            raise
+        except Exception as err:
+            raise RenderError(
+                f"Template {getattr(template, 'pk', None)} failed to render: {err!r}"
+            ) from err
+    return RenderedEmail(subject=one_line(subject), html=html, text=text)
+
+
+def _render_parts(compiled: _Compiled, data: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject, HTML and text of one email, under one render budget."""
+    with render_budget() as budget:
+        rendered = compiled.html.render(Context(dict(data), autoescape=True))
+        html = rendered
+        if compiled.inline_per_email:
+            html = inline_css(rendered)
+            # Inlining adds style attributes: what it adds counts too.
+            budget.charge_output(len(html) - len(rendered))
+        subject = compiled.subject.render(Context(dict(data), autoescape=False))
+        if compiled.text is not None:
+            text = compiled.text.render(Context(dict(data), autoescape=False)).strip()
+        else:
+            text = html_to_text(html)
+    return subject, html, text

@@ -1,0 +1,110 @@
+"""A layout rendered with its brand values: the HTML before and after its content slot.
+
+A layout is the branded shell around every template. Its ``html`` and ``css`` may use the
+brand variables ``{{ brand.logo_url }}``, ``{{ brand.primary_color }}``,
+``{{ brand.background_color }}``, ``{{ brand.text_color }}``, ``{{ brand.name }}`` and
+``{{ brand.footer_html }}`` (the layout's footer, itself a template of the other brand
+values, inserted as HTML). Layouts are rendered once per layout revision with those
+values only, so per-email data belongs in the template (in a layout, ``{{ order }}``
+renders empty). The content slot ``{{ content }}`` (exactly once, outside any block tag)
+is then replaced by the template's *source*, and ``layout.css`` (rendered without
+autoescaping) goes into a ``<style>`` element at the end of the head. Templates do not
+see ``brand``: a context key of that name stays the caller's.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from types import MappingProxyType
+from typing import Any
+
+from django.template import Context
+from django.utils.safestring import SafeString
+
+from ..exceptions import RenderError
+from .budget import render_budget
+from .context import FrozenDict
+from .engine import RestrictedTemplate
+
+_BRAND_FIELDS = ("name", "logo_url", "primary_color", "background_color", "text_color")
+_LAYOUT_FIELDS = ("html", "css", "footer_html", *_BRAND_FIELDS)
+# The names a layout's parts render under (in errors), and the field each comes from.
+_LAYOUT_PARTS = MappingProxyType(
+    {"layout html": "html", "layout css": "css", "layout footer": "footer_html"}
+)
+
+
+def _brand_context(layout: Any) -> dict[str, Any]:
+    brand: dict[str, Any] = {
+        field: str(getattr(layout, field, "") or "") for field in _BRAND_FIELDS
+    }
+    # The footer is a staff-written template too (it may use the other brand values);
+    # its output is HTML as trusted as the layout's own, so it is not escaped again.
+    footer = getattr(layout, "footer_html", "") or ""
+    brand["footer_html"] = SafeString(
+        _render_brand(
+            footer,
+            {"brand": FrozenDict(dict(brand, footer_html=""))},
+            autoescape=True,
+            name="layout footer",
+        )
+        if footer.strip()
+        else ""
+    )
+    # Read-only, like the context of a template: a layout cannot clear its own values.
+    return {"brand": FrozenDict(brand)}
+
+
+def _render_brand(source: str, context: dict[str, Any], *, autoescape: bool, name: str) -> str:
+    return RestrictedTemplate(source, name).render(Context(context, autoescape=autoescape))
+
+
+def _style_element(css: str) -> str:
+    # "</" would end the element early; "<\/" means the same to CSS.
+    return '<style type="text/css">\n' + css.replace("</", "<\\/") + "\n</style>"
+
+
+_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
+_BODY_START = re.compile(r"<body[\s>]", re.IGNORECASE)
+
+
+def _render_layout(layout: Any) -> tuple[str, str]:
+    """Render a layout with its brand values; return the HTML before and after the slot.
+
+    The layout (footer, HTML and CSS) renders under a budget of its own, once per layout
+    revision and process.
+    """
+    with render_budget():
+        return _render_layout_parts(layout)
+
+
+def _render_layout_parts(layout: Any) -> tuple[str, str]:
+    marker = f"tmslot{secrets.token_hex(8)}"
+    context = _brand_context(layout)
+    html = _render_brand(
+        getattr(layout, "html", "") or "",
+        {**context, "content": SafeString(marker)},
+        autoescape=True,
+        name="layout html",
+    )
+    if html.count(marker) != 1:
+        raise RenderError(
+            f"Layout {getattr(layout, 'pk', None)} must render the content slot "
+            "{{ content }} exactly once."
+        )
+    before, after = html.split(marker)
+    css = _render_brand(
+        getattr(layout, "css", "") or "", context, autoescape=False, name="layout css"
+    )
+    if css.strip():
+        style = _style_element(css)
+        head_end = _HEAD_END.search(before)
+        body_start = _BODY_START.search(before)
+        if head_end:
+            before = before[: head_end.start()] + style + before[head_end.start() :]
+        elif body_start:
+            before = before[: body_start.start()] + style + before[body_start.start() :]
+        else:
+            before = style + before
+    return before, after
