@@ -33,6 +33,7 @@ from django.utils import timezone
 from . import claims, signals
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError, TemplateNotFound
+from .metadata import METADATA_ID_KEY
 from .models import (
     Email,
     EmailStatus,
@@ -48,9 +49,6 @@ from .rendering import render_email
 from .retries import attempts_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
-
-#: The key under which every email's id travels in the ESP metadata, for reconciliation.
-METADATA_ID_KEY = "transactional_mail_id"
 
 
 class Failure(enum.Enum):
