@@ -11,6 +11,7 @@ class TransactionalMailConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
+            send_checks,
             triggers,
         )
         from .schedule import install_periodic_tasks
@@ -26,6 +27,8 @@ class TransactionalMailConfig(AppConfig):
             dispatch_uid="transactional_mail.sync_trigger_rows",
         )
         triggers.connect()
+        # Delivery asks the triggers through the registry: it never imports them.
+        send_checks.register("transactional_mail.triggers", triggers.cancellation_reason)
         _connect_worker_checks()
         try:
             from anymail.signals import tracking

@@ -30,7 +30,7 @@ from email.utils import parsedate_to_datetime
 from django.core.mail import get_connection
 from django.utils import timezone
 
-from . import claims, signals
+from . import claims, send_checks, signals
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError, TemplateNotFound
 from .metadata import METADATA_ID_KEY
@@ -196,12 +196,9 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     if not email.to:
         return _finish(email, EmailStatus.FAILED,
                        error="[permanent] No recipient: the email has no 'to' address.")
-    if email.trigger_key:
-        from .triggers import cancellation_reason
-
-        reason = cancellation_reason(email)
-        if reason:
-            return _finish(email, EmailStatus.CANCELLED, error=reason)
+    reason = send_checks.cancellation_reason(email)
+    if reason:
+        return _finish(email, EmailStatus.CANCELLED, error=reason)
     recipients, blocked = _unsuppressed_recipients(email, batch.suppressions(email))
     skipped = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
     if not recipients["to"]:
