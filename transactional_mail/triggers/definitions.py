@@ -33,10 +33,10 @@ from django.db.models.signals import post_delete, post_init, post_save, pre_dele
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
-from .conf import get_setting
-from .exceptions import ConfigurationError, TransactionalMailError
-from .headers import address_problem
-from .snapshots import default_context, fields, plain, private_segment, resolve_path
+from ..conf import get_setting
+from ..exceptions import ConfigurationError, TransactionalMailError
+from ..headers import address_problem
+from ..snapshots import default_context, fields, plain, private_segment, resolve_path
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
     problems = definition_problems(key, definition)
     if problems:
         raise ConfigurationError(f"TRANSACTIONAL_MAIL['TRIGGERS'][{key!r}]: {problems[0][0]}")
-    from .api import parse_delay
+    from ..api import parse_delay
 
     model = apps.get_model(definition["model"]) if definition.get("model") else None
     signal = import_string(definition["signal"]) if definition.get("signal") else None
@@ -352,7 +352,7 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
         problems.append((f"'once' is {definition['once']!r}; it must be True or False.",
                          "'once': True sends at most one email per object and recipient."))
     if definition.get("delay") is not None:
-        from .api import parse_delay
+        from ..api import parse_delay
 
         try:
             parse_delay(definition["delay"])
@@ -735,7 +735,7 @@ class Plan:
 
 def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None) -> Plan:
     """Evaluate ``trigger`` for ``instance`` without writing anything."""
-    from .models import Trigger as TriggerSwitch
+    from ..models import Trigger as TriggerSwitch
 
     extra = dict(extra or {})
     result = Plan(trigger=trigger.key, template=trigger.template, fires=False)
@@ -808,7 +808,7 @@ def fire(trigger: Trigger, instance: Any, *, extra: Mapping[str, Any] | None = N
     template or a bad recipient is recorded as a failed Email row with the reason, and
     logged, so it is seen in the send log and nothing is lost silently.
     """
-    from . import api
+    from .. import api
 
     source = instance if source is _SOURCE else source
     if not isinstance(source, models.Model) or source.pk is None:
@@ -858,7 +858,7 @@ def fire(trigger: Trigger, instance: Any, *, extra: Mapping[str, Any] | None = N
 
 def _sorted_recipients(addresses: list) -> tuple[list[str], dict[str, str]]:
     """The valid addresses, one per mailbox however spelt, and the invalid ones with why."""
-    from .models.suppression import normalize_address
+    from ..models.suppression import normalize_address
 
     valid: dict[str, str] = {}  # mailbox -> the address as first given
     invalid: dict[str, str] = {}
@@ -883,7 +883,7 @@ def _recipients_if_known(trigger: Trigger, instance: Any, extra) -> list[str]:
 def once_key(trigger: Trigger, source: models.Model, address: str) -> str:
     """The idempotency key that makes a ``once`` trigger send one email per object and
     recipient: a double save or two racing requests hit the same unique key."""
-    from .models.suppression import normalize_address
+    from ..models.suppression import normalize_address
 
     return (f"trigger:{trigger.key}:{source._meta.label_lower}:{source.pk}:"
             f"{normalize_address(address)}")[:255]
@@ -924,7 +924,7 @@ def sync_trigger_rows(using: str = "default", **kwargs) -> None:
     """Create a ``Trigger`` row (enabled) for each trigger in settings; runs after migrate."""
     from django.db import DatabaseError
 
-    from .models import Trigger as TriggerSwitch
+    from ..models import Trigger as TriggerSwitch
 
     definitions = get_setting("TRIGGERS")
     keys = set(definitions) if isinstance(definitions, Mapping) else set()
