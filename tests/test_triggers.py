@@ -19,9 +19,12 @@ from django.utils import timezone
 from tests.factories import make_template
 from tests.testapp.mail import order_paid
 from tests.testapp.models import Customer, Order
-from transactional_mail import delivery, triggers
+from transactional_mail import delivery
 from transactional_mail.exceptions import ConfigurationError
 from transactional_mail.models import Email, EmailStatus, Trigger
+from transactional_mail.triggers.definitions import parse_trigger
+from transactional_mail.triggers.dry_runs import dry_run
+from transactional_mail.triggers.receivers import sync_trigger_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -367,7 +370,7 @@ class TestSwitches:
     def test_migrate_creates_rows_and_a_disabled_trigger_writes_nothing(self, use_triggers,
                                                                         customer):
         use_triggers(order_confirmation={**BASE, "on": "created"})
-        triggers.sync_trigger_rows()
+        sync_trigger_rows()
         switch = Trigger.objects.get(key="order_confirmation")
         assert switch.enabled
         switch.enabled = False
@@ -417,7 +420,7 @@ class TestDryRun:
         )
         order = new_order(customer)
         Email.objects.all().delete()
-        plans = {plan.trigger: plan for plan in triggers.dry_run(order, "created")}
+        plans = {plan.trigger: plan for plan in dry_run(order, "created")}
         assert plans["order_confirmation"].fires
         assert plans["order_confirmation"].recipients == ["ann@example.com"]
         assert plans["order_confirmation"].context["number"] == "A-1"
@@ -425,7 +428,7 @@ class TestDryRun:
         assert "'when'" in plans["paid_only"].reason
         assert "shipped" not in plans
         order.status = "shipped"
-        [shipped] = triggers.dry_run(order, "changed", old_values={"status": "paid"})
+        [shipped] = dry_run(order, "changed", old_values={"status": "paid"})
         assert shipped.fires
         assert Email.objects.count() == 0
 
@@ -595,7 +598,7 @@ class TestReviewFixes:
 
     def test_trigger_rows_cannot_be_deleted_in_the_admin(self, use_triggers, admin_client):
         use_triggers(order_confirmation={**BASE, "on": "created"})
-        triggers.sync_trigger_rows()
+        sync_trigger_rows()
         row = Trigger.objects.get()
         response = admin_client.get(f"/admin/transactional_mail/trigger/{row.pk}/delete/")
         assert response.status_code == 403
@@ -837,14 +840,14 @@ class TestDryRunEdges:
         use_triggers(shipped={**BASE, "on": "changed", "field": "status"})
         order = new_order(customer)
         order.status = "shipped"
-        [plan] = triggers.dry_run(order, "updated", old_values={"status": "paid"})
+        [plan] = dry_run(order, "updated", old_values={"status": "paid"})
         assert plan.fires
 
     def test_changed_respects_from_value(self, use_triggers, customer):
         use_triggers(refund={**BASE, "on": "changed", "field": "status",
                              "from_value": "paid", "to_value": "refunded"})
         order = new_order(customer, status="refunded")
-        [plan] = triggers.dry_run(order, "changed", old_values={"status": "created"})
+        [plan] = dry_run(order, "changed", old_values={"status": "created"})
         assert not plan.fires
         assert "did not change as required" in plan.reason
 
@@ -853,7 +856,7 @@ class TestDryRunEdges:
                      login={"signal": "django.contrib.auth.signals.user_logged_in",
                             "instance_arg": "user", "template": "order_confirmation",
                             "to": "email"})
-        plans = triggers.dry_run(new_order(customer), "signal", signal=ORDER_PAID)
+        plans = dry_run(new_order(customer), "signal", signal=ORDER_PAID)
         assert [plan.trigger for plan in plans] == ["paid"]
 
     def test_command_output_details(self, use_triggers, customer, capsys):
@@ -875,7 +878,7 @@ class TestDryRunEdges:
 
 class TestAdminColumns:
     def event(self, key):
-        triggers.sync_trigger_rows()
+        sync_trigger_rows()
         row, _ = Trigger.objects.get_or_create(key=key)
         return admin.site._registry[Trigger].event(row)
 
@@ -926,17 +929,17 @@ class TestPrivatePaths:
     def test_every_option_that_takes_a_path_refuses_a_private_segment(self, option, segment):
         definition = {**BASE, "on": "created", **option}
         with pytest.raises(ConfigurationError, match=f"reaches '{segment}'"):
-            triggers.parse_trigger("t", definition)
+            parse_trigger("t", definition)
 
     def test_a_signal_triggers_paths_are_checked_without_a_model(self):
         with pytest.raises(ConfigurationError, match="reaches '_password'"):
-            triggers.parse_trigger("t", {"signal": "django.contrib.auth.signals.user_logged_in",
+            parse_trigger("t", {"signal": "django.contrib.auth.signals.user_logged_in",
                                          "template": "x", "to": "email",
                                          "context": ["_password"]})
 
     def test_a_dotted_callable_is_not_a_path(self):
         """Only strings read as attribute paths are checked; a callable is code."""
-        trigger = triggers.parse_trigger("t", {**BASE, "on": "created",
+        trigger = parse_trigger("t", {**BASE, "on": "created",
                                                "when": "operator.__not__"})
         assert trigger.when(None) is True
 

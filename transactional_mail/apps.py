@@ -12,9 +12,9 @@ class TransactionalMailConfig(AppConfig):
         from . import (
             checks,  # noqa: F401  (registers the system checks)
             send_checks,
-            triggers,
         )
         from .schedule import install_periodic_tasks
+        from .triggers import cancellation, receivers
 
         post_migrate.connect(
             install_periodic_tasks,
@@ -22,13 +22,13 @@ class TransactionalMailConfig(AppConfig):
             dispatch_uid="transactional_mail.install_periodic_tasks",
         )
         post_migrate.connect(
-            triggers.sync_trigger_rows,
+            receivers.sync_trigger_rows,
             sender=self,
             dispatch_uid="transactional_mail.sync_trigger_rows",
         )
-        triggers.connect()
+        receivers.connect()
         # Delivery asks the triggers through the registry: it never imports them.
-        send_checks.register("transactional_mail.triggers", triggers.cancellation_reason)
+        send_checks.register("transactional_mail.triggers", cancellation.cancellation_reason)
         _connect_worker_checks()
         try:
             from anymail.signals import tracking

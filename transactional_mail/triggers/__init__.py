@@ -1,13 +1,12 @@
-"""Triggers: settings -> ``Trigger`` objects -> receivers -> outbox rows."""
+"""Triggers: emails bound in settings to model events and signals (the names the docs use).
 
-from .definitions import (  # noqa: F401  (a step of the split into one module per concept)
-    EVENTS,
-    Plan,
-    cancellation_reason,
-    connect,
-    definition_problems,
-    dry_run,
-    parse_trigger,
-    private_path_problems,
-    sync_trigger_rows,
-)
+One module per concept, down the data flow: ``syntax`` (what a definition may say),
+``checks`` (its mistakes), ``definitions`` (settings -> ``Trigger``), ``firing`` (one event
+-> outbox rows), ``receivers`` (the signals that fire), ``cancellation`` (the send-time
+re-check) and ``dry_runs``. Code imports each name from the module that defines it.
+"""
+
+from .dry_runs import dry_run
+from .firing import Plan
+
+__all__ = ["Plan", "dry_run"]
