@@ -25,9 +25,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .metadata import METADATA_ID_KEY
-from .models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
-from .models.suppression import normalize_address
+from ..metadata import METADATA_ID_KEY
+from ..models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
+from ..models.suppression import normalize_address
 
 logger = logging.getLogger(__name__)
 
