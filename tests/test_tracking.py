@@ -20,8 +20,9 @@ from tests.esp_server import (
     spam_complaint_event,
 )
 from tests.factories import ORDER_CONTEXT, make_template
-from transactional_mail import delivery, tracking
+from transactional_mail import delivery
 from transactional_mail.models import Email, EmailEvent, EmailStatus, Suppression
+from transactional_mail.tracking import outcomes, raw_kinds, receiver, recipient_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -408,7 +409,7 @@ def test_the_docs_table_is_the_classifier_table():
                                    suppression if suppression != "—" else None)
     expected = {
         (esp, kind): (outcome.status, outcome.suppression)
-        for esp, table in tracking.RAW_OUTCOMES.items() if esp != "SendinBlue"
+        for esp, table in outcomes.RAW_OUTCOMES.items() if esp != "SendinBlue"
         for kind, outcome in table.items()
     }
     assert documented == expected
@@ -472,17 +473,17 @@ def test_recipient_key_holds_no_address_and_links_no_events(client, webhooks):
 
 
 def test_recipient_key_ignores_case_and_display_name():
-    key = tracking.recipient_key("Amazon SES", "id-1", "ann@example.com")
-    assert tracking.recipient_key("Amazon SES", "id-1", "Ann <ANN@Example.com>") == key
-    assert tracking.recipient_key("Amazon SES", "id-2", "ann@example.com") != key
-    assert tracking.recipient_key("Postmark", "id-1", "ann@example.com") != key
-    assert tracking.recipient_key("Amazon SES", "id-1", "") == ""
+    key = recipient_keys.recipient_key("Amazon SES", "id-1", "ann@example.com")
+    assert recipient_keys.recipient_key("Amazon SES", "id-1", "Ann <ANN@Example.com>") == key
+    assert recipient_keys.recipient_key("Amazon SES", "id-2", "ann@example.com") != key
+    assert recipient_keys.recipient_key("Postmark", "id-1", "ann@example.com") != key
+    assert recipient_keys.recipient_key("Amazon SES", "id-1", "") == ""
 
 
 def test_key_depends_on_secret_key(settings):
-    key = tracking.recipient_key("Amazon SES", "id-1", "ann@example.com")
+    key = recipient_keys.recipient_key("Amazon SES", "id-1", "ann@example.com")
     settings.SECRET_KEY = "another-secret"
-    assert tracking.recipient_key("Amazon SES", "id-1", "ann@example.com") != key
+    assert recipient_keys.recipient_key("Amazon SES", "id-1", "ann@example.com") != key
 
 
 def test_a_failed_suppression_is_retried_not_lost(client, sent_email):
@@ -566,7 +567,7 @@ def test_large_fields_are_bounded_when_stored(client, webhooks):
                               raw_reason="550 " + "x" * 400_000)
     assert hooks.post(client, webhook).status_code == 200
     event = EmailEvent.objects.get()
-    assert len(event.mta_response) == tracking.TEXT_MAX_CHARS
+    assert len(event.mta_response) == receiver.TEXT_MAX_CHARS
     assert event.raw == {"truncated": True, "bytes": mock.ANY}
     assert status_of(email) == EmailStatus.BOUNCED
     assert Suppression.objects.get().address == ADDRESS
@@ -636,15 +637,15 @@ def test_classify_survives_payloads_of_another_shape():
                      ("Postmark", ["not", "a", "dict"]), ("Resend", {"data": None}),
                      ("Unisender Go", {"status": "hard_bounced", "delivery_info": 3})]:
         event = AnymailTrackingEvent(event_type="bounced", esp_event=raw)
-        assert tracking.classify(event, esp) is tracking.HARD, esp
+        assert outcomes.classify(event, esp) is outcomes.HARD, esp
 
 
 def test_raw_kinds_are_most_specific_first():
-    assert tracking.raw_kinds("Mailgun", {"event-data": {
+    assert raw_kinds.raw_kinds("Mailgun", {"event-data": {
         "event": "failed", "severity": "permanent", "reason": "old"}}) == [
         "failed/permanent/old", "failed/permanent/*", "failed/permanent", "failed/*", "failed"]
-    assert tracking.raw_kinds("Mailgun", {"event-data": {"event": "failed"}}) == ["failed"]
-    assert tracking.raw_kinds("Nobody", {"event": "x"}) == []
+    assert raw_kinds.raw_kinds("Mailgun", {"event-data": {"event": "failed"}}) == ["failed"]
+    assert raw_kinds.raw_kinds("Nobody", {"event": "x"}) == []
 
 
 # --- The migration that added the recipient key -----------------------------------------
@@ -682,7 +683,7 @@ def test_migration_keys_recent_events_so_their_replays_stay_duplicates():
         NewEvent = new_apps.get_model(app, "EmailEvent")
         keys = dict(NewEvent.objects.values_list("event_id", "recipient_key"))
         assert keys == {
-            "sns-1": tracking.recipient_key("Amazon SES", "sns-1", "ann@example.com"),
+            "sns-1": recipient_keys.recipient_key("Amazon SES", "sns-1", "ann@example.com"),
             "sns-0": "",
             "sha256:x": "",
         }
@@ -694,7 +695,7 @@ def test_migration_keys_recent_events_so_their_replays_stay_duplicates():
         NewEvent.objects.create(
             esp_name="Amazon SES", event_id="sns-1", event_type="bounced",
             recipient="bob@example.com",
-            recipient_key=tracking.recipient_key("Amazon SES", "sns-1", "bob@example.com"))
+            recipient_key=recipient_keys.recipient_key("Amazon SES", "sns-1", "bob@example.com"))
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(leaves)

@@ -34,7 +34,7 @@ class TransactionalMailConfig(AppConfig):
             from anymail.signals import tracking
         except ImportError:  # pragma: no cover - anymail is a dependency
             return
-        from .tracking import handle_tracking_event
+        from .tracking.receiver import handle_tracking_event
 
         tracking.connect(
             handle_tracking_event, weak=False, dispatch_uid="transactional_mail.tracking"

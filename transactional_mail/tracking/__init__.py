@@ -1,12 +1,11 @@
-"""Tracking: Anymail's webhook events -> EmailEvent rows, statuses, suppressions."""
+"""Tracking: Anymail's webhook events -> EmailEvent rows, statuses and suppressions.
 
-from .outcomes import (  # noqa: F401  (a step of the split into one module per concept)
-    HARD,
-    RAW_OUTCOMES,
-    STATUS_RANK,
-    TEXT_MAX_CHARS,
-    classify,
-    handle_tracking_event,
-    raw_kinds,
-    recipient_key,
-)
+One module per concept: ``raw_kinds`` (reading an ESP's raw event), ``outcomes`` (what
+each event means), ``recipient_keys`` (the dedup key of a recipient) and ``receiver`` (the
+receiver of ``anymail.signals.tracking`` that writes it all). Code imports each name from
+the module that defines it.
+"""
+
+from .outcomes import RAW_OUTCOMES
+
+__all__ = ["RAW_OUTCOMES"]
