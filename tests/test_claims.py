@@ -21,6 +21,7 @@ from django.utils import timezone
 import transactional_mail
 from tests.factories import ORDER_CONTEXT, make_template
 from transactional_mail import claims, delivery, tasks
+from transactional_mail.metadata import METADATA_ID_KEY
 from transactional_mail.models import Email, EmailStatus
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,7 @@ def during_send(action):
     def receiver(sender, message, **kwargs):
         if not done:
             done.append(True)
-            action(int(message.metadata[delivery.METADATA_ID_KEY]))
+            action(int(message.metadata[METADATA_ID_KEY]))
 
     pre_send.connect(receiver, weak=False, dispatch_uid="test_claims.during_send")
     try:

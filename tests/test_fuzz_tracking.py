@@ -25,7 +25,7 @@ from tests.esp_server import (
     spam_complaint_event,
 )
 from transactional_mail.models import Email, EmailStatus, Suppression
-from transactional_mail.tracking import STATUS_RANK
+from transactional_mail.tracking.receiver import STATUS_RANK
 
 pytestmark = pytest.mark.django_db
 

@@ -21,6 +21,7 @@ from .headers import check_address, check_header_value, one_line
 from .models import Email, EmailStatus, EmailTemplate
 from .models.templates import language_fallbacks, normalize_language
 from .snapshots import json_snapshot
+from .tasks import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +107,6 @@ def send(
         except IntegrityError:
             # A concurrent transaction queued the same key first; return its row.
             return Email.objects.using(using).get(idempotency_key=idempotency_key)
-
-    from .tasks import enqueue_on_commit
 
     enqueue_on_commit(email.pk, due, using)
     return email

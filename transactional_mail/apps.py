@@ -11,9 +11,10 @@ class TransactionalMailConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
-            triggers,
+            send_checks,
         )
         from .schedule import install_periodic_tasks
+        from .triggers import cancellation, receivers
 
         post_migrate.connect(
             install_periodic_tasks,
@@ -21,17 +22,19 @@ class TransactionalMailConfig(AppConfig):
             dispatch_uid="transactional_mail.install_periodic_tasks",
         )
         post_migrate.connect(
-            triggers.sync_trigger_rows,
+            receivers.sync_trigger_rows,
             sender=self,
             dispatch_uid="transactional_mail.sync_trigger_rows",
         )
-        triggers.connect()
+        receivers.connect()
+        # Delivery asks the triggers through the registry: it never imports them.
+        send_checks.register("transactional_mail.triggers", cancellation.cancellation_reason)
         _connect_worker_checks()
         try:
             from anymail.signals import tracking
         except ImportError:  # pragma: no cover - anymail is a dependency
             return
-        from .tracking import handle_tracking_event
+        from .tracking.receiver import handle_tracking_event
 
         tracking.connect(
             handle_tracking_event, weak=False, dispatch_uid="transactional_mail.tracking"

@@ -113,7 +113,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 def _check_triggers(triggers: dict) -> list[checks.CheckMessage]:
     """One E009 per mistake in a definition; E010 for a path that reaches an attribute
     starting with "_" (``__dict__`` would put the password hash in the snapshot)."""
-    from .triggers import definition_problems, private_path_problems
+    from .triggers.checks import definition_problems, private_path_problems
 
     errors = []
     for key, definition in triggers.items():

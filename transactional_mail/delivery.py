@@ -25,10 +25,11 @@ from datetime import timedelta
 from django.core.mail import get_connection
 from django.utils import timezone
 
-from . import claims, signals
+from . import claims, send_checks, signals
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError, TemplateNotFound
 from .failures import Failure, classify_error, describe
+from .metadata import METADATA_ID_KEY
 from .models import (
     Email,
     EmailStatus,
@@ -44,9 +45,6 @@ from .rendering import render_email
 from .retries import attempts_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
-
-#: The key under which every email's id travels in the ESP metadata, for reconciliation.
-METADATA_ID_KEY = "transactional_mail_id"
 
 
 @dataclass(frozen=True)
@@ -186,12 +184,9 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     if not email.to:
         return _finish(email, EmailStatus.FAILED,
                        error="[permanent] No recipient: the email has no 'to' address.")
-    if email.trigger_key:
-        from .triggers import cancellation_reason
-
-        reason = cancellation_reason(email)
-        if reason:
-            return _finish(email, EmailStatus.CANCELLED, error=reason)
+    reason = send_checks.cancellation_reason(email)
+    if reason:
+        return _finish(email, EmailStatus.CANCELLED, error=reason)
     recipients, blocked = _unsuppressed_recipients(email, batch.suppressions(email))
     skipped = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
     if not recipients["to"]:

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import Email, EmailStatus
+from .tasks import enqueue_delivery
 
 #: Statuses from which an email may be queued again without risking a duplicate the
 #: operator did not ask for: it was never accepted by the ESP, or it was lost to it.
@@ -35,8 +36,6 @@ def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
     attempt counter restarts so the retry budget applies afresh; the log keeps the last
     error until the next attempt replaces it.
     """
-    from .tasks import enqueue_delivery
-
     if force:
         emails = emails.exclude(status__in=IN_PROGRESS_STATUSES)
     else:

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_setting
 from ..models import Email, EmailStatus, Trigger
-from ..triggers import sync_trigger_rows
+from ..triggers.receivers import sync_trigger_rows
 
 #: Statuses that mean the ESP took the email.
 _SENT = [EmailStatus.SENT, EmailStatus.DELIVERED, EmailStatus.DEFERRED, EmailStatus.BOUNCED,

@@ -9,7 +9,8 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from ...triggers import EVENTS, dry_run
+from ...triggers.dry_runs import dry_run
+from ...triggers.syntax import EVENTS
 
 
 class Command(BaseCommand):

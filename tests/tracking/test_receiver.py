@@ -20,8 +20,9 @@ from tests.esp_server import (
     spam_complaint_event,
 )
 from tests.factories import ORDER_CONTEXT, make_template
-from transactional_mail import delivery, tracking
+from transactional_mail import delivery
 from transactional_mail.models import Email, EmailEvent, EmailStatus, Suppression
+from transactional_mail.tracking import receiver, recipient_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -390,30 +391,6 @@ def test_each_esp_raw_kind_sets_the_documented_status_and_suppression(
     assert Suppression.objects.count() == len(found)
 
 
-def test_the_docs_table_is_the_classifier_table():
-    """docs/statuses-and-outbox.md lists exactly RAW_OUTCOMES: ESP, raw kind, status,
-    suppression."""
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "docs" / "statuses-and-outbox.md"
-            ).read_text()
-    section = text.split("<!-- esp-outcomes -->")[1]
-    documented = {}
-    for line in section.splitlines():
-        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 5 or cells[0] in ("ESP", "---") or set(cells[0]) <= {"-", ":"}:
-            continue
-        esp, kind, _anymail_type, status, suppression = cells
-        documented[(esp, kind)] = (status if status != "—" else None,
-                                   suppression if suppression != "—" else None)
-    expected = {
-        (esp, kind): (outcome.status, outcome.suppression)
-        for esp, table in tracking.RAW_OUTCOMES.items() if esp != "SendinBlue"
-        for kind, outcome in table.items()
-    }
-    assert documented == expected
-
-
 # --- Findings: recipients of one event, lost suppressions -----------------------------
 
 
@@ -469,20 +446,6 @@ def test_recipient_key_holds_no_address_and_links_no_events(client, webhooks):
     hooks.post(client, webhook)
     hooks.post(client, webhook)
     assert EmailEvent.objects.count() == 3
-
-
-def test_recipient_key_ignores_case_and_display_name():
-    key = tracking.recipient_key("Amazon SES", "id-1", "ann@example.com")
-    assert tracking.recipient_key("Amazon SES", "id-1", "Ann <ANN@Example.com>") == key
-    assert tracking.recipient_key("Amazon SES", "id-2", "ann@example.com") != key
-    assert tracking.recipient_key("Postmark", "id-1", "ann@example.com") != key
-    assert tracking.recipient_key("Amazon SES", "id-1", "") == ""
-
-
-def test_key_depends_on_secret_key(settings):
-    key = tracking.recipient_key("Amazon SES", "id-1", "ann@example.com")
-    settings.SECRET_KEY = "another-secret"
-    assert tracking.recipient_key("Amazon SES", "id-1", "ann@example.com") != key
 
 
 def test_a_failed_suppression_is_retried_not_lost(client, sent_email):
@@ -566,7 +529,7 @@ def test_large_fields_are_bounded_when_stored(client, webhooks):
                               raw_reason="550 " + "x" * 400_000)
     assert hooks.post(client, webhook).status_code == 200
     event = EmailEvent.objects.get()
-    assert len(event.mta_response) == tracking.TEXT_MAX_CHARS
+    assert len(event.mta_response) == receiver.TEXT_MAX_CHARS
     assert event.raw == {"truncated": True, "bytes": mock.ANY}
     assert status_of(email) == EmailStatus.BOUNCED
     assert Suppression.objects.get().address == ADDRESS
@@ -627,26 +590,6 @@ def test_wrong_signature_changes_nothing_for_signed_esps(client, webhooks, setti
     assert not Suppression.objects.exists()
 
 
-def test_classify_survives_payloads_of_another_shape():
-    """Raw events of an unexpected shape fall back on Anymail's normalised type."""
-    from anymail.signals import AnymailTrackingEvent
-
-    for esp, raw in [("Amazon SES", {"eventType": "Bounce", "bounce": ["x"]}),
-                     ("SparkPost", {"msys": ["x"]}), ("Mailgun", {"event-data": "x"}),
-                     ("Postmark", ["not", "a", "dict"]), ("Resend", {"data": None}),
-                     ("Unisender Go", {"status": "hard_bounced", "delivery_info": 3})]:
-        event = AnymailTrackingEvent(event_type="bounced", esp_event=raw)
-        assert tracking.classify(event, esp) is tracking.HARD, esp
-
-
-def test_raw_kinds_are_most_specific_first():
-    assert tracking.raw_kinds("Mailgun", {"event-data": {
-        "event": "failed", "severity": "permanent", "reason": "old"}}) == [
-        "failed/permanent/old", "failed/permanent/*", "failed/permanent", "failed/*", "failed"]
-    assert tracking.raw_kinds("Mailgun", {"event-data": {"event": "failed"}}) == ["failed"]
-    assert tracking.raw_kinds("Nobody", {"event": "x"}) == []
-
-
 # --- The migration that added the recipient key -----------------------------------------
 
 
@@ -682,7 +625,7 @@ def test_migration_keys_recent_events_so_their_replays_stay_duplicates():
         NewEvent = new_apps.get_model(app, "EmailEvent")
         keys = dict(NewEvent.objects.values_list("event_id", "recipient_key"))
         assert keys == {
-            "sns-1": tracking.recipient_key("Amazon SES", "sns-1", "ann@example.com"),
+            "sns-1": recipient_keys.recipient_key("Amazon SES", "sns-1", "ann@example.com"),
             "sns-0": "",
             "sha256:x": "",
         }
@@ -694,7 +637,7 @@ def test_migration_keys_recent_events_so_their_replays_stay_duplicates():
         NewEvent.objects.create(
             esp_name="Amazon SES", event_id="sns-1", event_type="bounced",
             recipient="bob@example.com",
-            recipient_key=tracking.recipient_key("Amazon SES", "sns-1", "bob@example.com"))
+            recipient_key=recipient_keys.recipient_key("Amazon SES", "sns-1", "bob@example.com"))
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(leaves)
