@@ -319,7 +319,7 @@ def test_a_claim_without_its_lock_checks_each_email_before_sending(template, esp
     @contextlib.contextmanager
     def lock_not_taken(token):
         with real_lock(token):
-            yield False
+            yield None
 
     real_render = delivery.render_email
 
@@ -372,3 +372,35 @@ def test_a_slow_worker_the_sweep_gave_up_on_records_its_success(
     row = Email.objects.get(pk=email.pk)
     assert row.status == EmailStatus.SENT
     assert row.esp_message_id == esp.requests[0].response["MessageID"]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_session_ended_checks_each_email_again(template, esp, enqueued, settings):
+    """The worker's database session ends mid-batch (an email_sent receiver closes the
+    connection, as close_old_connections() does with CONN_MAX_AGE=0; a restart or a
+    pooler does the same) and Django reconnects: the lock went with the old session, the
+    sweep recovers the batch's other email and another worker sends it. This worker must
+    not send it too. (Found by an attack on the fence shortcut.)"""
+    from transactional_mail import signals
+
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SENDING_TIMEOUT": -1}
+    first, second = queue(), transactional_mail.send("order_confirmation", "bob@example.com",
+                                                     ORDER_CONTEXT)
+    done = []
+
+    def receiver(sender, email, **kwargs):
+        if done or email.pk != first.pk:
+            return
+        done.append(True)
+        connection.close()  # the session, and the claim's advisory lock, end here
+        done.append(tasks.sweep_outbox()["recovered"])  # the lock is free: recovered
+        done.append(delivery.deliver(second.pk).status)  # another worker sends it
+
+    signals.email_sent.connect(receiver, weak=False, dispatch_uid="test_claims.session")
+    try:
+        delivery.deliver_batch([first.pk, second.pk], 2)
+    finally:
+        signals.email_sent.disconnect(dispatch_uid="test_claims.session")
+    assert done == [True, 1, EmailStatus.SENT]
+    assert len(esp.requests_for(second.pk)) == 1, "the second email was sent twice"

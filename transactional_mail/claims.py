@@ -55,8 +55,15 @@ class Claim:
 
     token: uuid.UUID
     email_ids: list[int] = field(default_factory=list)
-    #: Whether this claim holds its advisory lock (PostgreSQL), which keeps the sweep away.
-    locked: bool = False
+    #: The database session that took the claim's advisory lock (PostgreSQL), or None.
+    lock_session: object | None = None
+
+    @property
+    def locked(self) -> bool:
+        """Whether the claim's advisory lock, which keeps the sweep away, is still held: by
+        the session that took it. A session that ended (Django reconnects after a closed
+        connection) took the lock with it."""
+        return self.lock_session is not None and _connection().connection is self.lock_session
 
     def holds(self, email: Email) -> bool:
         """Whether this claim still owns the email, in ``sending``: not recovered by the
@@ -89,7 +96,7 @@ def claim(
     ``email_ids`` is empty when there was nothing to claim: then it cost one statement.
     """
     token = uuid.uuid4()
-    own = [email_ids] if isinstance(email_ids, int) else list(email_ids or ())
+    own = [email_ids] if isinstance(email_ids, int) else list(dict.fromkeys(email_ids or ()))
     limit, now = max(limit, len(own), 1), now or timezone.now()
     if _is_postgresql():
         claimed = _claim_rows_postgresql(token, own, limit, now)
@@ -101,8 +108,8 @@ def claim(
     # Taken after the claim, which is safe: the sweep only looks at claims older than
     # SENDING_TIMEOUT, and should it ever recover one before its lock is taken, the rows
     # read under the lock (Claim.rows) no longer include it.
-    with _claim_lock(token) as locked:
-        yield Claim(token, claimed, locked)
+    with _claim_lock(token) as lock_session:
+        yield Claim(token, claimed, lock_session)
 
 
 def _never_handed_over(email: Email) -> bool:
@@ -221,26 +228,26 @@ def _claim_rows(token: uuid.UUID, own: list[int], limit: int, now: datetime) -> 
 
 
 @contextlib.contextmanager
-def _claim_lock(token: uuid.UUID) -> Iterator[bool]:
+def _claim_lock(token: uuid.UUID) -> Iterator[object | None]:
     """Hold the claim's advisory lock for the block (PostgreSQL; elsewhere nothing); give
-    whether it is held.
+    the database session (the DB-API connection) that holds it, or None.
 
     A lock another claim's token shares (one chance in 2**32) is not taken again: the
     sweep then sees it held and waits for that other worker, which is only slower, and
     this claim checks each email before sending it, as where there are no locks.
     """
     if not _is_postgresql():
-        yield False
+        yield None
         return
     connection = _connection()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token))
-        taken = cursor.fetchone()[0]
+        session = connection.connection if cursor.fetchone()[0] else None
     try:
-        yield taken
+        yield session
     finally:
-        # If the connection broke meanwhile, the server released the lock with it.
-        if taken:
+        # A session that ended meanwhile released the lock with it.
+        if session is not None and connection.connection is session:
             with contextlib.suppress(Exception), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
 

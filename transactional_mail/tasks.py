@@ -137,11 +137,11 @@ def enqueue_delivery(email_ids: int | Iterable[int], due: datetime.datetime | No
                     deliver, chunk, producer=producer, countdown=countdown, queue=queue
                 )
                 published += len(chunk)
-    except Exception:
+    except Exception as err:
         logger.warning(
-            "Could not enqueue email(s) %s (broker unreachable?); the outbox sweep will send them.",
-            _ids_text(email_ids[published:]),
-            exc_info=True,
+            "Could not enqueue email(s) %s (%s: %s; the broker unreachable?); the outbox "
+            "sweep will send them.",
+            _ids_text(email_ids[published:]), type(err).__name__, err, exc_info=True,
         )
     return published
 
@@ -185,7 +185,8 @@ class _CommitBatch:
     def publish(self) -> None:
         if not self.published:
             self.published = True
-            enqueue_delivery(self.email_ids)
+            # SQLite gives an undone email's id to the next one: list each id once.
+            enqueue_delivery(list(dict.fromkeys(self.email_ids)))
 
     def pending(self, connection) -> bool:
         """Whether a callback of this batch still waits for ``connection``'s commit (not
