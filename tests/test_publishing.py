@@ -6,9 +6,10 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+from celery import Celery
 from celery.signals import before_task_publish
 from django.db import transaction
-from kombu import Producer
+from kombu import Exchange, Producer, Queue
 
 import transactional_mail
 from tests.factories import ORDER_CONTEXT, make_template, published
@@ -261,3 +262,69 @@ def test_an_id_given_again_in_one_transaction_is_delivered_once_and_keeps_its_re
     row = Email.objects.get(pk=last.pk)
     assert (row.status, row.attempts) == ("queued", 1)
     assert published(enqueued) == [(last.pk,)]
+
+
+# --- The same message as apply_async's, whatever the Celery settings ---------------------
+
+CONFIGS = {
+    "routes-priority": {"task_routes": {"t.deliver": {"queue": "mail", "priority": 7}},
+                        "task_queue_max_priority": 10},
+    "custom-exchange": {"task_default_exchange": "tm-ex", "task_default_exchange_type": "topic",
+                        "task_default_routing_key": "tm.rk"},
+    "task-queues-topic": {"task_queues": [Queue("mailq", Exchange("mailx", type="topic"),
+                                                routing_key="mail.#")],
+                          "task_default_queue": "mailq"},
+    "pickle": {"task_serializer": "pickle", "accept_content": ["pickle", "json"]},
+    "msgpack": {"task_serializer": "msgpack"},
+    "compression": {"task_compression": "zlib"},
+    "protocol-1": {"task_protocol": 1},
+    "default-priority": {"task_default_priority": 3},
+    "delivery-mode": {"task_default_delivery_mode": "transient"},
+    "annotations": {"task_annotations": {"t.deliver": {"time_limit": 30,
+                                                       "soft_time_limit": 20}}},
+    "sent-event": {"task_send_sent_event": True},
+    "repr-levels": {"task_repr_maxlevels": 1},
+}
+
+
+def _fresh_app(conf: dict):
+    app = Celery("other-settings", broker="memory://", set_as_current=False)
+    app.conf.update(task_ignore_result=True, **conf)
+
+    @app.task(name="t.deliver", ignore_result=True, shared=False)
+    def deliver(email_id, *more_ids):
+        return None
+
+    app.finalize()
+    return app, app.tasks["t.deliver"]
+
+
+def _captured(app, publish_it) -> dict:
+    with mock.patch.object(Producer, "publish") as kombu_publish, \
+            app.producer_or_acquire() as producer:
+        publish_it(producer)
+    # A sent event (task_send_sent_event) is a second publish, to celeryev: compared too.
+    calls = kombu_publish.call_args_list
+    events = [c.args[0] for c in calls if c.kwargs.get("exchange") == "celeryev"]
+    [call] = [c for c in calls if c.kwargs.get("exchange") != "celeryev"]
+    body = call.args[0]
+    if isinstance(body, dict):  # protocol 1 carries the id in the body
+        body = {k: v for k, v in body.items() if k != "id"}
+    message = {**call.kwargs, "body": body,
+               "events": [{k: v for k, v in e.items()
+                           if k not in {"uuid", "root_id", "timestamp", "local_received",
+                                        "clock", "pid", "utcoffset"}} for e in events]}
+    message["headers"] = {k: v for k, v in message["headers"].items() if k not in PER_MESSAGE}
+    for key in ("declare",):
+        message[key] = [repr(entity) for entity in message.get(key) or []]
+    message["exchange"] = repr(message.get("exchange"))
+    return {k: v for k, v in message.items() if k not in PER_MESSAGE}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_the_message_is_apply_asyncs_under_other_celery_settings(name):
+    """On fresh Celery apps, each with other settings that shape a message."""
+    app, task = _fresh_app(CONFIGS[name])
+    ours = _captured(app, lambda p: publishing.publish(task, (7, 8), producer=p))
+    celerys = _captured(app, lambda p: task.apply_async((7, 8), producer=p, retry=False))
+    assert ours == celerys
