@@ -5,7 +5,6 @@ Every test sends over real HTTP to the fake Postmark API in tests/esp_server.py.
 
 from __future__ import annotations
 
-import datetime
 from unittest import mock
 
 import pytest
@@ -15,8 +14,7 @@ from django.utils import timezone
 import transactional_mail
 from tests.esp_server import INACTIVE_RECIPIENT, INVALID_TO, refused
 from tests.factories import ORDER_CONTEXT, make_layout, make_template
-from transactional_mail import delivery, failures
-from transactional_mail.failures import Failure, classify_error
+from transactional_mail import delivery
 from transactional_mail.models import Email, EmailStatus, Suppression, SuppressionReason
 
 pytestmark = pytest.mark.django_db
@@ -328,23 +326,3 @@ def test_smtp_backend_works_too(template, settings, mailoutbox):
     assert mailoutbox[-1].subject == "Order A-1001 confirmed"
     email.refresh_from_db()
     assert email.esp_name == "django.core.mail.backends.locmem"
-
-
-class TestClassifyError:
-    def test_smtp(self):
-        import smtplib
-
-        assert classify_error(smtplib.SMTPRecipientsRefused({}))[0] is Failure.PERMANENT
-        assert classify_error(smtplib.SMTPResponseException(451, b"later"))[0] is Failure.TRANSIENT
-        assert classify_error(smtplib.SMTPResponseException(550, b"no"))[0] is Failure.PERMANENT
-        assert classify_error(ConnectionRefusedError())[0] is Failure.TRANSIENT
-        assert classify_error(TimeoutError())[0] is Failure.AMBIGUOUS
-
-    def test_unknown_errors_are_transient(self):
-        assert classify_error(RuntimeError("bug"))[0] is Failure.TRANSIENT
-
-    def test_retry_after_http_date(self):
-        response = mock.Mock(headers={"Retry-After": (
-            timezone.now() + datetime.timedelta(seconds=120)).strftime("%a, %d %b %Y %H:%M:%S GMT"
-        )})
-        assert 100 <= failures._retry_after(response) <= 120
