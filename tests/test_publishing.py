@@ -151,17 +151,24 @@ def test_a_scheduled_email_gets_a_task_of_its_own(
     assert countdowns[0] == 0.0 and 55 <= countdowns[1] <= 60
 
 
+def queue_around_an_undone_savepoint() -> tuple[Email, Email]:
+    """In one transaction: an email, one undone with its savepoint, another; return the
+    two that were committed."""
+    with transaction.atomic():
+        first = queue()
+        with pytest.raises(RuntimeError), transaction.atomic():
+            queue("undone@example.com")
+            raise RuntimeError("this part of the request failed")
+        return first, queue("bob@example.com")
+
+
 def test_a_rolled_back_savepoint_drops_only_its_emails(
     template, enqueued, django_capture_on_commit_callbacks
 ):
     """The savepoint's email loses its callback; the others' callbacks still publish every
     id in one task (the undone email's id finds no row: one claim for nothing)."""
-    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        first = queue()
-        with pytest.raises(RuntimeError), transaction.atomic():
-            queue("undone@example.com")
-            raise RuntimeError("this part of the request failed")
-        last = queue("bob@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        first, last = queue_around_an_undone_savepoint()
     [ids] = published(enqueued)
     assert {first.pk, last.pk} <= set(ids)
     assert set(Email.objects.values_list("pk", flat=True)) == {first.pk, last.pk}
@@ -246,12 +253,8 @@ def test_an_id_given_again_in_one_transaction_is_delivered_once_and_keeps_its_re
     """SQLite gives the id of an email undone with its savepoint to the next email of the
     transaction: the task lists each id once, so the batch does not deliver that row twice
     (the second pass used to replace the first's retry). (Found by an attack.)"""
-    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        first = queue()
-        with pytest.raises(RuntimeError), transaction.atomic():
-            queue("undone@example.com")
-            raise RuntimeError("undone")
-        last = queue("bob@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        first, last = queue_around_an_undone_savepoint()
     [ids] = published(enqueued)
     assert len(ids) == len(set(ids)) and {first.pk, last.pk} <= set(ids)
     enqueued.reset_mock()
