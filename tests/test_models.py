@@ -85,6 +85,9 @@ def test_a_layout_in_use_cannot_be_deleted():
     ("html", '{% include "admin/base.html" %}', 1),
     ("subject", "Hi {{ name|safe }}", 1),
     ("text", "Line one\n{% if x %}unclosed", 2),
+    ("subject", "Order {{ order.number }} confirmed {{ order.number ", 1),
+    ("html", "<p>Hi</p>\n<p>{{ name </p>", 2),
+    ("text", "Hi\n\n{% if x", 3),
 ])
 def test_forbidden_or_broken_templates_are_refused_on_save_naming_the_line(field, source, line):
     template = EmailTemplate(key="bad", subject="Hi", html="<p>Hi</p>")
