@@ -308,6 +308,16 @@ def test_language_fallback_picks_the_regional_parent(esp):
     assert esp.requests[0].json["Subject"] == "Commande A-1001"
 
 
+def test_each_email_renders_in_its_own_language(esp):
+    """Delivery renders under the email's language: French and German dates."""
+    make_template(subject="{{ d|as_datetime|date }}", html="<p>{{ d|as_datetime|date }}</p>")
+    for language in ("fr", "de", ""):
+        delivery.deliver(transactional_mail.send(
+            "order_confirmation", "a@example.com", {"d": "2026-11-29"}, language=language).pk)
+    assert [r.json["Subject"] for r in esp.requests] == [
+        "29 novembre 2026", "29. November 2026", "Nov. 29, 2026"]
+
+
 def test_template_deleted_before_delivery_fails_with_the_reason(template, esp):
     email = queue()
     template.delete()

@@ -64,6 +64,23 @@ def test_language_override_applies_to_date_names():
     assert render_email(tpl, None, context).html == "May"
 
 
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", "29 novembre 2026 · 1\u202f234,5"),
+    ("de", "29. November 2026 · 1.234,5"),
+    ("en", "Nov. 29, 2026 · 1,234.5"),
+    (None, "Nov. 29, 2026 · 1,234.5"),
+    ("xx-unknown", "Nov. 29, 2026 · 1,234.5"),
+])
+def test_dates_and_numbers_use_the_formats_of_the_emails_language(language, expected):
+    """The default date format and localised numbers follow the email's language; an
+    unknown language falls back to LANGUAGE_CODE without an error."""
+    tpl = template('{{ d|as_datetime|date }} · {{ n|floatformat:"1g" }}',
+                   subject="{{ d|as_datetime|date }}")
+    rendered = render_email(tpl, None, {"d": "2026-11-29", "n": 1234.5}, language=language)
+    assert rendered.html.replace("\xa0", "\u202f") == expected.replace("\xa0", "\u202f")
+    assert rendered.subject == expected.split(" · ")[0]
+
+
 def test_template_without_layout_or_style_is_rendered_as_is():
     tpl = template("Hi {{ name }},\n<p>text</p>")
     assert render_email(tpl, None, {"name": "Ada"}).html == "Hi Ada,\n<p>text</p>"
