@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..rendering.brand import DEFAULT_FONT_STACK, validate_css_color, validate_font_stack
 from .revisions import Revision, Revisioned
 
 CONTENT_SLOT = "{{ content }}"
@@ -27,10 +28,32 @@ class LayoutFields(models.Model):
         _("CSS"), blank=True, help_text=_("Inlined into every element when the email is sent.")
     )
     logo_url = models.URLField(_("logo URL"), blank=True, max_length=500)
-    primary_color = models.CharField(_("primary colour"), max_length=32, default="#1a73e8")
-    background_color = models.CharField(_("background colour"), max_length=32, default="#f4f4f5")
-    text_color = models.CharField(_("text colour"), max_length=32, default="#1f2937")
+    primary_color = models.CharField(
+        _("primary colour"), max_length=32, default="#1a73e8", validators=[validate_css_color],
+        help_text=_("A CSS colour: #rgb, #rrggbb, #rrggbbaa, rgb(), rgba() or a colour name."),
+    )
+    background_color = models.CharField(
+        _("background colour"), max_length=32, default="#f4f4f5",
+        validators=[validate_css_color],
+    )
+    text_color = models.CharField(
+        _("text colour"), max_length=32, default="#1f2937", validators=[validate_css_color]
+    )
+    font_family = models.CharField(
+        _("font stack"),
+        max_length=200,
+        default=DEFAULT_FONT_STACK,
+        validators=[validate_font_stack],
+        help_text=_("A CSS font-family list, e.g. Helvetica, Arial, sans-serif."),
+    )
     footer_html = models.TextField(_("footer HTML"), blank=True)
+    footer_address = models.TextField(
+        _("footer address"), blank=True, help_text=_("The postal address shown in the footer.")
+    )
+    legal_text = models.TextField(
+        _("legal text"), blank=True, help_text=_("Shown in the footer, e.g. why they get this.")
+    )
+    help_url = models.URLField(_("help link"), blank=True, max_length=500)
 
     class Meta:
         abstract = True
@@ -74,8 +97,13 @@ class Layout(LayoutFields, Revisioned):
         "primary_color",
         "background_color",
         "text_color",
+        "font_family",
         "footer_html",
+        "footer_address",
+        "legal_text",
+        "help_url",
     )
+    RESTORED_FIELDS = REVISION_FIELDS
 
     current_revision = models.ForeignKey(
         LayoutRevision,
@@ -85,6 +113,17 @@ class Layout(LayoutFields, Revisioned):
         editable=False,
         related_name="+",
         verbose_name=_("current revision"),
+        help_text=_("The latest revision: the draft, when it is not the published one."),
+    )
+    published_revision = models.ForeignKey(
+        LayoutRevision,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("published revision"),
+        help_text=_("The revision emails are rendered in."),
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -95,6 +134,7 @@ class Layout(LayoutFields, Revisioned):
         constraints = [
             models.UniqueConstraint(fields=["name"], name="transactional_mail_layout_name_unique")
         ]
+        permissions = [("publish_layout", _("Can publish layout"))]
 
     def __str__(self) -> str:
         return self.name

@@ -2,14 +2,15 @@
 
 A layout is the branded shell around every template. Its ``html`` and ``css`` may use the
 brand variables ``{{ brand.logo_url }}``, ``{{ brand.primary_color }}``,
-``{{ brand.background_color }}``, ``{{ brand.text_color }}``, ``{{ brand.name }}`` and
-``{{ brand.footer_html }}`` (the layout's footer, itself a template of the other brand
-values, inserted as HTML). Layouts are rendered once per layout revision with those
-values only, so per-email data belongs in the template (in a layout, ``{{ order }}``
-renders empty). The content slot ``{{ content }}`` (exactly once, outside any block tag)
-is then replaced by the template's *source*, and ``layout.css`` (rendered without
-autoescaping) goes into a ``<style>`` element at the end of the head. Templates do not
-see ``brand``: a context key of that name stays the caller's.
+``{{ brand.background_color }}``, ``{{ brand.text_color }}``, ``{{ brand.font_family }}``,
+``{{ brand.footer_address }}``, ``{{ brand.legal_text }}``, ``{{ brand.help_url }}``,
+``{{ brand.name }}`` and ``{{ brand.footer_html }}`` (the layout's footer, itself a
+template of the other brand values, inserted as HTML). Layouts are rendered once per
+layout revision with those values only, so per-email data belongs in the template (in a
+layout, ``{{ order }}`` renders empty). The content slot ``{{ content }}`` (exactly once,
+outside any block tag) is then replaced by the template's *source*, and ``layout.css``
+(rendered without autoescaping) goes into a ``<style>`` element at the end of the head.
+Templates do not see ``brand``: a context key of that name stays the caller's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from .budget import render_budget
 from .context import FrozenDict
 from .engine import RestrictedTemplate
 
-_BRAND_FIELDS = ("name", "logo_url", "primary_color", "background_color", "text_color")
+_BRAND_FIELDS = (
+    "name", "logo_url", "primary_color", "background_color", "text_color", "font_family",
+    "footer_address", "legal_text", "help_url",
+)
 _LAYOUT_FIELDS = ("html", "css", "footer_html", *_BRAND_FIELDS)
 # The names a layout's parts render under (in errors), and the field each comes from.
 _LAYOUT_PARTS = MappingProxyType(
