@@ -103,7 +103,8 @@ class Layout(LayoutFields, Revisioned):
         "legal_text",
         "help_url",
     )
-    RESTORED_FIELDS = REVISION_FIELDS
+    #: What restoring an old revision copies back: all but the name, which is unique.
+    RESTORED_FIELDS = REVISION_FIELDS[1:]
 
     current_revision = models.ForeignKey(
         LayoutRevision,
