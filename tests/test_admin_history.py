@@ -336,7 +336,7 @@ def test_layouts_have_drafts_publishing_and_history_too(publisher, django_user_m
                                    "publish_emailtemplate", username="layout-editor")
     assert editor_client.post(f"{ADMIN}/layout/{layout.pk}/publish/").status_code == 403
     assert client.post(f"{ADMIN}/layout/{layout.pk}/publish/").status_code == 302
-    assert Layout.objects.get().published_revision.footer_html == "New footer"
+    assert Layout.objects.get(pk=layout.pk).published_revision.footer_html == "New footer"
 
 
 @pytest.mark.parametrize(("field", "value"), [

@@ -81,6 +81,22 @@ def test_dates_and_numbers_use_the_formats_of_the_emails_language(language, expe
     assert rendered.subject == expected.split(" · ")[0]
 
 
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", '<html lang="fr" dir="ltr">'), ("ar", '<html lang="ar" dir="rtl">'),
+    (None, '<html lang="en" dir="ltr">'), ("xx", '<html lang="en" dir="ltr">'),
+])
+def test_a_layout_gets_each_emails_language_direction_and_preheader(language, expected):
+    """The layout renders once per revision; its language, direction and preheader
+    markers become each email's, the preheader escaped and only in the HTML."""
+    shell = layout('<html lang="{{ brand.language }}" dir="{{ brand.direction }}"><body>'
+                   '<div class="pre">{{ brand.preheader }}</div>{{ content }}</body></html>')
+    tpl = template("<p>x</p>", subject="S {{ brand.preheader }}")
+    rendered = render_email(tpl, shell, {"preheader": "<b>Soon</b>\nthere"}, language=language)
+    assert rendered.html.startswith(expected)
+    assert '<div class="pre">&lt;b&gt;Soon&lt;/b&gt; there</div>' in rendered.html
+    assert rendered.subject == "S" and "Soon" not in rendered.text
+
+
 def test_template_without_layout_or_style_is_rendered_as_is():
     tpl = template("Hi {{ name }},\n<p>text</p>")
     assert render_email(tpl, None, {"name": "Ada"}).html == "Hi Ada,\n<p>text</p>"

@@ -29,6 +29,7 @@ from .budget import render_budget
 from .compiled import _Compiled, _compiled
 from .context import freeze_context
 from .inlining import inline_css
+from .layout import localize
 from .text import html_to_text
 
 __all__ = ["RenderedEmail", "one_line", "render_email"]
@@ -81,6 +82,12 @@ def render_email(
         compiled = _compiled(template, layout)
         try:
             subject, html, text = _render_parts(compiled, data)
+            preheader = data.get("preheader")
+            marks = {"language": translation.get_language() or settings.LANGUAGE_CODE,
+                     "bidi": translation.get_language_bidi()}
+            html = localize(html, **marks,
+                            preheader=preheader if isinstance(preheader, str) else "")
+            subject, text = (localize(part, **marks).strip() for part in (subject, text))
         except RenderError:
             raise
         except Exception as err:
