@@ -244,6 +244,7 @@ def test_one_revision_shows_its_content_escaped(template, admin_client):
     html = page.content.decode()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
     assert "<script>alert" not in html
+    assert f'href="{ADMIN}/emailtemplate/{template.pk}/revisions/">Revisions</a>' in html
     assert admin_client.get(
         f"{ADMIN}/emailtemplate/{template.pk}/revisions/9/").status_code == 404
 

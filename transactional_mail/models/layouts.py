@@ -7,7 +7,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from ..rendering.brand import DEFAULT_FONT_STACK, validate_css_color, validate_font_stack
-from .revisions import Revision, Revisioned
+from .revisions import Revision, Revisioned, revision_pointer
 
 CONTENT_SLOT = "{{ content }}"
 
@@ -106,25 +106,13 @@ class Layout(LayoutFields, Revisioned):
     #: What restoring an old revision copies back: all but the name, which is unique.
     RESTORED_FIELDS = REVISION_FIELDS[1:]
 
-    current_revision = models.ForeignKey(
+    current_revision = revision_pointer(
         LayoutRevision,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="+",
-        verbose_name=_("current revision"),
-        help_text=_("The latest revision: the draft, when it is not the published one."),
+        _("current revision"),
+        _("The latest revision: the draft, when it is not the published one."),
     )
-    published_revision = models.ForeignKey(
-        LayoutRevision,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="+",
-        verbose_name=_("published revision"),
-        help_text=_("The revision emails are rendered in."),
+    published_revision = revision_pointer(
+        LayoutRevision, _("published revision"), _("The revision emails are rendered in.")
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -12,6 +12,21 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 
+def revision_pointer(to, verbose_name, help_text) -> models.ForeignKey:
+    """A revisioned model's pointer to one of its revisions (the current or the published):
+    set by the model itself, never in a form; a deleted revision leaves it empty."""
+    return models.ForeignKey(
+        to,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=verbose_name,
+        help_text=help_text,
+    )
+
+
 class Revision(models.Model):
     """A snapshot written once and never changed: logged emails point at it."""
 

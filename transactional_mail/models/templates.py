@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_setting
 from ..exceptions import TemplateNotFound, TemplateNotPublished
-from .revisions import Revision, Revisioned
+from .revisions import Revision, Revisioned, revision_pointer
 
 
 def normalize_language(language: str | None) -> str:
@@ -181,25 +181,13 @@ class EmailTemplate(TemplateFields, Revisioned):
         blank=True,
         help_text=_("Example data for previews and test sends."),
     )
-    current_revision = models.ForeignKey(
+    current_revision = revision_pointer(
         TemplateRevision,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="+",
-        verbose_name=_("current revision"),
-        help_text=_("The latest revision: the draft, when it is not the published one."),
+        _("current revision"),
+        _("The latest revision: the draft, when it is not the published one."),
     )
-    published_revision = models.ForeignKey(
-        TemplateRevision,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="+",
-        verbose_name=_("published revision"),
-        help_text=_("The revision emails are rendered from."),
+    published_revision = revision_pointer(
+        TemplateRevision, _("published revision"), _("The revision emails are rendered from.")
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
