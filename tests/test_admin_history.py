@@ -12,6 +12,7 @@ import re
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission
+from django.db.models.fields.files import FieldFile
 from django.test import Client
 
 import transactional_mail
@@ -32,6 +33,8 @@ def change_form_data(client, url: str, **changes) -> dict:
     form = response.context["adminform"].form
     for name in form.fields:
         value = form[name].value()
+        if isinstance(value, FieldFile):
+            continue  # a file input posts nothing unless a file is chosen
         if isinstance(value, (dict, list)):
             value = json.dumps(value)
         data[name] = "" if value is None else value
@@ -365,3 +368,53 @@ def test_the_send_log_links_to_the_exact_revision_an_email_used(template, admin_
     page = admin_client.get(f"{ADMIN}/email/{email.pk}/change/")
     assert (f'href="{ADMIN}/emailtemplate/{template.pk}/revisions/1/"'
             in page.content.decode())
+
+
+# ---- the layout's logo upload -------------------------------------------------------------
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+       b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
+       b"\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.MEDIA_URL = "https://cdn.example.com/media/"
+    return tmp_path
+
+
+def post_logo(client, layout, name="logo.png", content=PNG):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url = f"{ADMIN}/layout/{layout.pk}/change/"
+    data = change_form_data(client, url, logo_file=SimpleUploadedFile(name, content))
+    return client.post(url, data)
+
+
+def test_an_uploaded_logo_goes_to_the_default_storage_and_becomes_the_logo_url(
+        admin_client, media):
+    layout = make_layout()
+    assert post_logo(admin_client, layout).status_code == 302
+    layout.refresh_from_db()
+    assert layout.logo_file.name.startswith("transactional_mail/logos/logo")
+    assert (media / layout.logo_file.name).read_bytes() == PNG
+    assert layout.current_revision.logo_url == (
+        f"https://cdn.example.com/media/{layout.logo_file.name}")
+    assert layout.has_unpublished_changes  # a new logo is a draft like any change
+
+
+@pytest.mark.parametrize(("name", "content", "media_url", "error"), [
+    ("logo.svg", b"<svg onload='alert(1)'/>", "https://cdn.example.com/media/", "extension"),
+    ("logo.png", PNG, "/media/", "relative URL"),
+    ("logo.png", b"x" * 1_000_001, "https://cdn.example.com/media/", "over 1 MB"),
+])
+def test_a_logo_upload_that_would_not_show_in_mail_is_refused_on_the_form(
+        admin_client, media, settings, name, content, media_url, error):
+    settings.MEDIA_URL = media_url
+    layout = make_layout()
+    response = post_logo(admin_client, layout, name, content)
+    assert response.status_code == 200
+    assert error in " ".join(response.context["adminform"].form.errors["logo_file"])
+    assert layout.revisions.count() == 1
+    assert not list(media.rglob("logo*"))

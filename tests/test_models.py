@@ -346,3 +346,16 @@ def test_the_migration_publishes_what_existing_sites_send_today():
     assert EmailTemplate.objects.get(key="never-saved-through-save").published_revision is None
     assert EmailTemplate.objects.published_revisions("old", None) == (
         revision.pk, layout_revision.pk)
+
+
+def test_a_logo_saved_from_code_needs_an_absolute_storage_url(settings, tmp_path):
+    from django.core.files.base import ContentFile
+
+    settings.MEDIA_ROOT, settings.MEDIA_URL = str(tmp_path), "/media/"
+    layout = make_layout()
+    layout.logo_file = ContentFile(b"png", name="logo.png")
+    with pytest.raises(ValidationError, match="relative URL"):
+        layout.save()
+    settings.MEDIA_URL = "https://cdn.example.com/m/"
+    layout.save()
+    assert layout.current_revision.logo_url.startswith("https://cdn.example.com/m/transactional")

@@ -1,4 +1,5 @@
 
+import django.core.validators
 import django.db.models.deletion
 import transactional_mail.rendering.brand
 from django.conf import settings
@@ -56,6 +57,11 @@ class Migration(migrations.Migration):
             model_name='layout',
             name='legal_text',
             field=models.TextField(blank=True, help_text='Shown in the footer, e.g. why they get this.', verbose_name='legal text'),
+        ),
+        migrations.AddField(
+            model_name='layout',
+            name='logo_file',
+            field=models.FileField(blank=True, help_text="A PNG, JPEG, GIF or WebP image of at most 1 MB, stored in the site's default storage; saving puts its URL in the logo URL.", max_length=300, upload_to='transactional_mail/logos/', validators=[django.core.validators.FileExtensionValidator(['png', 'jpg', 'jpeg', 'gif', 'webp'])], verbose_name='logo upload'),
         ),
         migrations.AddField(
             model_name='layout',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -10,6 +11,8 @@ from ..rendering.brand import DEFAULT_FONT_STACK, validate_css_color, validate_f
 from .revisions import Revision, Revisioned, revision_pointer
 
 CONTENT_SLOT = "{{ content }}"
+LOGO_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp"]
+LOGO_MAX_BYTES = 1_000_000
 
 
 class LayoutFields(models.Model):
@@ -106,6 +109,17 @@ class Layout(LayoutFields, Revisioned):
     #: What restoring an old revision copies back: all but the name, which is unique.
     RESTORED_FIELDS = REVISION_FIELDS[1:]
 
+    logo_file = models.FileField(
+        _("logo upload"),
+        upload_to="transactional_mail/logos/",
+        max_length=300,
+        blank=True,
+        validators=[FileExtensionValidator(LOGO_EXTENSIONS)],
+        help_text=_(
+            "A PNG, JPEG, GIF or WebP image of at most 1 MB, stored in the site's default "
+            "storage; saving puts its URL in the logo URL."
+        ),
+    )
     current_revision = revision_pointer(
         LayoutRevision,
         _("current revision"),
@@ -130,11 +144,39 @@ class Layout(LayoutFields, Revisioned):
 
     def save(self, *args, **kwargs):
         self.validate_sources()
+        self._store_logo()
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
         super().clean()
         self.validate_sources()
+        self._logo_problem()
+
+    def _logo_problem(self) -> None:
+        """Refuse a new upload that is too big, or that the storage would serve from a
+        relative URL (``MEDIA_URL = "/media/"``): mail clients need an absolute one."""
+        upload = self.logo_file
+        if not upload or upload._committed:
+            return
+        if upload.size > LOGO_MAX_BYTES:
+            raise ValidationError({"logo_file": _("The logo is over 1 MB: email clients "
+                                                  "load it for every reader.")})
+        probe = upload.storage.url(upload.field.generate_filename(self, "logo.png"))
+        if not probe.startswith(("https://", "http://")):
+            raise ValidationError({"logo_file": _(
+                "The site's storage serves files from %(url)s, a relative URL that mail "
+                "clients cannot load. Set MEDIA_URL (or the storage's base URL) to an "
+                "absolute URL, or give the logo URL instead."
+            ) % {"url": probe}})
+
+    def _store_logo(self) -> None:
+        """Store a new upload and make its URL the logo URL (which revisions record)."""
+        upload = self.logo_file
+        if not upload or upload._committed:
+            return
+        self._logo_problem()
+        upload.save(upload.name, upload.file, save=False)
+        self.logo_url = upload.url
 
     def validate_sources(self) -> None:
         """Refuse a layout the restricted template engine would not accept, one whose
