@@ -223,6 +223,16 @@ def test_the_history_lists_every_revision_with_author_time_note_and_state(templa
         f"{ADMIN}/emailtemplate/{template.pk}/change/").content.decode()
 
 
+def test_notes_and_authors_are_shown_escaped(template, django_user_model, admin_client):
+    author = django_user_model.objects.create(username="<b>eve</b>")
+    template.subject, template.revision_author = "Second", author
+    template.revision_note = "<img src=x onerror=alert(1)>"
+    template.save()
+    html = admin_client.get(f"{ADMIN}/emailtemplate/{template.pk}/revisions/").content.decode()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+    assert "&lt;b&gt;eve&lt;/b&gt;" in html and "<b>eve</b>" not in html
+
+
 def test_a_viewer_sees_the_history_but_cannot_restore(template, django_user_model):
     template.subject = "Second"
     template.save()

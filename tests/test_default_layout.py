@@ -56,6 +56,17 @@ def test_it_is_installed_again_only_when_no_layout_exists(default):
     assert Layout.objects.get().html == default_layout_values()["html"]
 
 
+def test_a_database_the_app_does_not_migrate_to_gets_nothing(default, settings):
+    class NoLayouts:
+        def allow_migrate(self, db, app_label, **hints):
+            return app_label != "transactional_mail"
+
+    default.delete()
+    settings.DATABASE_ROUTERS = [NoLayouts()]
+    install_default_layout()
+    assert not Layout.objects.exists()
+
+
 @pytest.mark.parametrize(("language", "lang", "direction"), [
     ("fr", "fr", "ltr"), ("de", "de", "ltr"), ("ar", "ar", "rtl"), (None, "en", "ltr"),
 ])

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from django.apps import apps
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, router, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def install_default_layout(using: str = "default", **kwargs) -> None:
     kept: once any layout exists, it does nothing.
     """
     layout_model = apps.get_model("transactional_mail", "Layout")
+    if not router.allow_migrate_model(using, layout_model):
+        return
     try:
         with transaction.atomic(using=using):
             if layout_model.objects.using(using).exists():
