@@ -837,8 +837,9 @@ def setup_app_site() -> None:
     from transactional_mail.models import EmailTemplate, Layout
 
     layout = Layout.objects.create(**branded_layout())
+    layout.publish()
     EmailTemplate.objects.create(key="order_confirmation", subject=SUBJECT, html=CONTENT,
-                                 text=TEXT, layout=layout)
+                                 text=TEXT, layout=layout).publish()
 
 
 def worker_settings() -> list[str]:

@@ -76,8 +76,9 @@ def run(database: str) -> dict:
     from transactional_mail.models import Email, EmailTemplate, Layout
 
     layout = Layout.objects.create(name="Brand", html="<html><body>{{ content }}</body></html>")
+    layout.publish()
     EmailTemplate.objects.create(key="order_confirmation", subject="Order {{ n }}",
-                                 html="<p>Order {{ n }}</p>", layout=layout)
+                                 html="<p>Order {{ n }}</p>", layout=layout).publish()
     context = {"n": 1, "customer": {"name": "Ann", "email": "ann@example.com"},
                "items": [{"sku": f"SKU-{i}", "qty": i, "price": "9.90"} for i in range(5)]}
     best_send = best_total = float("inf")

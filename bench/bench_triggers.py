@@ -78,7 +78,9 @@ def main() -> None:
     from tests.testapp.models import Customer, Order
     from transactional_mail.models import EmailTemplate
 
-    EmailTemplate.objects.create(key="order_confirmation", subject="Order", html="<p>x</p>")
+    EmailTemplate.objects.create(
+        key="order_confirmation", subject="Order", html="<p>x</p>"
+    ).publish()
     customer = Customer.objects.create(name="Ann", email="ann@example.com")
     counter = iter(range(10**9))
 

@@ -19,14 +19,20 @@ a.button { background: #1a73e8; color: #ffffff; padding: 8px 16px; }
 """
 
 
-def make_layout(**fields) -> Layout:
+def make_layout(*, publish: bool = True, **fields) -> Layout:
+    """A layout, published unless ``publish=False`` (a draft emails do not use)."""
     values = {"name": "Brand", "html": LAYOUT_HTML, "css": LAYOUT_CSS,
               "logo_url": "https://cdn.example.com/logo.png", "footer_html": "Shop Ltd"}
     values.update(fields)
-    return Layout.objects.create(**values)
+    layout = Layout.objects.create(**values)
+    if publish:
+        layout.publish()
+    return layout
 
 
-def make_template(key: str = "order_confirmation", **fields) -> EmailTemplate:
+def make_template(key: str = "order_confirmation", *, publish: bool = True,
+                  **fields) -> EmailTemplate:
+    """A template, published unless ``publish=False`` (a draft emails do not use)."""
     values = {
         "key": key,
         "subject": "Order {{ order.number }} confirmed",
@@ -38,7 +44,10 @@ def make_template(key: str = "order_confirmation", **fields) -> EmailTemplate:
         "category": "orders",
     }
     values.update(fields)
-    return EmailTemplate.objects.create(**values)
+    template = EmailTemplate.objects.create(**values)
+    if publish:
+        template.publish()
+    return template
 
 
 ORDER_CONTEXT = {

@@ -280,22 +280,80 @@ def test_subject_is_one_line_whatever_the_context_holds(template, esp):
     assert subject == "Order A Bcc: x@y.z confirmed"
 
 
-def test_first_attempt_uses_the_current_template_and_retries_keep_it(template, esp,
-                                                                       quick_retries):
-    """A staff fix reaches emails still queued; a retry renders exactly like the attempt."""
+def test_first_attempt_uses_the_published_template_and_retries_keep_it(template, esp,
+                                                                         quick_retries):
+    """A published staff fix reaches emails still queued; a retry renders exactly like the
+    attempt, whatever was published since."""
     email = queue()
     template.subject = "Edited while queued: {{ order.number }}"
     template.save()
+    template.publish()
     esp.add_response(500)
     delivery.deliver(email.pk)
     email.refresh_from_db()
-    assert email.template_revision == template.current_revision
-    assert email.layout_revision == template.layout.current_revision
+    assert email.template_revision == template.published_revision
+    assert email.layout_revision == template.layout.published_revision
     template.subject = "Edited again"
     template.save()
+    template.publish()
     make_due(email)
     delivery.deliver(email.pk)
     assert [r.json["Subject"] for r in esp.requests] == ["Edited while queued: A-1001"] * 2
+
+
+def test_a_draft_does_not_reach_customers_until_published(template, esp):
+    """Saving records a draft; emails render the published revision (and its layout's
+    published revision) until the draft is published."""
+    published = template.current_revision
+    template.subject = "Half-finished {{ order.number }}"
+    template.save()
+    template.layout.footer_html = "Draft footer"
+    template.layout.save()
+    assert template.has_unpublished_changes and template.layout.has_unpublished_changes
+    delivery.deliver(queue().pk)
+    assert esp.requests[-1].json["Subject"] == "Order A-1001 confirmed"
+    assert "Draft footer" not in esp.requests[-1].json["HtmlBody"]
+    assert Email.objects.get().template_revision == published
+    template.publish()
+    template.layout.publish()
+    delivery.deliver(queue().pk)
+    assert esp.requests[-1].json["Subject"] == "Half-finished A-1001"
+    assert "Draft footer" in esp.requests[-1].json["HtmlBody"]
+
+
+def test_a_template_never_published_fails_permanently_saying_so(esp):
+    make_template(publish=False)
+    email = queue()
+    assert delivery.deliver(email.pk).status == EmailStatus.FAILED
+    email.refresh_from_db()
+    assert "'order_confirmation'" in email.last_error
+    assert "has no published revision" in email.last_error
+    assert email.attempts == 1 and esp.requests == []
+
+
+def test_an_unpublished_language_variant_falls_back_to_a_published_one(esp):
+    """A French variant still in draft is skipped: French emails get the default."""
+    make_template(subject="Default")
+    make_template(language="fr", subject="Commande", publish=False)
+    delivery.deliver(queue(language="fr").pk)
+    assert esp.requests[0].json["Subject"] == "Default"
+
+
+def test_a_template_whose_layout_was_never_published_fails_saying_so(esp):
+    make_template(layout=make_layout(publish=False))
+    email = queue()
+    assert delivery.deliver(email.pk).status == EmailStatus.FAILED
+    email.refresh_from_db()
+    assert "uses a layout with no published revision (Brand)" in email.last_error
+
+
+def test_the_published_revisions_layout_is_used_not_the_drafts(esp):
+    """A draft that switches layouts does not move published emails to the new layout."""
+    template = make_template(layout=make_layout())
+    template.layout = make_layout(name="Other", footer_html="Other Ltd")
+    template.save()
+    delivery.deliver(queue().pk)
+    assert "Shop Ltd" in esp.requests[0].json["HtmlBody"]
 
 
 def test_language_fallback_picks_the_regional_parent(esp):
@@ -306,6 +364,16 @@ def test_language_fallback_picks_the_regional_parent(esp):
     email.refresh_from_db()
     assert email.template_revision == french.current_revision
     assert esp.requests[0].json["Subject"] == "Commande A-1001"
+
+
+def test_each_email_renders_in_its_own_language(esp):
+    """Delivery renders under the email's language: French and German dates."""
+    make_template(subject="{{ d|as_datetime|date }}", html="<p>{{ d|as_datetime|date }}</p>")
+    for language in ("fr", "de", ""):
+        delivery.deliver(transactional_mail.send(
+            "order_confirmation", "a@example.com", {"d": "2026-11-29"}, language=language).pk)
+    assert [r.json["Subject"] for r in esp.requests] == [
+        "29 novembre 2026", "29. November 2026", "Nov. 29, 2026"]
 
 
 def test_template_deleted_before_delivery_fails_with_the_reason(template, esp):

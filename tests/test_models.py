@@ -41,6 +41,54 @@ def test_every_change_records_an_immutable_revision():
         first.save()
 
 
+def test_saving_records_a_draft_that_publishing_makes_the_one_emails_use():
+    template = make_template(publish=False)
+    assert template.published_revision is None and template.has_unpublished_changes
+    assert template.publish() is True
+    assert not template.has_unpublished_changes
+    assert template.publish() is False  # nothing new to publish
+    first = template.current_revision
+    template.subject = "Draft"
+    template.save()
+    assert template.has_unpublished_changes
+    row = EmailTemplate.objects.get()
+    assert (row.current_revision.subject, row.published_revision) == ("Draft", first)
+    assert row.published_revision.is_published and not row.current_revision.is_published
+    row.publish()
+    assert EmailTemplate.objects.get().published_revision.subject == "Draft"
+
+
+def test_a_revision_records_its_author_and_note_only_when_given(django_user_model):
+    """Code paths without a user leave the author empty; the note goes with one save."""
+    editor = django_user_model.objects.create(username="editor")
+    template = make_template()
+    assert template.current_revision.created_by is None
+    template.subject, template.revision_author, template.revision_note = "B", editor, "why"
+    template.save()
+    assert (template.current_revision.created_by, template.current_revision.note) == (
+        editor, "why")
+    template.subject = "C"
+    template.save()
+    assert (template.current_revision.created_by, template.current_revision.note) == (None, "")
+    layout = make_layout()
+    layout.footer_html, layout.revision_author = "New", editor
+    layout.save()
+    assert layout.current_revision.created_by == editor
+
+
+def test_restoring_copies_an_old_revisions_content_as_a_new_draft():
+    template = make_template(subject="One", category="orders")
+    first = template.current_revision
+    template.subject, template.category = "Two", "other"
+    template.save()
+    template.restore_values(first)
+    template.save()
+    assert template.current_revision.number == 3
+    assert (template.current_revision.subject, template.current_revision.category) == (
+        "One", "orders")
+    assert template.published_revision == first  # restoring does not publish
+
+
 def test_layout_changes_record_layout_revisions():
     layout = make_layout()
     layout.primary_color = "#ff0000"
@@ -76,7 +124,7 @@ def test_a_layout_in_use_cannot_be_deleted():
     make_template(layout=layout)
     with pytest.raises(ProtectedError):
         layout.delete()
-    assert LayoutRevision.objects.count() == 1
+    assert LayoutRevision.objects.filter(layout=layout).count() == 1
 
 
 @pytest.mark.parametrize(("field", "source", "line"), [
@@ -85,6 +133,9 @@ def test_a_layout_in_use_cannot_be_deleted():
     ("html", '{% include "admin/base.html" %}', 1),
     ("subject", "Hi {{ name|safe }}", 1),
     ("text", "Line one\n{% if x %}unclosed", 2),
+    ("subject", "Order {{ order.number }} confirmed {{ order.number ", 1),
+    ("html", "<p>Hi</p>\n<p>{{ name </p>", 2),
+    ("text", "Hi\n\n{% if x", 3),
 ])
 def test_forbidden_or_broken_templates_are_refused_on_save_naming_the_line(field, source, line):
     template = EmailTemplate(key="bad", subject="Hi", html="<p>Hi</p>")
@@ -131,7 +182,8 @@ def test_stylesheets_that_would_load_a_resource_are_refused_on_save_and_never_fe
     template.html = '<link rel="stylesheet" href="https://fonts.example.com/x.css"><p>x</p>'
     with pytest.raises(ValidationError, match="link rel"):
         template.full_clean()
-    assert not Layout.objects.exists() and not EmailTemplate.objects.exists()
+    assert not Layout.objects.exclude(name="Default").exists()  # the shipped one, only
+    assert not EmailTemplate.objects.exists()
 
     # A layout stored before the check (or with update()) is neither fetched when a
     # template using it is validated, nor when an email is rendered.
@@ -224,3 +276,86 @@ def test_migrations_match_the_models():
     """Fails when a model change has no migration."""
     out = io.StringIO()
     call_command("makemigrations", "transactional_mail", "--check", "--dry-run", stdout=out)
+
+
+@pytest.mark.parametrize("value", [
+    "#abc", "#ABCD", "#1a73e8", "#1a73e8cc", "rgb(26, 115, 232)", "rgba(26,115,232,0.5)",
+    "rgb(10% 20% 30% / 50%)", "navy", "RebeccaPurple",
+])
+def test_brand_colours_accept_css_colours(value):
+    Layout(name="L", html="{{ content }}", primary_color=value).full_clean()
+
+
+@pytest.mark.parametrize("value", [
+    "not-a-colour", " ", "#12", "#12345", "rgb(300, 0, 0)", "transparent",
+    "red; background: url(https://evil.example/x)", "#fff}body{display:none",
+])
+def test_brand_colours_refuse_anything_else_with_a_form_error(value):
+    with pytest.raises(ValidationError) as info:
+        Layout(name="L", html="{{ content }}", background_color=value).full_clean()
+    assert "is not a CSS colour" in " ".join(info.value.message_dict["background_color"])
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("Helvetica, Arial, sans-serif", True),
+    ("'Segoe UI', \"Open Sans\", system-ui", True),
+    ("Arial; color: red", False),
+    ("x} body {display:none", False),
+    ("Arial,,", False),
+])
+def test_font_stack_is_a_list_of_font_names(value, valid):
+    layout = Layout(name="L", html="{{ content }}", font_family=value)
+    if valid:
+        layout.full_clean()
+    else:
+        with pytest.raises(ValidationError, match="not a font stack"):
+            layout.full_clean()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_publishes_what_existing_sites_send_today():
+    """Every template and layout that existed before drafts is published at its current
+    revision, so existing sites keep sending exactly what they send today."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("transactional_mail", "0003_emailevent_recipient_key")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    old_layout = old_apps.get_model("transactional_mail", "Layout")
+    old_layout_revision = old_apps.get_model("transactional_mail", "LayoutRevision")
+    old_template = old_apps.get_model("transactional_mail", "EmailTemplate")
+    old_revision = old_apps.get_model("transactional_mail", "TemplateRevision")
+    layout = old_layout.objects.create(name="Old", html="{{ content }}")
+    layout_revision = old_layout_revision.objects.create(
+        layout=layout, number=1, name="Old", html="{{ content }}")
+    old_layout.objects.filter(pk=layout.pk).update(current_revision=layout_revision)
+    template = old_template.objects.create(key="old", subject="S", html="<p>x</p>",
+                                           layout=layout)
+    revision = old_revision.objects.create(template=template, number=1, key="old",
+                                           subject="S", html="<p>x</p>", layout=layout)
+    old_template.objects.filter(pk=template.pk).update(current_revision=revision)
+    old_template.objects.create(key="never-saved-through-save", subject="S", html="x")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes("transactional_mail"))
+
+    assert EmailTemplate.objects.get(key="old").published_revision_id == revision.pk
+    assert Layout.objects.get(name="Old").published_revision_id == layout_revision.pk
+    assert EmailTemplate.objects.get(key="never-saved-through-save").published_revision is None
+    assert EmailTemplate.objects.published_revisions("old", None) == (
+        revision.pk, layout_revision.pk)
+
+
+def test_a_logo_saved_from_code_needs_an_absolute_storage_url(settings, tmp_path):
+    from django.core.files.base import ContentFile
+
+    settings.MEDIA_ROOT, settings.MEDIA_URL = str(tmp_path), "/media/"
+    layout = make_layout()
+    layout.logo_file = ContentFile(b"png", name="logo.png")
+    with pytest.raises(ValidationError, match="relative URL"):
+        layout.save()
+    settings.MEDIA_URL = "https://cdn.example.com/m/"
+    layout.save()
+    assert layout.current_revision.logo_url.startswith("https://cdn.example.com/m/transactional")

@@ -13,6 +13,7 @@ class TransactionalMailConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             send_checks,
         )
+        from .default_layout import install_default_layout
         from .schedule import install_periodic_tasks
         from .triggers import cancellation, receivers
 
@@ -20,6 +21,11 @@ class TransactionalMailConfig(AppConfig):
             install_periodic_tasks,
             sender=self,
             dispatch_uid="transactional_mail.install_periodic_tasks",
+        )
+        post_migrate.connect(
+            install_default_layout,
+            sender=self,
+            dispatch_uid="transactional_mail.install_default_layout",
         )
         post_migrate.connect(
             receivers.sync_trigger_rows,

@@ -6,7 +6,7 @@ the worker whose UPDATE changed a row sends it, and it writes each result only w
 still holds that claim (see :mod:`transactional_mail.claims`).
 
 A batch pays once for what its emails share: the claim, the suppressions of all its
-recipients (one query), the current revision of each template key, and one open backend
+recipients (one query), the published revision of each template key, and one open backend
 connection (one HTTP session for Anymail). Template and layout revisions are immutable,
 so each worker process keeps them by id. Each result is still written (and committed) as
 soon as its email is sent, so a worker killed mid-batch leaves at most the email it was
@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from . import claims, send_checks, signals
 from .conf import email_backend, get_setting
-from .exceptions import InvalidEmailOption, RenderError, TemplateNotFound
+from .exceptions import InvalidEmailOption, RenderError
 from .failures import Failure, classify_error, describe
 from .metadata import METADATA_ID_KEY
 from .models import (
@@ -40,7 +40,6 @@ from .models import (
 )
 from .models.log import CLAIMABLE_STATUSES
 from .models.suppression import normalize_address
-from .models.templates import language_fallbacks
 from .rendering import render_email
 from .retries import attempts_exhausted, retry_delay
 
@@ -86,7 +85,7 @@ class _Batch:
     def __init__(self, claim: claims.Claim) -> None:
         self.claim = claim
         self._connection = None
-        self._current_revisions: dict[tuple[str, str], tuple[int, int | None] | None] = {}
+        self._published_revisions: dict[tuple[str, str], tuple[int, int | None] | None] = {}
         self._suppressions: dict[str, list[Suppression]] = {}
 
     def emails(self) -> list[Email]:
@@ -110,12 +109,12 @@ class _Batch:
             if suppression.category in ("", email.category)
         ]
 
-    def current_revisions(self, key: str, language: str) -> tuple[int, int | None] | None:
-        if (key, language) not in self._current_revisions:
-            self._current_revisions[key, language] = (
-                EmailTemplate.objects.current_revisions(key, language)
+    def published_revisions(self, key: str, language: str) -> tuple[int, int | None] | None:
+        if (key, language) not in self._published_revisions:
+            self._published_revisions[key, language] = (
+                EmailTemplate.objects.published_revisions(key, language)
             )
-        return self._current_revisions[key, language]
+        return self._published_revisions[key, language]
 
     def connection(self):
         """The batch's open backend connection (one HTTP session or SMTP connection)."""
@@ -193,8 +192,8 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
         return _finish(email, EmailStatus.SUPPRESSED, error=f"Suppressed ({skipped}).")
 
     if email.template_revision_id is None and not _choose_revision(email, batch):
-        languages = language_fallbacks(email.language)
-        return _fail(email, Failure.PERMANENT, TemplateNotFound(email.template_key, languages))
+        error = EmailTemplate.objects.not_found_error(email.template_key, email.language)
+        return _fail(email, Failure.PERMANENT, error)
 
     try:
         rendered = render_email(
@@ -241,11 +240,11 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
 
 
 def _choose_revision(email: Email, batch: _Batch) -> bool:
-    """Pick the template's current revision (and its layout's) for the first attempt.
+    """Pick the template's published revision (and its layout's) for the first attempt.
 
     Retries and resends keep it, so they render exactly as the first attempt did.
     """
-    revisions = batch.current_revisions(email.template_key, email.language)
+    revisions = batch.published_revisions(email.template_key, email.language)
     if revisions is None:
         return False
     template_revision_id, layout_revision_id = revisions

@@ -30,6 +30,25 @@ class TemplateNotFound(TransactionalMailError, LookupError):
         )
 
 
+class TemplateNotPublished(TemplateNotFound):
+    """Email templates exist for the key, but none has a published revision to send."""
+
+    def __init__(self, key: str, languages: tuple[str, ...] = (), layouts: tuple[str, ...] = ()):
+        self.key = key
+        self.languages = languages
+        self.layouts = layouts
+        tried = ", ".join(repr(lang) for lang in languages) or "''"
+        if layouts:
+            problem = (f"uses a layout with no published revision ({', '.join(layouts)}). "
+                       "Publish the layout in the admin (Transactional mail > Layouts).")
+        else:
+            problem = ("has no published revision. Publish it in the admin (Transactional "
+                       "mail > Email templates); saving only records a draft.")
+        LookupError.__init__(
+            self, f"The email template with key {key!r} (languages tried: {tried}) {problem}"
+        )
+
+
 class ContextNotSerializable(TransactionalMailError, TypeError):
     """The context given to send() or returned by a trigger is not JSON-serialisable."""
 

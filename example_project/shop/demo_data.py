@@ -297,14 +297,16 @@ def seed() -> list[str]:
         },
     )
     if layout_created:
+        layout.publish()  # demo data is ready to send: nothing to review first
         created.append(f"layout {layout.name!r}")
     for template in TEMPLATES:
-        _row, template_created = EmailTemplate.objects.get_or_create(
+        row, template_created = EmailTemplate.objects.get_or_create(
             key=template["key"],
             language=template["language"],
             defaults={**template, "layout": layout},
         )
         if template_created:
+            row.publish()
             language = f" [{template['language']}]" if template["language"] else ""
             created.append(f"template {template['key']}{language}")
     # bulk_create sends no post_save signal, so the "welcome" trigger does not fire:

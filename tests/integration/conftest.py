@@ -278,9 +278,12 @@ def welcome_template(db):
         ),
         css=".box { color: #123456; }",
     )
-    return EmailTemplate.objects.create(
+    layout.publish()
+    template = EmailTemplate.objects.create(
         key="welcome",
         subject="Welcome, {{ name }}",
         html="<h1>Hello {{ name }}</h1><p>Order {{ order.number }}</p>",
         layout=layout,
     )
+    template.publish()
+    return template

@@ -81,6 +81,7 @@ def test_a_template_bomb_fails_once_and_the_worker_goes_on(
     delivers the next email."""
     worker = spawn_worker("redis-scratch", name="bomb-worker")
     bomb_template = EmailTemplate.objects.create(key="bomb", subject="Hi", html="<p>Hi</p>")
+    bomb_template.publish()
     TemplateRevision.objects.filter(pk=bomb_template.current_revision_id).update(html=DOUBLING)
 
     bomb = send_committed("bomb", ["ann@example.com"], {"a": "0123456789abcdef"})

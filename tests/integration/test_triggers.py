@@ -26,10 +26,10 @@ BASE = {"model": "testapp.Order", "template": "order_paid", "to": "customer.emai
 def order(services):
     EmailTemplate.objects.create(
         key="order_paid", subject="Paid {{ object.str }}", html="<p>Thanks</p>"
-    )
+    ).publish()
     EmailTemplate.objects.create(
         key="review_request", subject="Review {{ object.str }}", html="<p>How was it?</p>"
-    )
+    ).publish()
     customer = Customer.objects.create(name="Ann", email="ann@example.com")
     return Order.objects.create(customer=customer, number="A-1", total=Decimal("10"))
 

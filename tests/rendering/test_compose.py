@@ -64,6 +64,39 @@ def test_language_override_applies_to_date_names():
     assert render_email(tpl, None, context).html == "May"
 
 
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", "29 novembre 2026 · 1\u202f234,5"),
+    ("de", "29. November 2026 · 1.234,5"),
+    ("en", "Nov. 29, 2026 · 1,234.5"),
+    (None, "Nov. 29, 2026 · 1,234.5"),
+    ("xx-unknown", "Nov. 29, 2026 · 1,234.5"),
+])
+def test_dates_and_numbers_use_the_formats_of_the_emails_language(language, expected):
+    """The default date format and localised numbers follow the email's language; an
+    unknown language falls back to LANGUAGE_CODE without an error."""
+    tpl = template('{{ d|as_datetime|date }} · {{ n|floatformat:"1g" }}',
+                   subject="{{ d|as_datetime|date }}")
+    rendered = render_email(tpl, None, {"d": "2026-11-29", "n": 1234.5}, language=language)
+    assert rendered.html.replace("\xa0", "\u202f") == expected.replace("\xa0", "\u202f")
+    assert rendered.subject == expected.split(" · ")[0]
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", '<html lang="fr" dir="ltr">'), ("ar", '<html lang="ar" dir="rtl">'),
+    (None, '<html lang="en" dir="ltr">'), ("xx", '<html lang="en" dir="ltr">'),
+])
+def test_a_layout_gets_each_emails_language_direction_and_preheader(language, expected):
+    """The layout renders once per revision; its language, direction and preheader
+    markers become each email's, the preheader escaped and only in the HTML."""
+    shell = layout('<html lang="{{ brand.language }}" dir="{{ brand.direction }}"><body>'
+                   '<div class="pre">{{ brand.preheader }}</div>{{ content }}</body></html>')
+    tpl = template("<p>x</p>", subject="S {{ brand.preheader }}")
+    rendered = render_email(tpl, shell, {"preheader": "<b>Soon</b>\nthere"}, language=language)
+    assert rendered.html.startswith(expected)
+    assert '<div class="pre">&lt;b&gt;Soon&lt;/b&gt; there</div>' in rendered.html
+    assert rendered.subject == "S" and "Soon" not in rendered.text
+
+
 def test_template_without_layout_or_style_is_rendered_as_is():
     tpl = template("Hi {{ name }},\n<p>text</p>")
     assert render_email(tpl, None, {"name": "Ada"}).html == "Hi Ada,\n<p>text</p>"

@@ -205,3 +205,36 @@ def test_layout_css_refused_when_brand_values_make_it_load_a_resource():
 def test_a_layout_html_or_footer_link_stylesheet_is_refused():
     with pytest.raises(ValidationError, match="link rel"):
         validate_layout_source('<link rel="stylesheet" href="https://x.test/a.css">{{ content }}')
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "opener"),
+    [
+        ("Order {{ order.number }} confirmed {{ order.number ", 1, "{{"),
+        ("Hi\nthere {% if x", 2, "{%"),
+        ("<p>a</p>\n<p>b</p>\n{{ name\n}}", 3, "{{"),
+        ("{% if x %}\n\n  {{ {% endif %}", 3, "{{"),
+    ],
+)
+def test_an_unclosed_opener_is_refused_naming_the_line(source, line, opener):
+    """An unclosed or stray {{ / {% (which Django's lexer leaves as text, so customers
+    would get the raw braces) is refused with its line."""
+    with pytest.raises(ValidationError) as info:
+        validate_template_source(source, field_name="subject")
+    [message] = info.value.message_dict["subject"]
+    assert message.startswith(f"Line {line}: {opener} is not closed")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Order {{ order.number }} confirmed",
+        "{% verbatim %}{{ literal }} {% if %}{% endverbatim %}",
+        "{% templatetag openvariable %} x {% templatetag closevariable %}",
+        "a { b } c }} d %}",
+        "<style>@media (max-width:600px){.a{color:red}}</style>",
+    ],
+)
+def test_closed_or_literal_braces_are_accepted(source):
+    """Closed tags, verbatim blocks, templatetag and lone closers or CSS braces pass."""
+    validate_template_source(source, field_name="html")

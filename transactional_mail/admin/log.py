@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -28,7 +29,17 @@ class EmailAdmin(admin.ModelAdmin):
     show_full_result_count = False  # COUNT(*) on millions of rows is slow
     inlines = [EmailEventInline]
     # Not editable on the model, so not shown by default: the view-only page adds them.
-    readonly_fields = ["created_at", "status_changed_at", "rendered_text", "rendered_html"]
+    readonly_fields = ["created_at", "status_changed_at", "rendered_text", "rendered_html",
+                       "revision_link"]
+
+    @admin.display(description=_("rendered from"))
+    def revision_link(self, obj):
+        revision = obj.template_revision
+        if revision is None or revision.template_id is None:
+            return str(revision or "—")
+        url = reverse("admin:transactional_mail_emailtemplate_revision",
+                      args=[revision.template_id, revision.number])
+        return format_html('<a href="{}">{}</a>', url, revision)
 
     @admin.display(description=_("text body (as sent)"))
     def rendered_text(self, obj):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .revisions import Revision, Revisioned
+from ..rendering.brand import DEFAULT_FONT_STACK, validate_css_color, validate_font_stack
+from .revisions import Revision, Revisioned, revision_pointer
 
 CONTENT_SLOT = "{{ content }}"
+LOGO_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp"]
+LOGO_MAX_BYTES = 1_000_000
 
 
 class LayoutFields(models.Model):
@@ -27,10 +31,32 @@ class LayoutFields(models.Model):
         _("CSS"), blank=True, help_text=_("Inlined into every element when the email is sent.")
     )
     logo_url = models.URLField(_("logo URL"), blank=True, max_length=500)
-    primary_color = models.CharField(_("primary colour"), max_length=32, default="#1a73e8")
-    background_color = models.CharField(_("background colour"), max_length=32, default="#f4f4f5")
-    text_color = models.CharField(_("text colour"), max_length=32, default="#1f2937")
+    primary_color = models.CharField(
+        _("primary colour"), max_length=32, default="#1a73e8", validators=[validate_css_color],
+        help_text=_("A CSS colour: #rgb, #rrggbb, #rrggbbaa, rgb(), rgba() or a colour name."),
+    )
+    background_color = models.CharField(
+        _("background colour"), max_length=32, default="#f4f4f5",
+        validators=[validate_css_color],
+    )
+    text_color = models.CharField(
+        _("text colour"), max_length=32, default="#1f2937", validators=[validate_css_color]
+    )
+    font_family = models.CharField(
+        _("font stack"),
+        max_length=200,
+        default=DEFAULT_FONT_STACK,
+        validators=[validate_font_stack],
+        help_text=_("A CSS font-family list, e.g. Helvetica, Arial, sans-serif."),
+    )
     footer_html = models.TextField(_("footer HTML"), blank=True)
+    footer_address = models.TextField(
+        _("footer address"), blank=True, help_text=_("The postal address shown in the footer.")
+    )
+    legal_text = models.TextField(
+        _("legal text"), blank=True, help_text=_("Shown in the footer, e.g. why they get this.")
+    )
+    help_url = models.URLField(_("help link"), blank=True, max_length=500)
 
     class Meta:
         abstract = True
@@ -74,17 +100,33 @@ class Layout(LayoutFields, Revisioned):
         "primary_color",
         "background_color",
         "text_color",
+        "font_family",
         "footer_html",
+        "footer_address",
+        "legal_text",
+        "help_url",
     )
+    #: What restoring an old revision copies back: all but the name, which is unique.
+    RESTORED_FIELDS = REVISION_FIELDS[1:]
 
-    current_revision = models.ForeignKey(
-        LayoutRevision,
-        on_delete=models.SET_NULL,
-        null=True,
+    logo_file = models.FileField(
+        _("logo upload"),
+        upload_to="transactional_mail/logos/",
+        max_length=300,
         blank=True,
-        editable=False,
-        related_name="+",
-        verbose_name=_("current revision"),
+        validators=[FileExtensionValidator(LOGO_EXTENSIONS)],
+        help_text=_(
+            "A PNG, JPEG, GIF or WebP image of at most 1 MB, stored in the site's default "
+            "storage; saving puts its URL in the logo URL."
+        ),
+    )
+    current_revision = revision_pointer(
+        LayoutRevision,
+        _("current revision"),
+        _("The latest revision: the draft, when it is not the published one."),
+    )
+    published_revision = revision_pointer(
+        LayoutRevision, _("published revision"), _("The revision emails are rendered in.")
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -95,17 +137,46 @@ class Layout(LayoutFields, Revisioned):
         constraints = [
             models.UniqueConstraint(fields=["name"], name="transactional_mail_layout_name_unique")
         ]
+        permissions = [("publish_layout", _("Can publish layout"))]
 
     def __str__(self) -> str:
         return self.name
 
     def save(self, *args, **kwargs):
         self.validate_sources()
+        self._store_logo()
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
         super().clean()
         self.validate_sources()
+        self._logo_problem()
+
+    def _logo_problem(self) -> None:
+        """Refuse a new upload that is too big, or that the storage would serve from a
+        relative URL (``MEDIA_URL = "/media/"``): mail clients need an absolute one."""
+        upload = self.logo_file
+        if not upload or upload._committed:
+            return
+        if upload.size > LOGO_MAX_BYTES:
+            raise ValidationError({"logo_file": _("The logo is over 1 MB: email clients "
+                                                  "load it for every reader.")})
+        probe = upload.storage.url(upload.field.generate_filename(self, "logo.png"))
+        if not probe.startswith(("https://", "http://")):
+            raise ValidationError({"logo_file": _(
+                "The site's storage serves files from %(url)s, a relative URL that mail "
+                "clients cannot load. Set MEDIA_URL (or the storage's base URL) to an "
+                "absolute URL, or give the logo URL instead."
+            ) % {"url": probe}})
+
+    def _store_logo(self) -> None:
+        """Store a new upload and make its URL the logo URL (which revisions record)."""
+        upload = self.logo_file
+        if not upload or upload._committed:
+            return
+        self._logo_problem()
+        upload.save(upload.name, upload.file, save=False)
+        self.logo_url = upload.url
 
     def validate_sources(self) -> None:
         """Refuse a layout the restricted template engine would not accept, one whose

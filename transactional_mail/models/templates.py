@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -10,7 +9,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_setting
-from .revisions import Revision, Revisioned
+from ..exceptions import TemplateNotFound, TemplateNotPublished
+from .revisions import Revision, Revisioned, revision_pointer
 
 
 def normalize_language(language: str | None) -> str:
@@ -51,20 +51,42 @@ class EmailTemplateQuerySet(models.QuerySet):
                 cache.set(cache_key, languages, timeout)
         return languages
 
-    def current_revisions(self, key: str, language: str | None) -> tuple[int, int | None] | None:
-        """The current template and layout revision ids for ``key`` in the best language."""
+    def published_revisions(self, key: str, language: str | None) -> tuple[int, int | None] | None:
+        """The published template and layout revision ids for ``key`` in the best language.
+
+        The layout is the one the published revision names, at its published revision. A
+        language variant that is not published (or whose layout is not) is skipped, as if it
+        did not exist: the next fallback language is used.
+        """
         candidates = language_fallbacks(language)
-        rows = self.filter(key=key, language__in=candidates, current_revision__isnull=False)
+        rows = self.filter(key=key, language__in=candidates, published_revision__isnull=False)
         found = {
-            row[0]: row[1:]
-            for row in rows.values_list(
-                "language", "current_revision_id", "layout__current_revision_id"
+            language: (revision_id, layout_revision_id)
+            for language, revision_id, layout_id, layout_revision_id in rows.values_list(
+                "language",
+                "published_revision_id",
+                "published_revision__layout_id",
+                "published_revision__layout__published_revision_id",
             )
+            if layout_id is None or layout_revision_id is not None
         }
         for candidate in candidates:
             if candidate in found:
                 return found[candidate]
         return None
+
+    def not_found_error(self, key: str, language: str | None) -> TemplateNotFound:
+        """Why :meth:`published_revisions` found nothing: no template, or none published."""
+        candidates = language_fallbacks(language)
+        rows = list(self.filter(key=key, language__in=candidates).select_related(
+            "published_revision__layout"))
+        if not rows:
+            return TemplateNotFound(key, candidates)
+        if any(row.published_revision_id for row in rows):
+            layouts = sorted({str(row.published_revision.layout) for row in rows
+                              if row.published_revision_id})
+            return TemplateNotPublished(key, candidates, layouts=tuple(layouts))
+        return TemplateNotPublished(key, candidates)
 
 
 class TemplateFields(models.Model):
@@ -122,14 +144,6 @@ class TemplateRevision(TemplateFields, Revision):
         related_name="+",
         verbose_name=_("layout"),
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
 
     class Meta:
         verbose_name = _("template revision")
@@ -150,6 +164,8 @@ class EmailTemplate(TemplateFields, Revisioned):
     """A staff-editable email: subject, HTML and text in a layout, per language."""
 
     REVISION_FIELDS = ("key", "language", "subject", "html", "text", "category", "layout")
+    #: What restoring an old revision copies back: its content, not the template's identity.
+    RESTORED_FIELDS = ("subject", "html", "text", "category", "layout")
 
     layout = models.ForeignKey(
         "transactional_mail.Layout",
@@ -165,14 +181,13 @@ class EmailTemplate(TemplateFields, Revisioned):
         blank=True,
         help_text=_("Example data for previews and test sends."),
     )
-    current_revision = models.ForeignKey(
+    current_revision = revision_pointer(
         TemplateRevision,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        editable=False,
-        related_name="+",
-        verbose_name=_("current revision"),
+        _("current revision"),
+        _("The latest revision: the draft, when it is not the published one."),
+    )
+    published_revision = revision_pointer(
+        TemplateRevision, _("published revision"), _("The revision emails are rendered from.")
     )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -187,6 +202,7 @@ class EmailTemplate(TemplateFields, Revisioned):
                 fields=["key", "language"], name="transactional_mail_emailtemplate_unique"
             )
         ]
+        permissions = [("publish_emailtemplate", _("Can publish email template"))]
 
     def __str__(self) -> str:
         return f"{self.key} [{self.language}]" if self.language else self.key

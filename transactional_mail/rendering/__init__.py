@@ -16,6 +16,7 @@ those listed before it:
 * :mod:`~transactional_mail.rendering.compiled`: compiled revision pairs and their cache;
 * :mod:`~transactional_mail.rendering.text`: the text part derived from the HTML;
 * :mod:`~transactional_mail.rendering.compose`: :func:`render_email` itself;
+* :mod:`~transactional_mail.rendering.brand`: the colours and font stacks a layout holds;
 * :mod:`~transactional_mail.rendering.validation`: the checks run when a source is saved.
 """
 

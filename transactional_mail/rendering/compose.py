@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.template import Context
 from django.utils import translation
 
@@ -28,6 +29,7 @@ from .budget import render_budget
 from .compiled import _Compiled, _compiled
 from .context import freeze_context
 from .inlining import inline_css
+from .layout import localize
 from .text import html_to_text
 
 __all__ = ["RenderedEmail", "one_line", "render_email"]
@@ -65,17 +67,27 @@ def render_email(
     ``background_color``, ``text_color`` and ``footer_html`` (a layout revision). A None
     ``pk`` (unsaved edits in an admin preview) is compiled without being cached.
     ``context`` is the JSON snapshot; templates see a read-only copy. With ``language``,
-    rendering runs under ``translation.override(language)`` (date names, number formats).
+    rendering runs under ``translation.override(language)`` (date names, number formats);
+    a language missing from ``LANGUAGES`` renders in ``LANGUAGE_CODE``.
 
     Raise :class:`~transactional_mail.exceptions.RenderError` when the stored template
     does not compile or the context holds something other than JSON data.
     """
     data = freeze_context(context)
-    override = translation.override(language) if language else contextlib.nullcontext()
+    override = (
+        translation.override(_supported_language(language)) if language
+        else contextlib.nullcontext()
+    )
     with override:
         compiled = _compiled(template, layout)
         try:
             subject, html, text = _render_parts(compiled, data)
+            preheader = data.get("preheader")
+            marks = {"language": translation.get_language() or settings.LANGUAGE_CODE,
+                     "bidi": translation.get_language_bidi()}
+            html = localize(html, **marks,
+                            preheader=preheader if isinstance(preheader, str) else "")
+            subject, text = (localize(part, **marks).strip() for part in (subject, text))
         except RenderError:
             raise
         except Exception as err:
@@ -83,6 +95,15 @@ def render_email(
                 f"Template {getattr(template, 'pk', None)} failed to render: {err!r}"
             ) from err
     return RenderedEmail(subject=one_line(subject), html=html, text=text)
+
+
+def _supported_language(language: str) -> str:
+    """``language`` or its closest variant in ``LANGUAGES`` (``fr-ch`` -> ``fr``); a language
+    the site does not have falls back to ``LANGUAGE_CODE``, so its formats apply too."""
+    try:
+        return translation.get_supported_language_variant(language)
+    except LookupError:
+        return settings.LANGUAGE_CODE
 
 
 def _render_parts(compiled: _Compiled, data: dict[str, Any]) -> tuple[str, str, str]:

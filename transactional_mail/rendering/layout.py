@@ -2,14 +2,19 @@
 
 A layout is the branded shell around every template. Its ``html`` and ``css`` may use the
 brand variables ``{{ brand.logo_url }}``, ``{{ brand.primary_color }}``,
-``{{ brand.background_color }}``, ``{{ brand.text_color }}``, ``{{ brand.name }}`` and
-``{{ brand.footer_html }}`` (the layout's footer, itself a template of the other brand
-values, inserted as HTML). Layouts are rendered once per layout revision with those
-values only, so per-email data belongs in the template (in a layout, ``{{ order }}``
-renders empty). The content slot ``{{ content }}`` (exactly once, outside any block tag)
-is then replaced by the template's *source*, and ``layout.css`` (rendered without
-autoescaping) goes into a ``<style>`` element at the end of the head. Templates do not
-see ``brand``: a context key of that name stays the caller's.
+``{{ brand.background_color }}``, ``{{ brand.text_color }}``, ``{{ brand.font_family }}``,
+``{{ brand.footer_address }}``, ``{{ brand.legal_text }}``, ``{{ brand.help_url }}``,
+``{{ brand.name }}`` and ``{{ brand.footer_html }}`` (the layout's footer, itself a
+template of the other brand values, inserted as HTML); ``{{ brand.language }}`` and
+``{{ brand.direction }}`` become each email's language and text direction (``ltr``/``rtl``)
+when it is rendered, for ``<html lang dir>``, and ``{{ brand.preheader }}`` its context's
+``preheader`` (the hidden preview line; empty in the subject and the text part). Layouts
+are rendered once per layout revision with those values only, so per-email data belongs
+in the template (in a layout, ``{{ order }}`` renders empty). The content slot
+``{{ content }}`` (exactly once, outside any block tag) is then replaced by the template's
+*source*, and ``layout.css`` (rendered without autoescaping) goes into a ``<style>``
+element at the end of the head. Templates do not see ``brand``: a context key of that name
+stays the caller's.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from django.template import Context
+from django.utils.html import escape
 from django.utils.safestring import SafeString
 
 from ..exceptions import RenderError
@@ -27,7 +33,10 @@ from .budget import render_budget
 from .context import FrozenDict
 from .engine import RestrictedTemplate
 
-_BRAND_FIELDS = ("name", "logo_url", "primary_color", "background_color", "text_color")
+_BRAND_FIELDS = (
+    "name", "logo_url", "primary_color", "background_color", "text_color", "font_family",
+    "footer_address", "legal_text", "help_url",
+)
 _LAYOUT_FIELDS = ("html", "css", "footer_html", *_BRAND_FIELDS)
 # The names a layout's parts render under (in errors), and the field each comes from.
 _LAYOUT_PARTS = MappingProxyType(
@@ -35,10 +44,30 @@ _LAYOUT_PARTS = MappingProxyType(
 )
 
 
+#: What ``{{ brand.language }}``, ``{{ brand.direction }}`` and ``{{ brand.preheader }}``
+#: render to in a layout. The layout renders once per revision, so :func:`localize` puts
+#: each email's language (``fr``), direction (``ltr``/``rtl``) and preheader (the context's
+#: ``preheader``, escaped) in their place when the email is rendered.
+LANGUAGE_MARKER = "tm-email-language-3f9c"
+DIRECTION_MARKER = "tm-email-direction-3f9c"
+PREHEADER_MARKER = "tm-email-preheader-3f9c"
+
+
+def localize(rendered: str, *, language: str, bidi: bool, preheader: str = "") -> str:
+    """Put the email's language, direction and preheader where the layout used markers."""
+    return (
+        rendered.replace(LANGUAGE_MARKER, language)
+        .replace(DIRECTION_MARKER, "rtl" if bidi else "ltr")
+        .replace(PREHEADER_MARKER, escape(" ".join(preheader.split())))
+    )
+
+
 def _brand_context(layout: Any) -> dict[str, Any]:
     brand: dict[str, Any] = {
         field: str(getattr(layout, field, "") or "") for field in _BRAND_FIELDS
     }
+    brand.update(language=LANGUAGE_MARKER, direction=DIRECTION_MARKER,
+                 preheader=PREHEADER_MARKER)
     # The footer is a staff-written template too (it may use the other brand values);
     # its output is HTML as trusted as the layout's own, so it is not escaped again.
     footer = getattr(layout, "footer_html", "") or ""

@@ -96,6 +96,7 @@ def validate_template_source(source: str, *, field_name: str = "html") -> None:
     """
     source = source or ""
     tokens = _tokenize(source)
+    _refuse_stray_openers(tokens, field_name)
     for token in tokens:
         if token.token_type is not TokenType.BLOCK or not token.contents.split():
             continue
@@ -115,6 +116,35 @@ def validate_template_source(source: str, *, field_name: str = "html") -> None:
         _parse(tokens)
     except TemplateSyntaxError as err:
         raise _invalid(field_name, _error_line(err), _syntax_error_message(err)) from err
+
+
+_STRAY_OPENER = re.compile(r"\{\{|\{%")
+
+
+def _refuse_stray_openers(tokens: list[Token], field_name: str) -> None:
+    """Refuse a ``{{`` or ``{%`` the lexer left in text: it was never closed on its line,
+    so Django would send the raw braces. ``{% verbatim %}`` blocks may hold them."""
+    verbatim = False
+    for token in tokens:
+        if token.token_type is TokenType.BLOCK:
+            name = token.contents.split()[:1]
+            if name == ["verbatim"]:
+                verbatim = True
+            elif name == ["endverbatim"]:
+                verbatim = False
+            continue
+        if token.token_type is not TokenType.TEXT or verbatim:
+            continue
+        match = _STRAY_OPENER.search(token.contents)
+        if match:
+            opener = match.group()
+            closer = "}}" if opener == "{{" else "%}"
+            line = token.lineno + token.contents.count("\n", 0, match.start())
+            raise _invalid(field_name, line, _(
+                "%(opener)s is not closed by %(closer)s on the same line, so it would be sent "
+                "as raw text. Close it, or write {%% templatetag openvariable %%} or "
+                "{%% templatetag openblock %%} for literal braces."
+            ) % {"opener": opener, "closer": closer})
 
 
 def _var_name(contents: str) -> str:
