@@ -3,8 +3,9 @@
 The indexes on the big tables (email, emailevent) are created with ``IF NOT EXISTS`` on
 PostgreSQL, so an operator with millions of rows can create them beforehand with
 ``CREATE INDEX CONCURRENTLY`` (docs/deployment.md lists the statements) and this
-migration then only records them. The recipient search's GIN index on ``email.to`` exists
-on PostgreSQL only; it is not in the models' state (other databases search without it).
+migration then only records them. The recipient search's GIN index on the lower-cased
+``email.to`` exists on PostgreSQL only; it is not in the models' state (other databases
+search without it).
 """
 
 import django.db.models.deletion
@@ -38,7 +39,7 @@ def _add_recipient_index(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(
             f"CREATE INDEX IF NOT EXISTS {RECIPIENT_INDEX} ON transactional_mail_email "
-            "USING gin (\"to\" jsonb_path_ops)"
+            "USING gin ((lower(\"to\"::text)::jsonb) jsonb_path_ops)"
         )
 
 
