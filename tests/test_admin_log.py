@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 
+import django
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
@@ -70,7 +71,9 @@ def test_the_list_never_counts_the_whole_table(admin_client, template):
     SELECT DISTINCT over the log for the filters' choices."""
     queue()
     with CaptureQueriesContext(connection) as queries:
-        response = admin_client.get(LOG, {"status": "queued", "_facets": "1"})
+        # Django 5's facet counts, asked for: still none (4.2 has no facets).
+        facets = {"_facets": "1"} if django.VERSION >= (5, 0) else {}
+        response = admin_client.get(LOG, {"status": "queued", **facets})
     assert response.status_code == 200
     email_table = Email._meta.db_table
     for query in queries.captured_queries:

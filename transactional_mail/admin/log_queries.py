@@ -155,6 +155,7 @@ class CreatedRangeFilter(admin.ListFilter):
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
         self.values: dict[str, datetime.date] = {}
+        self.used_parameters = {}
         for name in self.parameters:
             if name not in params:
                 continue
