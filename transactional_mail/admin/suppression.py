@@ -110,7 +110,10 @@ class SuppressionAdmin(admin.ModelAdmin):
             with transaction.atomic():
                 record(suppression, SuppressionChange.REMOVED, form.cleaned_data["note"],
                        request.user)
-                self.log_deletion(request, suppression, str(suppression))
+                if hasattr(self, "log_deletions"):  # Django 5.1+; log_deletion is gone in 6.0
+                    self.log_deletions(request, Suppression.objects.filter(pk=suppression.pk))
+                else:
+                    self.log_deletion(request, suppression, str(suppression))
                 suppression.delete()
             self.message_user(request, _("%(address)s may be mailed again.")
                               % {"address": suppression.address}, messages.SUCCESS)
