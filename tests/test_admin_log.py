@@ -327,6 +327,12 @@ def test_resend_queues_once_however_often_it_is_pressed(operator, sent_email,
     assert entry.object_id == str(email.pk) and "Resent" in entry.get_change_message()
 
 
+def test_no_resend_button_for_an_email_on_its_way(operator, template):
+    email = queue()
+    html = operator.get(f"{LOG}{email.pk}/change/").content.decode()
+    assert 'name="tm-resend"' not in html and 'name="tm-cancel"' in html
+
+
 def test_retry_failed_only_touches_failed_emails(operator, template):
     failed, queued = queue(), queue()
     Email.objects.filter(pk=failed.pk).update(status=EmailStatus.FAILED)

@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
+from .. import resending
 from ..models import Email, EmailEvent
 from ..models.suppression import normalize_address
 from .log_queries import clean_term, filter_recipient
@@ -84,7 +85,8 @@ def detail(model_admin, request, object_id):
         "actions": [
             (name, label, reverse("admin:transactional_mail_email_action", args=[email.pk, name]))
             for name, label, allowed in (
-                ("resend", _("Resend"), can_resend),
+                ("resend", _("Resend"),
+                 can_resend and email.status not in resending.IN_PROGRESS_STATUSES),
                 ("retry", _("Retry (failed emails)"), can_resend and email.status == "failed"),
                 ("cancel", _("Cancel"), can_cancel and email.status in ("queued", "scheduled")),
             )
