@@ -8,7 +8,7 @@ from tests.esp_server import INVALID_TO, refused
 from tests.test_claims import during_send, queue, recover_and_claim_again
 from tests.test_delivery import make_due, quick_retries, template  # noqa: F401 - fixtures
 from transactional_mail import delivery
-from transactional_mail.models import AttemptOutcome, EmailAttempt, EmailStatus
+from transactional_mail.models import AttemptOutcome, Email, EmailAttempt, EmailStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +59,24 @@ def test_an_error_text_is_bounded(template, esp):  # noqa: F811
     delivery.deliver(email.pk)
     [attempt] = EmailAttempt.objects.filter(email=email)
     assert len(attempt.error) <= 4000
+
+
+def test_a_claim_lost_before_the_send_writes_one_lost_claim_row(template, esp):  # noqa: F811
+    """The worker notices before the send that another claim owns the email: nothing is
+    sent, its attempt row says so, and the email's row is the new claim's."""
+    from unittest import mock
+
+    email = queue()
+    Email.objects.filter(pk=email.pk).update(attempts=1)  # a retry (see test_claims)
+    real_render = delivery.render_email
+
+    def render_then_lose_the_claim(*args, **kwargs):
+        recover_and_claim_again(email.pk)
+        return real_render(*args, **kwargs)
+
+    with mock.patch.object(delivery, "render_email", render_then_lose_the_claim):
+        assert delivery.deliver(email.pk).status is None
+    assert esp.requests == []
+    [attempt] = EmailAttempt.objects.filter(email=email)
+    assert (attempt.number, attempt.outcome) == (2, AttemptOutcome.LOST_CLAIM)
+    assert "before sending" in attempt.error
