@@ -95,6 +95,19 @@ def test_more_than_the_cap_says_more_than(admin_client, template, monkeypatch):
     assert "more than 2 emails match" in response.content.decode()
 
 
+def test_newer_and_older_pages(admin_client, template, monkeypatch):
+    from transactional_mail.admin import EmailAdmin
+
+    monkeypatch.setattr(EmailAdmin, "list_per_page", 2)
+    emails = [queue() for _ in range(5)]
+    first = admin_client.get(LOG)
+    assert list(first.context["cl"].result_list) == emails[:-3:-1]
+    assert first.context["next_url"] == "?p=2" and first.context["previous_url"] == ""
+    last = admin_client.get(LOG, {"p": "3"})
+    assert list(last.context["cl"].result_list) == [emails[0]]
+    assert last.context["previous_url"] == "?p=2" and last.context["next_url"] == ""
+
+
 @pytest.mark.parametrize(("term", "found"), [
     ("ann@example.com", True), ("ANN@example.com", True), ("nn@example.com", False),
     ("example.com", False), ("bob@example.com", False),
