@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.mail import get_connection
+from django.db import router, transaction
 from django.utils import timezone
 
 from . import claims, send_checks, signals
@@ -414,22 +415,27 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
     # recording this attempt's result keeps the re-queued task from sending it again. So
     # is one the sweep gave up on (failed) while this worker was slow, if it was sent.
     writable = (EmailStatus.SENDING, *CLAIMABLE_STATUSES, *([EmailStatus.FAILED] if sent else []))
-    updated = mine.filter(status__in=writable).update(
-        status=status, status_changed_at=now, **fields
-    )
-    if updated:
-        email.status = status
-    elif mine.update(**fields):
-        # A tracking webhook got there first (e.g. delivered); keep its status.
-        email.refresh_from_db(fields=["status"])
-    else:
-        logger.warning("Email %s: claim lost (recovered by the sweep and claimed again); "
-                       "this attempt's result (%s) is not recorded.", email.pk, status)
-        _record_attempt(email, AttemptOutcome.LOST_CLAIM,
-                        f"Claim lost; this attempt's result was: {attempt.label}. {error}",
-                        status_code=status_code, now=now, sent=sent)
-        return Outcome(status=None)
-    _record_attempt(email, attempt, error, status_code=status_code, now=now, sent=sent)
+    # The result and its attempt row in one transaction: one commit (one WAL flush on
+    # PostgreSQL) for both, not two. savepoint=False: no SAVEPOINT round trips when a
+    # caller (a test, an eager task) already holds a transaction.
+    with transaction.atomic(using=router.db_for_write(Email), savepoint=False):
+        updated = mine.filter(status__in=writable).update(
+            status=status, status_changed_at=now, **fields
+        )
+        if updated:
+            email.status = status
+        elif mine.update(**fields):
+            # A tracking webhook got there first (e.g. delivered); keep its status.
+            email.refresh_from_db(fields=["status"])
+        else:
+            logger.warning("Email %s: claim lost (recovered by the sweep and claimed "
+                           "again); this attempt's result (%s) is not recorded.", email.pk,
+                           status)
+            _record_attempt(email, AttemptOutcome.LOST_CLAIM,
+                            f"Claim lost; this attempt's result was: {attempt.label}. {error}",
+                            status_code=status_code, now=now, sent=sent)
+            return Outcome(status=None)
+        _record_attempt(email, attempt, error, status_code=status_code, now=now, sent=sent)
     if sent:
         signals.email_sent.send_robust(sender=Email, email=email)
     return Outcome(status=email.status)
