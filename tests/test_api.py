@@ -447,3 +447,9 @@ def test_text_that_merely_spells_the_json_escape_of_nul_is_kept(template):
         "order_confirmation", "ann@example.com", {"note": "a\\u0000b"}
     )
     assert Email.objects.get(pk=email.pk).context == {"note": "a\\u0000b"}
+
+
+def test_is_test_marks_a_staff_test_send():
+    make_template()
+    assert transactional_mail.send("order_confirmation", "ann@example.com", is_test=True).is_test
+    assert not transactional_mail.send("order_confirmation", "ann@example.com").is_test

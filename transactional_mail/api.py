@@ -48,8 +48,12 @@ def send(
     category: str | None = None,
     source: models.Model | None = None,
     trigger_key: str = "",
+    is_test: bool = False,
 ) -> Email:
     """Queue one email and return its ``Email`` row.
+
+    ``is_test`` marks a test send by staff (the admin's "send test email"): the send log
+    filters on it, and it changes nothing else about delivery.
 
     The row is written in the caller's transaction; delivery is enqueued when that
     transaction commits, so a rollback sends nothing. Nothing is rendered or sent here.
@@ -92,6 +96,7 @@ def send(
         attachments=_attachments(attachments),
         context=json_snapshot(context or {}),
         idempotency_key=idempotency_key,
+        is_test=bool(is_test),
         next_attempt_at=due,
     )
     if source is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.mail import get_connection
+from django.db import router, transaction
 from django.utils import timezone
 
 from . import claims, send_checks, signals
@@ -31,13 +32,16 @@ from .exceptions import InvalidEmailOption, RenderError
 from .failures import Failure, classify_error, describe
 from .metadata import METADATA_ID_KEY
 from .models import (
+    AttemptOutcome,
     Email,
+    EmailAttempt,
     EmailStatus,
     EmailTemplate,
     LayoutRevision,
     Suppression,
     TemplateRevision,
 )
+from .models.attempts import ERROR_MAX_LENGTH
 from .models.log import CLAIMABLE_STATUSES
 from .models.suppression import normalize_address
 from .rendering import render_email
@@ -222,6 +226,8 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
         # The sweep took this worker for dead and another attempt owns the email now.
         logger.warning("Email %s: claim lost before sending; not sent by this attempt.",
                        email.pk)
+        _record_attempt(email, AttemptOutcome.LOST_CLAIM,
+                        "Claim lost before sending; not sent by this attempt.")
         return Outcome(status=None)
     try:
         connection.send_messages([message])
@@ -235,7 +241,8 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
                                 note=f"{note} Accepted by the ESP, then: {err}".strip())
         kind, retry_after = classify_error(err)
         return _fail(email, kind, err, retry_after=retry_after,
-                     detail=_esp_response_text(message, err))
+                     detail=_esp_response_text(message, err),
+                     status_code=_esp_status_code(message, err))
     return _record_sent(email, message, connection, note=note)
 
 
@@ -315,6 +322,15 @@ def _esp_response_text(message, err: BaseException) -> str:
     return "" if text in str(err) else text[:2000]
 
 
+def _esp_status_code(message, err: BaseException | None = None) -> int | None:
+    """The HTTP status of the ESP's answer, when there was one (not for SMTP)."""
+    code = getattr(err, "status_code", None)
+    if code is None:
+        status = getattr(message, "anymail_status", None)
+        code = getattr(getattr(status, "esp_response", None), "status_code", None)
+    return code if isinstance(code, int) and 0 <= code < 1000 else None
+
+
 def _esp_accepted(message) -> bool:
     status = getattr(message, "anymail_status", None)
     return bool(status is not None and status.status and status.status & {"sent", "queued"})
@@ -330,11 +346,12 @@ def _record_sent(email: Email, message, connection, note: str = "") -> Outcome:
     if email.outcome_uncertain and email.last_error and not note:
         # Keep why the flag is set: the ESP may hold an earlier copy of this email.
         note = f"Sent. An earlier attempt's outcome is unknown: {email.last_error}"
-    return _finish(email, EmailStatus.SENT, error=note, sent=True)
+    return _finish(email, EmailStatus.SENT, error=note, sent=True,
+                   status_code=_esp_status_code(message))
 
 
 def _fail(email: Email, kind: Failure, err: BaseException, retry_after: float | None = None,
-          detail: str = "") -> Outcome:
+          detail: str = "", status_code: int | None = None) -> Outcome:
     error = describe(err, kind)
     if detail:
         error = f"{error}\nESP response: {detail}"
@@ -343,25 +360,41 @@ def _fail(email: Email, kind: Failure, err: BaseException, retry_after: float | 
     if kind is Failure.PERMANENT or attempts_exhausted(email.attempts):
         if kind is not Failure.PERMANENT:
             error = f"Gave up after {email.attempts} attempts. {error}"
-        outcome = _finish(email, EmailStatus.FAILED, error=error)
+        outcome = _finish(email, EmailStatus.FAILED, error=error,
+                          attempt=AttemptOutcome(kind.value), status_code=status_code)
         if outcome.status is not None:
             signals.email_failed.send_robust(sender=Email, email=email, error=err)
         return outcome
     delay = retry_delay(email.attempts, retry_after)
     email.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    outcome = _finish(email, EmailStatus.QUEUED, error=error)
+    outcome = _finish(email, EmailStatus.QUEUED, error=error,
+                      attempt=AttemptOutcome(kind.value), status_code=status_code)
     if outcome.status is None:
         return outcome  # the claim was lost: the attempt that holds it now decides
     return Outcome(status=outcome.status, retry_in=delay)
 
 
-def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -> Outcome:
-    """Write the attempt's result while its claim holds; keep a status a webhook set.
+#: The attempt outcome of a result written with no failure kind.
+_ATTEMPT_OUTCOMES = {
+    EmailStatus.SENT: AttemptOutcome.SENT,
+    EmailStatus.CANCELLED: AttemptOutcome.CANCELLED,
+    EmailStatus.SUPPRESSED: AttemptOutcome.SUPPRESSED,
+    EmailStatus.FAILED: AttemptOutcome.PERMANENT,
+}
+
+
+def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
+            attempt: AttemptOutcome | None = None, status_code: int | None = None) -> Outcome:
+    """Write the attempt's result while its claim holds; keep a status a webhook set; add
+    the attempt's row (``EmailAttempt``).
 
     The returned status is None when the claim was lost (the sweep recovered the email and
-    another attempt claimed it): nothing is written then, so a late worker cannot
-    overwrite the result of the attempt that owns the email now.
+    another attempt claimed it): nothing is written on the email then, so a late worker
+    cannot overwrite the result of the attempt that owns the email now; its attempt row
+    is still written, as ``lost_claim`` with what it would have recorded, so the log
+    shows why the ESP may hold a copy the email's row does not mention.
     """
+    attempt = attempt or _ATTEMPT_OUTCOMES[status]
     now = timezone.now()
     fields = {
         "subject": email.subject,
@@ -381,18 +414,44 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False) -
     # recording this attempt's result keeps the re-queued task from sending it again. So
     # is one the sweep gave up on (failed) while this worker was slow, if it was sent.
     writable = (EmailStatus.SENDING, *CLAIMABLE_STATUSES, *([EmailStatus.FAILED] if sent else []))
-    updated = mine.filter(status__in=writable).update(
-        status=status, status_changed_at=now, **fields
-    )
-    if updated:
-        email.status = status
-    elif mine.update(**fields):
-        # A tracking webhook got there first (e.g. delivered); keep its status.
-        email.refresh_from_db(fields=["status"])
-    else:
-        logger.warning("Email %s: claim lost (recovered by the sweep and claimed again); "
-                       "this attempt's result (%s) is not recorded.", email.pk, status)
-        return Outcome(status=None)
+    # The result and its attempt row in one transaction: one commit (one WAL flush on
+    # PostgreSQL) for both, not two. savepoint=False: no SAVEPOINT round trips when a
+    # caller (a test, an eager task) already holds a transaction.
+    with transaction.atomic(using=router.db_for_write(Email), savepoint=False):
+        updated = mine.filter(status__in=writable).update(
+            status=status, status_changed_at=now, **fields
+        )
+        if updated:
+            email.status = status
+        elif mine.update(**fields):
+            # A tracking webhook got there first (e.g. delivered); keep its status.
+            email.refresh_from_db(fields=["status"])
+        else:
+            logger.warning("Email %s: claim lost (recovered by the sweep and claimed "
+                           "again); this attempt's result (%s) is not recorded.", email.pk,
+                           status)
+            _record_attempt(email, AttemptOutcome.LOST_CLAIM,
+                            f"Claim lost; this attempt's result was: {attempt.label}. {error}",
+                            status_code=status_code, now=now, sent=sent)
+            return Outcome(status=None)
+        _record_attempt(email, attempt, error, status_code=status_code, now=now, sent=sent)
     if sent:
         signals.email_sent.send_robust(sender=Email, email=email)
     return Outcome(status=email.status)
+
+
+def _record_attempt(email: Email, outcome: AttemptOutcome, error: str, *,
+                    status_code: int | None = None, now=None, sent: bool = False) -> None:
+    """Add this attempt's row: one INSERT, at most one row per claim (a unique constraint
+    on the email and the claim token; the code paths write it once)."""
+    EmailAttempt.objects.create(
+        email_id=email.pk,
+        number=email.attempts,
+        claim_token=email.claim_token,
+        started_at=email.claimed_at,
+        finished_at=now or timezone.now(),
+        outcome=outcome,
+        error=error.strip()[:ERROR_MAX_LENGTH],
+        esp_message_id=email.esp_message_id if sent else "",
+        esp_status_code=status_code,
+    )

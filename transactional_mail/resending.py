@@ -1,4 +1,4 @@
-"""Sending an email again, for the management command and (later) the admin action."""
+"""Sending an email again, for the management command and the admin's actions."""
 
 from __future__ import annotations
 
@@ -36,6 +36,15 @@ def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
     attempt counter restarts so the retry budget applies afresh; the log keeps the last
     error until the next attempt replaces it.
     """
+    return len(resend_ids(emails, force=force))
+
+
+def resend_ids(emails: QuerySet[Email], *, force: bool = False) -> list[int]:
+    """``resend()``, returning the ids of the emails it queued.
+
+    The rows are locked and re-checked in one transaction, so two concurrent calls (an
+    operator's double click) queue each email once: the second finds it in ``queued``.
+    """
     if force:
         emails = emails.exclude(status__in=IN_PROGRESS_STATUSES)
     else:
@@ -48,4 +57,4 @@ def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
             status_changed_at=now,
         )
         transaction.on_commit(lambda: enqueue_delivery(ids))
-    return len(ids)
+    return ids

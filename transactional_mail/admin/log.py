@@ -1,57 +1,64 @@
-from django.contrib import admin
-from django.urls import reverse
-from django.utils.html import format_html
+"""The send log: read-only, fast at millions of rows, with staff actions that are
+permission-checked and recorded in the admin's LogEntry.
+
+The list's filters, paginator and searches are in ``log_queries``; the detail page and
+the per-recipient page are views of this ModelAdmin (``log_pages``).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from ..models import Email, EmailEvent
+from .. import resending
+from ..models import Email, EmailStatus
+from ..models.log import CLAIMABLE_STATUSES
+from . import log_pages, log_queries
+from .log_queries import (
+    CappedPaginator,
+    CategoryFilter,
+    CreatedRangeFilter,
+    TemplateFilter,
+    TestFilter,
+    TriggerFilter,
+    search,
+)
 
-
-class EmailEventInline(admin.TabularInline):
-    model = EmailEvent
-    fields = ["event_type", "timestamp", "recipient", "description", "hard_bounce", "received_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ["received_at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
+#: Columns the list never loads: bodies, context and attachments are big and personal.
+_HEAVY_FIELDS = ("html_compressed", "text_compressed", "context", "attachments", "headers",
+                 "metadata")
 
 
 @admin.register(Email)
 class EmailAdmin(admin.ModelAdmin):
-    """The send log: view only. The app never deletes or edits an Email from here."""
+    """The send log: view only, plus the resend, retry and cancel actions for staff with
+    the app's permissions. The app never deletes or edits an Email from here."""
 
-    list_display = ["id", "template_key", "to", "subject", "status", "attempts", "created_at"]
-    list_filter = ["status", "outcome_uncertain", "template_key", "trigger_key", "esp_name"]
-    search_fields = ["=id", "esp_message_id", "subject", "to"]
-    date_hierarchy = "created_at"
+    list_display = ["id", "template_key", "recipients", "subject", "status", "is_test",
+                    "attempts", "created_at"]
+    list_filter = ["status", TemplateFilter, TriggerFilter, CategoryFilter, CreatedRangeFilter,
+                   TestFilter]
+    # Shown only so the search box appears: get_search_results does the searching.
+    search_fields = ["esp_message_id"]
+    search_help_text = _("An exact recipient address, an email id or an ESP message id.")
+    ordering = ["-created_at", "-id"]
     show_full_result_count = False  # COUNT(*) on millions of rows is slow
-    inlines = [EmailEventInline]
-    # Not editable on the model, so not shown by default: the view-only page adds them.
-    readonly_fields = ["created_at", "status_changed_at", "rendered_text", "rendered_html",
-                       "revision_link"]
+    paginator = CappedPaginator
+    list_per_page = 100
+    actions = ["resend_selected", "retry_failed", "cancel_scheduled"]
+    if hasattr(admin, "ShowFacets"):  # Django 5.0+: facet counts are a COUNT per choice
+        show_facets = admin.ShowFacets.NEVER
 
-    @admin.display(description=_("rendered from"))
-    def revision_link(self, obj):
-        revision = obj.template_revision
-        if revision is None or revision.template_id is None:
-            return str(revision or "—")
-        url = reverse("admin:transactional_mail_emailtemplate_revision",
-                      args=[revision.template_id, revision.number])
-        return format_html('<a href="{}">{}</a>', url, revision)
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*_HEAVY_FIELDS)
 
-    @admin.display(description=_("text body (as sent)"))
-    def rendered_text(self, obj):
-        return format_html("<pre>{}</pre>", obj.text_body) if obj.text_body else "—"
-
-    @admin.display(description=_("HTML body (as sent)"))
-    def rendered_html(self, obj):
-        if not obj.html_body:
-            return "—"
-        # A sandbox without scripts: the body is shown, never run, in the admin's origin.
-        return format_html('<iframe sandbox srcdoc="{}" style="width:100%;height:480px;'
-                           'border:1px solid #ccc"></iframe>', obj.html_body)
+    def get_search_results(self, request, queryset, search_term):
+        return search(queryset, search_term), False
 
     def has_add_permission(self, request):
         return False
@@ -61,3 +68,111 @@ class EmailAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_resend_permission(self, request) -> bool:
+        return request.user.has_perm("transactional_mail.resend_email")
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("transactional_mail.cancel_email")
+
+    def get_urls(self):
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path("recipient/", view(self.recipient_view), name=f"{info}_recipient"),
+            path("<int:object_id>/attachment/<int:index>/", view(self.attachment_view),
+                 name=f"{info}_attachment"),
+            path("<int:object_id>/action/<str:action>/", view(self.action_view),
+                 name=f"{info}_action"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=_("to"))
+    def recipients(self, obj):
+        shown = ", ".join(obj.to[:3])
+        return f"{shown} (+{len(obj.to) - 3})" if len(obj.to) > 3 else shown
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        changelist = context.get("cl")
+        if changelist is not None:
+            context.update(self._pagination(changelist, request))
+        return response
+
+    def _pagination(self, changelist, request) -> dict:
+        paginator = changelist.paginator
+        page = changelist.page_num
+        term = request.GET.get("q", "").strip()
+        return {
+            "count_cap": log_queries.COUNT_CAP,
+            "capped": paginator.capped,
+            "estimated_total": (paginator.estimated_total()
+                                if paginator.capped and not changelist.has_filters
+                                and not term else None),
+            "previous_url": changelist.get_query_string({"p": page - 1}) if page > 1 else "",
+            "next_url": (changelist.get_query_string({"p": page + 1})
+                         if page < paginator.num_pages else ""),
+            "recipient_url": (
+                reverse("admin:transactional_mail_email_recipient") + "?"
+                + urlencode({"address": term}) if "@" in term else ""
+            ),
+        }
+
+    # --- the pages ---------------------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return log_pages.detail(self, request, object_id)
+
+    def recipient_view(self, request):
+        return log_pages.recipient(self, request)
+
+    def attachment_view(self, request, object_id, index):
+        return log_pages.attachment(self, request, object_id, index)
+
+    def action_view(self, request, object_id, action):
+        return log_pages.action(self, request, object_id, action)
+
+    # --- actions ----------------------------------------------------------------------
+
+    @admin.action(permissions=["resend"], description=_("Resend (also emails already sent)"))
+    def resend_selected(self, request, queryset):
+        return self.resend(request, queryset, force=True)
+
+    @admin.action(permissions=["resend"], description=_("Retry failed emails"))
+    def retry_failed(self, request, queryset):
+        return self.resend(request, queryset.filter(status=EmailStatus.FAILED), force=False)
+
+    @admin.action(permissions=["cancel"], description=_("Cancel scheduled or queued emails"))
+    def cancel_scheduled(self, request, queryset):
+        return self.cancel(request, queryset)
+
+    def resend(self, request, queryset, *, force: bool) -> None:
+        """Queue again; each email once however often the button is pressed (see
+        ``resending.resend_ids``); one LogEntry per email queued."""
+        ids = resending.resend_ids(queryset.order_by(), force=force)
+        for email in Email.objects.filter(pk__in=ids).only("pk", "template_key", "to",
+                                                           "status"):
+            self.log_change(request, email, "Resent" if force else "Retried")
+        self.message_user(request, ngettext("%d email queued again.",
+                                            "%d emails queued again.", len(ids)) % len(ids),
+                          messages.SUCCESS if ids else messages.WARNING)
+
+    def cancel(self, request, queryset) -> None:
+        """Cancel the emails no worker has claimed: one conditional UPDATE per email
+        (``status IN ('queued', 'scheduled')``), so a worker that claimed it first wins and
+        the email is not logged as cancelled."""
+        now = timezone.now()
+        note = f"Cancelled in the admin by {request.user.get_username()}."
+        cancelled = []
+        candidates = queryset.order_by().filter(status__in=CLAIMABLE_STATUSES)
+        for email in candidates.only("pk", "template_key", "to", "status"):
+            if Email.objects.filter(Q(pk=email.pk), status__in=CLAIMABLE_STATUSES).update(
+                status=EmailStatus.CANCELLED, status_changed_at=now, last_error=note
+            ):
+                email.status = EmailStatus.CANCELLED
+                self.log_change(request, email, "Cancelled")
+                cancelled.append(email.pk)
+        self.message_user(request, ngettext("%d email cancelled.", "%d emails cancelled.",
+                                            len(cancelled)) % len(cancelled),
+                          messages.SUCCESS if cancelled else messages.WARNING)

@@ -1,19 +1,29 @@
 """Models of transactional_mail, one module per concept."""
 
+from .attempts import AttemptOutcome, EmailAttempt
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
-from .suppression import Suppression, SuppressionReason
+from .suppression import (
+    Suppression,
+    SuppressionChange,
+    SuppressionHistory,
+    SuppressionReason,
+)
 from .templates import EmailTemplate, TemplateRevision
 from .triggers import Trigger
 
 __all__ = [
+    "AttemptOutcome",
     "Email",
+    "EmailAttempt",
     "EmailEvent",
     "EmailStatus",
     "EmailTemplate",
     "Layout",
     "LayoutRevision",
     "Suppression",
+    "SuppressionChange",
+    "SuppressionHistory",
     "SuppressionReason",
     "TemplateRevision",
     "Trigger",

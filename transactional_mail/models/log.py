@@ -81,6 +81,11 @@ class Email(models.Model):
     headers = models.JSONField(_("headers"), default=dict, blank=True)
     tags = models.JSONField(_("tags"), default=list, blank=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    is_test = models.BooleanField(
+        _("test email"),
+        default=False,
+        help_text=_("Sent by staff as a test (send(..., is_test=True)), not to a customer."),
+    )
     attachments = models.JSONField(
         _("attachments"),
         default=list,
@@ -143,6 +148,10 @@ class Email(models.Model):
         verbose_name = _("email")
         verbose_name_plural = _("emails")
         ordering = ["-created_at"]
+        permissions = [
+            ("resend_email", _("Can resend emails and retry failed ones")),
+            ("cancel_email", _("Can cancel scheduled or queued emails")),
+        ]
         constraints = [
             # Several NULLs are allowed: only emails given a key are deduplicated.
             models.UniqueConstraint(
@@ -161,6 +170,14 @@ class Email(models.Model):
                          name="tmail_email_template_idx"),
             models.Index(fields=["trigger_key", "status"], name="tmail_email_trigger_idx"),
             models.Index(fields=["created_at"], name="tmail_email_created_idx"),
+            # The send log's filters, each newest first (the admin's order). Recipient
+            # search uses a GIN index on "to", PostgreSQL only: see migration 0004.
+            models.Index(fields=["status", "created_at"], name="tmail_email_status_idx"),
+            models.Index(fields=["trigger_key", "created_at"],
+                         name="tmail_email_trigger_date_idx"),
+            models.Index(fields=["category", "created_at"], name="tmail_email_category_idx"),
+            models.Index(fields=["created_at"], condition=models.Q(is_test=True),
+                         name="tmail_email_test_idx"),
             models.Index(
                 fields=["source_content_type", "source_object_id"],
                 name="tmail_email_source_idx",
@@ -248,7 +265,9 @@ class EmailEvent(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["received_at"], name="tmail_event_received_idx")
+            models.Index(fields=["received_at"], name="tmail_event_received_idx"),
+            # The per-recipient page: "did she get it?".
+            models.Index(fields=["recipient", "received_at"], name="tmail_event_recipient_idx"),
         ]
 
     def __str__(self) -> str:

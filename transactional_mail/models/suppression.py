@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -73,3 +74,42 @@ class Suppression(models.Model):
     def save(self, *args, **kwargs):
         self.address = normalize_address(self.address)
         super().save(*args, **kwargs)
+
+
+class SuppressionChange(models.TextChoices):
+    ADDED = "added", _("added")
+    REMOVED = "removed", _("removed")
+
+
+class SuppressionHistory(models.Model):
+    """One addition or removal of a suppression by staff, with the reason given.
+
+    Kept apart from the Suppression row, which a removal deletes: the history outlives it
+    and answers "why is she getting mail again, and who decided?".
+    """
+
+    address = models.CharField(_("address"), max_length=254)
+    category = models.CharField(_("category"), max_length=50, blank=True)
+    change = models.CharField(_("change"), max_length=10, choices=SuppressionChange.choices)
+    suppression_reason = models.CharField(
+        _("suppression reason"), max_length=20, choices=SuppressionReason.choices
+    )
+    note = models.TextField(_("reason for the change"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("suppression history entry")
+        verbose_name_plural = _("suppression history")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["address", "created_at"], name="tmail_supp_hist_addr_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.get_change_display()}"
