@@ -16,7 +16,9 @@ those listed before it:
 * :mod:`~transactional_mail.rendering.compiled`: compiled revision pairs and their cache;
 * :mod:`~transactional_mail.rendering.text`: the text part derived from the HTML;
 * :mod:`~transactional_mail.rendering.compose`: :func:`render_email` itself;
-* :mod:`~transactional_mail.rendering.validation`: the checks run when a source is saved.
+* :mod:`~transactional_mail.rendering.validation`: the checks run when a source is saved;
+* :mod:`~transactional_mail.rendering.preview`: the admin editor's preview of unsaved
+  sources, and its warnings (missing variables, links, images, size).
 """
 
 from .compose import RenderedEmail, render_email
