@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from ..models import EmailTemplate, TemplateRevision
+from .editor import TemplateEditorMixin
 
 
 class TemplateRevisionInline(admin.TabularInline):
@@ -17,7 +18,7 @@ class TemplateRevisionInline(admin.TabularInline):
 
 
 @admin.register(EmailTemplate)
-class EmailTemplateAdmin(admin.ModelAdmin):
+class EmailTemplateAdmin(TemplateEditorMixin, admin.ModelAdmin):
     list_display = ["key", "language", "subject", "layout", "category", "updated_at"]
     list_filter = ["language", "category", "layout"]
     search_fields = ["key", "subject"]

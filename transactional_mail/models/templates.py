@@ -182,6 +182,7 @@ class EmailTemplate(TemplateFields, Revisioned):
         verbose_name = _("email template")
         verbose_name_plural = _("email templates")
         ordering = ["key", "language"]
+        permissions = [("send_test_emailtemplate", _("Can send test email to any address"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["key", "language"], name="transactional_mail_emailtemplate_unique"
