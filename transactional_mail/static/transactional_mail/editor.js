@@ -70,6 +70,15 @@
       });
     }
 
+    function post(url, body) {  // same-origin, with the form's CSRF token; JSON back
+      return fetch(url, {
+        method: "POST",
+        body: body,
+        credentials: "same-origin",
+        headers: {"X-CSRFToken": csrfToken(form)}
+      }).then(function (response) { return response.json(); });
+    }
+
     var timer = null;
     var sequence = 0;
     var status = byId("tm-status");
@@ -114,14 +123,7 @@
         body.append(name, fieldValue(name));
       });
       status.textContent = "Refreshing the preview…";
-      fetch(panel.getAttribute("data-preview-url"), {
-        method: "POST",
-        body: body,
-        credentials: "same-origin",
-        headers: {"X-CSRFToken": csrfToken(form)}
-      }).then(function (response) {
-        return response.json();
-      }).then(function (data) {
+      post(panel.getAttribute("data-preview-url"), body).then(function (data) {
         if (mine === sequence) { show(data); }
       }).catch(function () {
         if (mine === sequence) { status.textContent = "The preview could not be refreshed."; }
@@ -151,14 +153,7 @@
         body.append("sample_context", fieldValue("sample_context"));
         button.disabled = true;
         result.textContent = "Sending…";
-        fetch(panel.getAttribute("data-send-url"), {
-          method: "POST",
-          body: body,
-          credentials: "same-origin",
-          headers: {"X-CSRFToken": csrfToken(form)}
-        }).then(function (response) {
-          return response.json();
-        }).then(function (data) {
+        post(panel.getAttribute("data-send-url"), body).then(function (data) {
           result.textContent = data.message || (data.errors || []).map(function (e) {
             return e.message;
           }).join(" ");
