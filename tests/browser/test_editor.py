@@ -111,3 +111,39 @@ def test_the_test_send_reaches_the_esp(editor, template, esp, enqueued, screensh
     assert request.json["To"] == "staff@example.com"
     assert request.json["Subject"] == "Order A-1001 confirmed"
     assert "Shop Ltd" in request.json["HtmlBody"]
+
+
+def test_scripts_in_the_preview_never_run(editor):
+    """A template's script (or an event handler) stays inert in the sandboxed iframe: it
+    can neither run nor touch the admin page."""
+    title = editor.title()
+    type_in(editor, "html", '<script>parent.document.title = "pwned"; '
+            'document.write("<p id=ran>ran</p>")</script>'
+            '<img alt="" src="data:," onload="document.body.id = \'handler-ran\'">'
+            "<p>after the script</p>")
+    frame = editor.frame_locator("#tm-frame-desktop")
+    expect(frame.locator("body")).to_contain_text("after the script")
+    editor.wait_for_timeout(300)
+    assert frame.locator("#ran").count() == 0
+    assert frame.locator("#handler-ran").count() == 0
+    assert editor.title() == title
+
+
+def test_without_javascript_the_form_is_plain_and_still_saves(chromium, live_server, template):
+    User.objects.create_superuser("plain", "plain@example.com", "pw-for-tests")
+    context = chromium.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/admin/login/?next=/admin/")
+        page.fill("#id_username", "plain")
+        page.fill("#id_password", "pw-for-tests")
+        page.click("input[type=submit]")
+        page.goto(f"/admin/transactional_mail/emailtemplate/{template.pk}/change/")
+        expect(page.locator("#tm-editor")).to_be_hidden()
+        expect(page.locator("textarea#id_html")).to_be_visible()
+        page.fill("textarea#id_subject", "Plain {{ order.number }}")
+        page.click("input[name=_save]")
+        expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    finally:
+        context.close()
+    assert EmailTemplate.objects.get(pk=template.pk).subject == "Plain {{ order.number }}"
