@@ -141,9 +141,12 @@ def test_preview_renders_in_the_language(admin_client):
     assert "novembre" in data["html"]
 
 
-def test_preview_needs_view_permission(template):
+def test_preview_needs_view_or_add_permission(template):
     assert staff(perms=()).post(PREVIEW, fields()).status_code == 403
     assert staff("vic", perms=("view_emailtemplate",)).post(PREVIEW, fields()).status_code == 200
+    assert staff("ada", perms=("add_emailtemplate",)).post(PREVIEW, fields()).status_code == 200
+    other = staff("lou", perms=("view_email", "view_layout", "change_layout"))
+    assert other.post(PREVIEW, fields()).status_code == 403
 
 
 def test_preview_needs_a_login_post_csrf_and_same_origin(admin_user):

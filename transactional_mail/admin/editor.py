@@ -7,7 +7,7 @@ template's own admin (fields, drafts, history) stays in its module. It adds:
   CDN) over the subject, HTML and text textareas; without JavaScript they stay textareas;
 * ``preview/``: POST the unsaved subject, HTML, text, layout, language and JSON sample
   context, get JSON back from :func:`~transactional_mail.rendering.preview.preview_email`
-  (the worker's renderer, under its budget). Needs the view permission;
+  (the worker's renderer, under its budget). Needs the view (or add) permission;
 * ``<id>/send-test/``: queue a test email through :func:`transactional_mail.send` (the
   real outbox, logged like any email, tagged ``test``) to one's own address, or to any
   address with the ``send_test_emailtemplate`` permission; at most
@@ -151,7 +151,8 @@ class TemplateEditorMixin:
         return require_POST(self._preview)(request)
 
     def _preview(self, request: HttpRequest) -> JsonResponse:
-        if not self.has_view_permission(request):
+        # Whoever can open a template's form (view, change, or add only) sees its preview.
+        if not (self.has_view_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
         self._check_same_origin(request)
         try:
