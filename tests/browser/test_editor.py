@@ -29,14 +29,19 @@ def template():
     )
 
 
+def log_in(page, username: str) -> None:
+    """Create a superuser ``username`` (address username@example.com) and log in as them."""
+    User.objects.create_superuser(username, f"{username}@example.com", "pw-for-tests")
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-for-tests")
+    page.click("input[type=submit]")
+
+
 @pytest.fixture
 def editor(page, template):
     """The template's change page, logged in as staff with an address, preview loaded."""
-    User.objects.create_superuser("staff", "staff@example.com", "pw-for-tests")
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "pw-for-tests")
-    page.click("input[type=submit]")
+    log_in(page, "staff")
     page.goto(f"/admin/transactional_mail/emailtemplate/{template.pk}/change/")
     expect(page.locator("#tm-editor")).to_be_visible()
     expect(page.frame_locator("#tm-frame-desktop").locator("body")).to_contain_text("Hello Ann")
@@ -133,14 +138,10 @@ def test_scripts_in_the_preview_never_run(editor):
 
 
 def test_without_javascript_the_form_is_plain_and_still_saves(chromium, live_server, template):
-    User.objects.create_superuser("plain", "plain@example.com", "pw-for-tests")
     context = chromium.new_context(base_url=live_server.url, java_script_enabled=False)
     page = context.new_page()
     try:
-        page.goto("/admin/login/?next=/admin/")
-        page.fill("#id_username", "plain")
-        page.fill("#id_password", "pw-for-tests")
-        page.click("input[type=submit]")
+        log_in(page, "plain")
         page.goto(f"/admin/transactional_mail/emailtemplate/{template.pk}/change/")
         expect(page.locator("#tm-editor")).to_be_hidden()
         expect(page.locator("textarea#id_html")).to_be_visible()

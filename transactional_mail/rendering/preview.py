@@ -17,6 +17,10 @@ the warnings staff should see before a customer does:
 
 The JSON context is hostile input (it comes from a form): :func:`parse_context` bounds its
 size and depth and says in plain words what is wrong with it.
+
+One module of over 400 lines, on purpose: the context's paths, the variable walk and the
+HTML scan exist only to build one :class:`Preview`, and each reads the others' results
+(the paths the panel lists are the ones the walk checks against).
 """
 
 from __future__ import annotations
