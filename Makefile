@@ -30,7 +30,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo venv venv-dj42 venv-dj6 test test-unit lint docs clean distclean
+.PHONY: help demo venv venv-dj42 venv-dj6 chromium test test-unit lint docs clean distclean
 
 help:
 	@echo "make demo        run the example shop (admin URL and login are printed)"
@@ -46,6 +46,7 @@ help:
 	@echo "make lint        ruff check ."
 	@echo "make docs        build the documentation into build/site"
 	@echo "make venv        create .venv (also venv-dj42, venv-dj6)"
+	@echo "make chromium    install Debian's chromium for the browser tests when missing (apt, as root or with sudo)"
 	@echo "make clean       remove build/ and caches; make distclean also removes the virtualenvs"
 	@echo "PYTEST_ARGS='-k claims -x' make test-unit   passes arguments to pytest"
 
@@ -53,22 +54,40 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,browser]'
 	touch $@
 
 venv-dj42: $(VENV_DJ42)/.installed
 
 $(VENV_DJ42)/.installed: pyproject.toml
 	[ -x $(PY_DJ42) ] || $(PYTHON) -m venv $(VENV_DJ42)
-	$(PY_DJ42) -m pip install --quiet -e '.[test]' 'Django>=4.2,<5.0'
+	$(PY_DJ42) -m pip install --quiet -e '.[test,browser]' 'Django>=4.2,<5.0'
 	touch $@
 
 venv-dj6: $(VENV_DJ6)/.installed
 
 $(VENV_DJ6)/.installed: pyproject.toml
 	[ -x $(PY_DJ6) ] || $(PYTHON_DJ6) -m venv $(VENV_DJ6)
-	$(PY_DJ6) -m pip install --quiet -e '.[test]' 'Django>=6.0,<6.1'
+	$(PY_DJ6) -m pip install --quiet -e '.[test,browser]' 'Django>=6.0,<6.1'
 	touch $@
+
+# The browser tests drive the system's Chromium (Playwright's own download is never used).
+# Installed with apt when missing, as root or through passwordless sudo; when it cannot be,
+# the browser tests skip with the reason (and fail under CI=true, where they must run).
+chromium:
+	if [ -n "$${TM_CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+	  exit 0
+	fi
+	if [ "$$(id -u)" = 0 ]; then sudo=""
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"
+	else echo "chromium is missing and this user cannot install it (not root, no sudo): the browser tests will not run"; exit 0
+	fi
+	if ! command -v apt-get >/dev/null 2>&1; then
+	  echo "chromium is missing and there is no apt-get: install Chromium and set TM_CHROMIUM=/path/to/it"; exit 0
+	fi
+	echo "Installing chromium for the browser tests (apt-get)..."
+	$$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null
 
 demo: venv
 	$(PY) example_project/manage.py demo
@@ -84,7 +103,7 @@ test-unit: venv
 	env -u TM_TEST_POSTGRES $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 # Every step runs even when an earlier one fails; the summary says which failed.
-test: venv venv-dj42
+test: venv venv-dj42 chromium
 	@mkdir -p $(BUILD)
 	summary=$(BUILD)/test-summary.txt
 	: > "$$summary"

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # live_server serves the admin's and the editor's files
     "anymail",
     "django_celery_beat",
     "transactional_mail",

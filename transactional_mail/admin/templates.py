@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.translation import gettext
 
 from ..models import EmailTemplate, TemplateRevision
+from .editor import TemplateEditorMixin
 from .history import RevisionsAdminMixin, UnpublishedFilter
 
 
@@ -19,7 +20,7 @@ class TemplateRevisionInline(admin.TabularInline):
 
 
 @admin.register(EmailTemplate)
-class EmailTemplateAdmin(RevisionsAdminMixin, admin.ModelAdmin):
+class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAdmin):
     list_display = ["key", "language", "subject", "layout", "category", "unpublished_changes",
                     "updated_at"]
     list_filter = [UnpublishedFilter, "language", "category", "layout"]

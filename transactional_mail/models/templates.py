@@ -202,7 +202,10 @@ class EmailTemplate(TemplateFields, Revisioned):
                 fields=["key", "language"], name="transactional_mail_emailtemplate_unique"
             )
         ]
-        permissions = [("publish_emailtemplate", _("Can publish email template"))]
+        permissions = [
+            ("publish_emailtemplate", _("Can publish email template")),
+            ("send_test_emailtemplate", _("Can send test email to any address")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key} [{self.language}]" if self.language else self.key

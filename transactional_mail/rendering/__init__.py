@@ -17,7 +17,9 @@ those listed before it:
 * :mod:`~transactional_mail.rendering.text`: the text part derived from the HTML;
 * :mod:`~transactional_mail.rendering.compose`: :func:`render_email` itself;
 * :mod:`~transactional_mail.rendering.brand`: the colours and font stacks a layout holds;
-* :mod:`~transactional_mail.rendering.validation`: the checks run when a source is saved.
+* :mod:`~transactional_mail.rendering.validation`: the checks run when a source is saved;
+* :mod:`~transactional_mail.rendering.preview`: the admin editor's preview of unsaved
+  sources, and its warnings (missing variables, links, images, size).
 """
 
 from .compose import RenderedEmail, render_email

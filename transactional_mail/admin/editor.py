@@ -1,0 +1,247 @@
+"""The template editor: code editors, the live preview and the test send of the change form.
+
+A mixin for :class:`~transactional_mail.admin.templates.EmailTemplateAdmin`, so the
+template's own admin (fields, drafts, history) stays in its module. It adds:
+
+* CodeMirror 5 (vendored under ``static/transactional_mail/vendor/``: no build step, no
+  CDN) over the subject, HTML and text textareas; without JavaScript they stay textareas;
+* ``preview/``: POST the unsaved subject, HTML, text, layout, language and JSON sample
+  context, get JSON back from :func:`~transactional_mail.rendering.preview.preview_email`
+  (the worker's renderer, under its budget). Needs the view (or add) permission;
+* ``<id>/send-test/``: queue a test email through :func:`transactional_mail.send` (the
+  real outbox, logged like any email, tagged ``test``) to one's own address, or to any
+  address with the ``send_test_emailtemplate`` permission; at most
+  ``TEST_SENDS_PER_MINUTE`` per user.
+
+Both endpoints are POST only, CSRF-protected (the admin's views are) and refuse a request
+the browser says is cross-site (``Sec-Fetch-Site``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django import forms
+from django.contrib.admin.utils import unquote
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.urls import path, reverse
+from django.utils.translation import check_for_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from .. import api
+from ..exceptions import TransactionalMailError
+from ..headers import check_address
+from ..models import Email, Layout
+from ..models.templates import normalize_language
+from ..rendering.preview import parse_context, preview_email
+
+__all__ = ["SEND_TEST_PERMISSION", "TEST_SENDS_PER_MINUTE", "TemplateEditorMixin",
+           "test_send_rate_key"]
+
+logger = logging.getLogger(__name__)
+
+#: How many test emails one user may queue per minute.
+TEST_SENDS_PER_MINUTE = 10
+SEND_TEST_PERMISSION = "transactional_mail.send_test_emailtemplate"
+
+_VENDOR = "transactional_mail/vendor/codemirror/"
+
+
+def _code_widget(mode: str, rows: int) -> forms.Textarea:
+    return forms.Textarea(attrs={"rows": rows, "class": "tm-code", "data-tm-mode": mode,
+                                 "spellcheck": "false"})
+
+
+def _layout_revision_id(draft) -> int | None:
+    """The layout revision a test of ``draft`` renders in: its layout as customers see it
+    (the published revision), or its draft when the layout was never published."""
+    layout = draft.layout if draft is not None else None
+    if layout is None:
+        return None
+    return layout.published_revision_id or layout.current_revision_id
+
+
+def test_send_rate_key(user_pk: object, window: int) -> str:
+    """The cache key counting one user's test sends in one minute (``window``)."""
+    return f"transactional_mail:test-send:{user_pk}:{window}"
+
+
+class TemplateEditorMixin:
+    """Code editors, live preview and test send for the email template change form."""
+
+    change_form_template = "admin/transactional_mail/emailtemplate/change_form.html"
+
+    class Media:
+        css = {"all": [f"{_VENDOR}codemirror.css", "transactional_mail/editor.css"]}
+        js = [
+            f"{_VENDOR}codemirror.js",
+            f"{_VENDOR}addon/mode/overlay.js",
+            f"{_VENDOR}mode/xml/xml.js",
+            f"{_VENDOR}mode/javascript/javascript.js",
+            f"{_VENDOR}mode/css/css.js",
+            f"{_VENDOR}mode/htmlmixed/htmlmixed.js",
+            f"{_VENDOR}mode/django/django.js",
+            "transactional_mail/editor.js",
+        ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        widgets = {"subject": _code_widget("subject", 1), "html": _code_widget("html", 20),
+                   "text": _code_widget("text", 10)}
+        if db_field.name in widgets:
+            kwargs["widget"] = widgets[db_field.name]
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def _url_name(self, action: str) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_{action}"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("preview/", wrap(self.preview_view), name=self._url_name("preview")),
+            path("<path:object_id>/send-test/", wrap(self.send_test_view),
+                 name=self._url_name("send_test")),
+            *super().get_urls(),
+        ]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        site = self.admin_site.name
+        extra_context = {
+            "tm_preview_url": reverse(f"{site}:{self._url_name('preview')}"),
+            "tm_send_test_url": (
+                reverse(f"{site}:{self._url_name('send_test')}", args=[object_id])
+                if object_id else ""
+            ),
+            "tm_can_send_anywhere": request.user.has_perm(SEND_TEST_PERMISSION),
+            **(extra_context or {}),
+        }
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    # --- Preview -------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_same_origin(request: HttpRequest) -> None:
+        # CSRF covers forged posts; this also refuses what the browser marks cross-site.
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in {"same-origin", "none"}:
+            raise PermissionDenied
+
+    @staticmethod
+    def _context(request: HttpRequest) -> dict:
+        return parse_context(request.POST.get("sample_context", ""))
+
+    @staticmethod
+    def _language(value: str) -> str | None:
+        language = normalize_language(value)
+        # check_for_language also refuses what is not a language code (no path tricks).
+        return language if language and check_for_language(language) else None
+
+    @staticmethod
+    def _layout_revision(value: str):
+        if not value:
+            return None
+        try:
+            layout = Layout.objects.select_related("current_revision").get(pk=int(value))
+        except (ValueError, Layout.DoesNotExist) as err:
+            raise ValidationError(_("That layout does not exist.")) from err
+        return layout.current_revision or layout
+
+    @staticmethod
+    def _error(message: str, status: int = 400, code: str = "invalid") -> JsonResponse:
+        return JsonResponse(
+            {"errors": [{"code": code, "message": message, "part": "", "line": None}]},
+            status=status,
+        )
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """Render the posted, unsaved sources; JSON: subject, html, text, warnings, errors."""
+        return require_POST(self._preview)(request)
+
+    def _preview(self, request: HttpRequest) -> JsonResponse:
+        # Whoever can open a template's form (view, change, or add only) sees its preview.
+        if not (self.has_view_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        self._check_same_origin(request)
+        try:
+            context = self._context(request)
+            layout = self._layout_revision(request.POST.get("layout", ""))
+        except ValidationError as err:
+            return self._error(err.messages[0], code="context")
+        result = preview_email(
+            request.POST.get("subject", ""),
+            request.POST.get("html", ""),
+            request.POST.get("text", ""),
+            layout,
+            context,
+            language=self._language(request.POST.get("language", "")),
+        )
+        return JsonResponse(result.as_dict())
+
+    # --- Test send -----------------------------------------------------------------------
+
+    def send_test_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """Queue a test email of the saved template to the user (or, with the permission,
+        to any address); JSON: ``{"message": ..., "email_id": ...}`` or ``errors``."""
+        return require_POST(self._send_test)(request, object_id)
+
+    def _send_test(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        template = self.get_object(request, unquote(object_id))
+        if template is None or not self.has_view_permission(request, template):
+            raise PermissionDenied
+        self._check_same_origin(request)
+        own = (request.user.email or "").strip()
+        to = (request.POST.get("to") or "").strip() or own
+        if not to:
+            return self._error(_("Your account has no email address: add one to your user "
+                                 "to receive test emails."))
+        if to.lower() != own.lower() and not request.user.has_perm(SEND_TEST_PERMISSION):
+            return self._error(_("You can send test emails only to your own address (%(own)s).")
+                               % {"own": own or _("none set")}, status=403, code="permission")
+        try:
+            to = check_address("to", to)
+            context = self._context(request)
+        except (ValidationError, TransactionalMailError, ValueError) as err:
+            message = err.messages[0] if isinstance(err, ValidationError) else str(err)
+            return self._error(message)
+        window = int(time.time() // 60)
+        key = test_send_rate_key(request.user.pk, window)
+        cache.add(key, 0, 120)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, 120)
+            count = 1
+        if count > TEST_SENDS_PER_MINUTE:
+            return self._error(_("At most %(n)s test emails a minute: wait a moment.")
+                               % {"n": TEST_SENDS_PER_MINUTE}, status=429, code="rate_limited")
+        draft = template.current_revision
+        try:
+            with transaction.atomic():
+                email = api.send(
+                    template.key, to, context,
+                    language=template.language or None,
+                    tags=["test"],
+                    is_test=True,
+                    metadata={"test": "1", "template_id": str(template.pk),
+                              "revision_id": str(template.current_revision_id or ""),
+                              "sent_by": str(request.user.pk)},
+                )
+                # A test renders this template's draft, not the published revision the
+                # worker would choose: the revisions are pinned on the row before commit.
+                Email.objects.filter(pk=email.pk).update(
+                    template_revision=draft, layout_revision_id=_layout_revision_id(draft))
+        except TransactionalMailError as err:
+            return self._error(str(err))
+        logger.info("User %s queued test email %s of template %s to %s.",
+                    request.user.pk, email.pk, template.pk, to)
+        return JsonResponse({
+            "message": _("Test email queued to %(to)s (email %(id)s). It renders the last "
+                         "saved draft, revision #%(number)s.")
+            % {"to": to, "id": email.pk, "number": draft.number if draft else "?"},
+            "email_id": email.pk,
+        })
+
+
