@@ -122,6 +122,11 @@
       ["subject", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
         body.append(name, fieldValue(name));
       });
+      var picked = byId("tm-object-select");
+      if (picked && picked.value) {  // a real object: its trigger's context, not the sample
+        body.append("template_id", byId("tm-object").getAttribute("data-template-id"));
+        body.append("object_id", picked.value);
+      }
       status.textContent = "Refreshing the preview…";
       post(panel.getAttribute("data-preview-url"), body).then(function (data) {
         if (mine === sequence) { show(data); }
@@ -142,6 +147,41 @@
         var field = byId("id_" + name);
         if (field) { field.addEventListener("input", schedule); }
       });
+    }
+
+    var picker = byId("tm-object");
+    if (picker) {
+      var query = byId("tm-object-q");
+      var select = byId("tm-object-select");
+      var searchTimer = null;
+      var searchSequence = 0;
+      var search = function () {
+        var mine = ++searchSequence;
+        var url = picker.getAttribute("data-search-url") + "?template=" +
+          encodeURIComponent(picker.getAttribute("data-template-id")) + "&q=" +
+          encodeURIComponent(query.value);
+        fetch(url, {credentials: "same-origin"}).then(function (response) {
+          return response.json();
+        }).then(function (data) {
+          if (mine !== searchSequence) { return; }
+          var chosen = select.value;
+          while (select.options.length > 1) { select.remove(1); }
+          (data.results || []).forEach(function (item) {
+            var option = document.createElement("option");
+            option.value = item.id;
+            option.textContent = "#" + item.id + " " + item.str;
+            select.appendChild(option);
+          });
+          select.value = chosen;
+          if (select.value !== chosen) { select.value = ""; schedule(); }
+        });
+      };
+      query.addEventListener("input", function () {
+        if (searchTimer) { clearTimeout(searchTimer); }
+        searchTimer = setTimeout(search, DELAY);
+      });
+      select.addEventListener("change", schedule);
+      search();
     }
 
     var button = byId("tm-test-button");
