@@ -178,3 +178,40 @@ def test_sample_context_json_is_unchanged_by_a_real_preview(template, order):
     staff(perms=BOTH).post(PREVIEW, real(template, order))
     template.refresh_from_db()
     assert json.dumps(template.sample_context, sort_keys=True) == before
+
+
+# --- The variables panel when the sample context is empty ----------------------------------
+
+
+def test_empty_sample_context_lists_the_triggers_declared_paths(use_triggers):
+    use_triggers(paid={**PAID, "context": ["number", "customer.name"]})
+    template = make_template()
+    data = staff(perms=("view_emailtemplate",)).post(PREVIEW, fields(
+        sample_context="{}", template_id=str(template.pk))).json()
+    assert data["variables"] == ["number", "customer", "customer.name"]
+    assert data["variables_source"] == "trigger" and "'paid'" not in data["variables_note"]
+    assert "paid" in data["variables_note"]
+
+
+def test_empty_sample_context_and_the_default_context(use_triggers):
+    use_triggers(paid={k: v for k, v in PAID.items() if k != "context"})
+    template = make_template()
+    data = staff(perms=("view_emailtemplate",)).post(PREVIEW, fields(
+        sample_context="", template_id=str(template.pk))).json()
+    assert data["variables"] == ["object", "object.id", "object.str"]
+
+
+def test_empty_sample_context_and_a_context_callable_says_to_pick_an_object(template):
+    data = staff(perms=("view_emailtemplate",)).post(PREVIEW, fields(
+        sample_context="{}", template_id=str(template.pk))).json()
+    assert data["variables"] == [] and "pick a real object" in data["variables_note"]
+
+
+def test_a_sample_context_keeps_its_own_variables(template):
+    data = staff(perms=BOTH).post(PREVIEW, fields(template_id=str(template.pk))).json()
+    assert data["variables_source"] == "sample" and "order.number" in data["variables"]
+
+
+def test_the_editor_panel_carries_the_template_id(template):
+    html = change_page(staff(perms=("view_emailtemplate",)), template).content.decode()
+    assert f'data-template-id="{template.pk}"' in html

@@ -215,11 +215,35 @@ class TemplateEditorMixin:
             language=self._language(request.POST.get("language", "")),
         )
         data = result.as_dict()
+        data["variables_source"] = "sample"
         if real_context is not None:
             data["context"] = real_context
+            data["variables_source"] = "object"
             data["warnings"] = [PreviewMessage("object", note).as_dict()
                                 for note in notes] + data["warnings"]
+        elif not context:
+            data.update(self._trigger_variables(request, request.POST.get("template_id", "")))
         return JsonResponse(data)
+
+    def _trigger_variables(self, request: HttpRequest, template_id: str) -> dict:
+        """For an empty sample context: the variables of the template's trigger's context,
+        when its definition declares them (no ``context``, or a list of paths); else a note
+        saying a real object shows them. Names only: no object is read."""
+        template = self.get_object(request, unquote(template_id)) if template_id else None
+        if template is None or not self.has_view_permission(request, template):
+            return {}
+        trigger = real_objects.bound_trigger(template.key)
+        if trigger is None:
+            return {}
+        paths = real_objects.declared_paths(trigger)
+        if paths is None:
+            return {"variables_source": "trigger", "variables_note": _(
+                "The sample context is empty, and the trigger “%(key)s” builds its context "
+                "with code: pick a real object to see its variables, or write a sample "
+                "context.") % {"key": trigger.key}}
+        return {"variables": list(paths), "variables_source": "trigger",
+                "variables_note": _("The sample context is empty: these are the variables "
+                                    "the trigger “%(key)s” declares.") % {"key": trigger.key}}
 
     # --- A real object's context -------------------------------------------------------
 

@@ -91,6 +91,15 @@
     function show(data) {
       fill(byId("tm-errors"), data.errors || [], messageItem);
       fill(byId("tm-warnings"), data.warnings || [], messageItem);
+      var titles = {
+        sample: "Variables in the sample context",
+        object: "Variables in the object's context",
+        trigger: "Variables of the trigger's context"
+      };
+      if (data.variables_source && titles[data.variables_source]) {
+        byId("tm-variables-title").textContent = titles[data.variables_source];
+      }
+      byId("tm-variables-note").textContent = data.variables_note || "";
       if (data.variables) {
         fill(byId("tm-variables"), data.variables, function (path) {
           var li = document.createElement("li");
@@ -122,9 +131,9 @@
       ["subject", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
         body.append(name, fieldValue(name));
       });
+      body.append("template_id", panel.getAttribute("data-template-id") || "");
       var picked = byId("tm-object-select");
       if (picked && picked.value) {  // a real object: its trigger's context, not the sample
-        body.append("template_id", byId("tm-object").getAttribute("data-template-id"));
         body.append("object_id", picked.value);
       }
       status.textContent = "Refreshing the preview…";
