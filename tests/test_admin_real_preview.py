@@ -215,3 +215,9 @@ def test_a_sample_context_keeps_its_own_variables(template):
 def test_the_editor_panel_carries_the_template_id(template):
     html = change_page(staff(perms=("view_emailtemplate",)), template).content.decode()
     assert f'data-template-id="{template.pk}"' in html
+
+
+def test_a_missing_variable_is_missing_from_the_objects_context(template, order):
+    data = staff(perms=BOTH).post(PREVIEW, real(template, order, text="{{ coupon }}")).json()
+    [warning] = [w for w in data["warnings"] if w["code"] == "missing_variable"]
+    assert warning["message"].startswith("{{ coupon }} is not in this object's context")

@@ -219,6 +219,10 @@ class TemplateEditorMixin:
         if real_context is not None:
             data["context"] = real_context
             data["variables_source"] = "object"
+            for warning in data["warnings"]:
+                if warning["code"] == "missing_variable":  # not the sample's: the object's
+                    warning["message"] = warning["message"].replace(
+                        "the sample context", "this object's context")
             data["warnings"] = [PreviewMessage("object", note).as_dict()
                                 for note in notes] + data["warnings"]
         elif not context:
