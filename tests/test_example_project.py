@@ -57,3 +57,31 @@ def test_order_emails_reply_to_the_desk_speaking_the_customers_language(send_log
     assert replies["order_confirmation"] == ["Service client Demo Shop <sav@example.com>"]
     assert replies["order_refunded"] == ["Service client Demo Shop <sav@example.com>"]
     assert replies["shipping_update"] == []
+
+
+DEMO_HISTORY = """
+import json
+from transactional_mail.models import Email, EmailTemplate, SuppressionHistory
+shipping = EmailTemplate.objects.get(key="shipping_update", language="")
+emails = Email.objects.filter(idempotency_key__startswith="demo:").order_by("pk")
+print(json.dumps({
+    "draft": [shipping.has_unpublished_changes, shipping.published_revision.number,
+              shipping.current_revision.number, shipping.current_revision.note],
+    "emails": [[e.status, e.is_test, e.attempts, bool(e.html_body),
+                [a.outcome for a in e.attempt_log.order_by("number")]] for e in emails],
+    "history": list(SuppressionHistory.objects.values_list("address", "change")),
+}))
+"""
+
+
+def test_the_demo_data_shows_drafts_attempts_tests_and_suppressions(tmp_path):
+    for _ in range(2):  # seeding twice adds nothing
+        setup = run_example("manage.py", "demo", "--setup-only", data_dir=tmp_path)
+        assert setup.returncode == 0, setup.stderr
+    result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["draft"][:3] == [True, 1, 2] and "review" in data["draft"][3]
+    assert data["emails"] == [["sent", False, 2, True, ["transient", "sent"]],
+                              ["sent", True, 1, True, ["sent"]]]
+    assert data["history"] == [["old-address@example.com", "added"]]

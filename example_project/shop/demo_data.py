@@ -1,4 +1,7 @@
-"""The demo's seed data: a branded layout, the shop's email templates and two customers.
+"""The demo's seed data: a branded layout, the shop's email templates and two customers,
+and a little history for the admin to show (``seed_history()``): a template with an
+unpublished draft, an email whose first attempt failed (HTTP 500) and whose retry was sent,
+a test email, and a suppression with its history.
 
 One template per trigger in ``TRANSACTIONAL_MAIL["TRIGGERS"]`` (welcome,
 order_confirmation, shipping_update, review_request, order_refunded, login_alert), plus
@@ -9,10 +12,24 @@ made in the admin survive a restart of the demo.
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.db import transaction
+from datetime import timedelta
 
-from transactional_mail.models import EmailTemplate, Layout
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from transactional_mail.models import (
+    Email,
+    EmailTemplate,
+    Layout,
+    Suppression,
+    SuppressionHistory,
+)
+from transactional_mail.models.attempts import AttemptOutcome, EmailAttempt
+from transactional_mail.models.log import EmailStatus
+from transactional_mail.models.suppression import SuppressionChange, SuppressionReason
+from transactional_mail.rendering import render_email
 
 from .models import Customer
 
@@ -315,4 +332,82 @@ def seed() -> list[str]:
     missing = [Customer(**customer) for customer in CUSTOMERS if customer["email"] not in existing]
     Customer.objects.bulk_create(missing)
     created += [f"customer {customer.email}" for customer in missing]
+    created += seed_history()
+    return created
+
+
+#: The idempotency keys of the demo's logged emails: seeded once, never again.
+RETRIED_KEY = "demo:retried-then-sent"
+TEST_KEY = "demo:test-email"
+DRAFT_SUBJECT = "Order {{ order.number }} is on its way to you"
+SUPPRESSED = "old-address@example.com"
+
+
+def _logged_email(template: EmailTemplate, key: str, to: str, **fields) -> Email:
+    """A sent email of ``template``'s published revision, rendered as the worker would."""
+    revision = template.published_revision
+    layout = template.layout.published_revision if template.layout else None
+    rendered = render_email(revision, layout, template.sample_context,
+                            language=template.language or None)
+    email = Email(template_key=template.key, template_revision=revision,
+                  layout_revision=layout, category=template.category,
+                  from_email=settings.DEFAULT_FROM_EMAIL, to=[to], idempotency_key=key,
+                  context=template.sample_context, subject=rendered.subject,
+                  status=EmailStatus.SENT, esp_name="postmark",
+                  next_attempt_at=fields.get("sent_at"), **fields)
+    email.html_body = rendered.html
+    email.text_body = rendered.text
+    email.save()
+    return email
+
+
+def seed_history() -> list[str]:
+    """What the admin's send log, history and suppressions show on a fresh demo."""
+    created = []
+    admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+    now = timezone.now()
+    shipping = EmailTemplate.objects.filter(key="shipping_update", language="").first()
+    if shipping is not None and not shipping.has_unpublished_changes \
+            and shipping.current_revision.number == 1:
+        shipping.subject = DRAFT_SUBJECT
+        shipping.revision_author = admin
+        shipping.revision_note = "Warmer subject; waiting for review before publishing."
+        shipping.save()
+        created.append("an unpublished draft of shipping_update")
+    confirmation = EmailTemplate.objects.filter(key="order_confirmation", language="").first()
+    if confirmation is not None and not Email.objects.filter(idempotency_key=RETRIED_KEY).exists():
+        first, second = now - timedelta(hours=2, minutes=1), now - timedelta(hours=2)
+        email = _logged_email(
+            confirmation, RETRIED_KEY, "ada@example.com", attempts=2, sent_at=second,
+            esp_message_id="demo-0001", trigger_key="order_confirmation",
+            last_error="HTTP 500 from Postmark: Internal server error (retried)")
+        EmailAttempt.objects.create(
+            email=email, number=1, started_at=first, finished_at=first,
+            outcome=AttemptOutcome.TRANSIENT, esp_status_code=500,
+            error="HTTP 500 from Postmark: Internal server error")
+        EmailAttempt.objects.create(
+            email=email, number=2, started_at=second, finished_at=second,
+            outcome=AttemptOutcome.SENT, esp_status_code=200, esp_message_id="demo-0001")
+        created.append(f"email {email.pk}: a transient failure, then sent")
+    if confirmation is not None and admin is not None \
+            and not Email.objects.filter(idempotency_key=TEST_KEY).exists():
+        email = _logged_email(
+            confirmation, TEST_KEY, admin.email or "admin@example.com", attempts=1,
+            sent_at=now - timedelta(hours=1), is_test=True, tags=["test"],
+            esp_message_id="demo-0002",
+            metadata={"test": "1", "template_id": str(confirmation.pk),
+                      "revision_id": str(confirmation.published_revision_id),
+                      "sent_by": str(admin.pk)})
+        EmailAttempt.objects.create(
+            email=email, number=1, started_at=email.sent_at, finished_at=email.sent_at,
+            outcome=AttemptOutcome.SENT, esp_status_code=200, esp_message_id="demo-0002")
+        created.append(f"test email {email.pk}")
+    if not SuppressionHistory.objects.filter(address=SUPPRESSED).exists():
+        Suppression.objects.create(address=SUPPRESSED, reason=SuppressionReason.MANUAL,
+                                   source="demo: asked by phone")
+        SuppressionHistory.objects.create(
+            address=SUPPRESSED, change=SuppressionChange.ADDED,
+            suppression_reason=SuppressionReason.MANUAL, user=admin,
+            note="The customer asked by phone to receive no more email at this address.")
+        created.append(f"suppression of {SUPPRESSED}, with its history")
     return created

@@ -11,10 +11,15 @@ template's own admin (fields, drafts, history) stays in its module. It adds:
 * ``<id>/send-test/``: queue a test email through :func:`transactional_mail.send` (the
   real outbox, logged like any email, tagged ``test``) to one's own address, or to any
   address with the ``send_test_emailtemplate`` permission; at most
-  ``TEST_SENDS_PER_MINUTE`` per user.
+  ``TEST_SENDS_PER_MINUTE`` per user;
+* for a template bound to a trigger (see :mod:`transactional_mail.admin.real_objects`):
+  ``object-search/?template=&q=`` (GET, at most 20 objects of the trigger's model) and a
+  ``template_id`` and ``object_id`` posted to ``preview/``, which then renders with the
+  context that trigger builds for that object instead of the sample context. Both need
+  the send log's view permission too (the context is personal data).
 
-Both endpoints are POST only, CSRF-protected (the admin's views are) and refuse a request
-the browser says is cross-site (``Sec-Fetch-Site``).
+The preview and the test send are POST only, CSRF-protected (the admin's views are) and
+refuse a request the browser says is cross-site (``Sec-Fetch-Site``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from django.contrib.admin.utils import unquote
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import path, reverse
 from django.utils.translation import check_for_language
 from django.utils.translation import gettext as _
@@ -38,7 +43,8 @@ from ..exceptions import TransactionalMailError
 from ..headers import check_address
 from ..models import Email, Layout
 from ..models.templates import normalize_language
-from ..rendering.preview import parse_context, preview_email
+from ..rendering.preview import PreviewMessage, parse_context, preview_email
+from . import real_objects
 
 __all__ = ["SEND_TEST_PERMISSION", "TEST_SENDS_PER_MINUTE", "TemplateEditorMixin",
            "test_send_rate_key"]
@@ -103,6 +109,8 @@ class TemplateEditorMixin:
         wrap = self.admin_site.admin_view
         return [
             path("preview/", wrap(self.preview_view), name=self._url_name("preview")),
+            path("object-search/", wrap(self.object_search_view),
+                 name=self._url_name("object_search")),
             path("<path:object_id>/send-test/", wrap(self.send_test_view),
                  name=self._url_name("send_test")),
             *super().get_urls(),
@@ -117,9 +125,28 @@ class TemplateEditorMixin:
                 if object_id else ""
             ),
             "tm_can_send_anywhere": request.user.has_perm(SEND_TEST_PERMISSION),
+            **self._real_object_context(request, object_id),
             **(extra_context or {}),
         }
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _real_object_context(self, request: HttpRequest, object_id: str | None) -> dict:
+        """The picker's context on the change form: only for a template bound to a trigger,
+        and only for whoever may see the send log (the object's context is personal data)."""
+        if not object_id or not request.user.has_perm(real_objects.VIEW_EMAIL_PERMISSION):
+            return {}
+        template = self.get_object(request, unquote(object_id))
+        trigger = real_objects.bound_trigger(template.key) if template is not None else None
+        if trigger is None:
+            return {}
+        fields = real_objects.search_fields(trigger, self.admin_site)
+        return {
+            "tm_object_search_url": reverse(
+                f"{self.admin_site.name}:{self._url_name('object_search')}"),
+            "tm_trigger_key": trigger.key,
+            "tm_trigger_model": trigger.model._meta.verbose_name,
+            "tm_search_fields": ", ".join(field.lstrip("^=@") for field in fields),
+        }
 
     # --- Preview -------------------------------------------------------------------------
 
@@ -165,8 +192,17 @@ class TemplateEditorMixin:
         if not (self.has_view_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
         self._check_same_origin(request)
+        notes: list[str] = []
+        real_context = None
+        if request.POST.get("object_id"):
+            trigger = self._bound_trigger_or_deny(request, request.POST.get("template_id", ""))
+            try:
+                real_context, notes = real_objects.object_context(
+                    trigger, request.POST["object_id"])
+            except real_objects.ObjectProblem as err:
+                return self._error(str(err), code="object")
         try:
-            context = self._context(request)
+            context = real_context if real_context is not None else self._context(request)
             layout = self._layout_revision(request.POST.get("layout", ""))
         except ValidationError as err:
             return self._error(err.messages[0], code="context")
@@ -178,7 +214,71 @@ class TemplateEditorMixin:
             context,
             language=self._language(request.POST.get("language", "")),
         )
-        return JsonResponse(result.as_dict())
+        data = result.as_dict()
+        data["variables_source"] = "sample"
+        if real_context is not None:
+            data["context"] = real_context
+            data["variables_source"] = "object"
+            for warning in data["warnings"]:
+                if warning["code"] == "missing_variable":  # not the sample's: the object's
+                    warning["message"] = warning["message"].replace(
+                        "the sample context", "this object's context")
+            data["warnings"] = [PreviewMessage("object", note).as_dict()
+                                for note in notes] + data["warnings"]
+        elif not context:
+            data.update(self._trigger_variables(request, request.POST.get("template_id", "")))
+        return JsonResponse(data)
+
+    def _trigger_variables(self, request: HttpRequest, template_id: str) -> dict:
+        """For an empty sample context: the variables of the template's trigger's context,
+        when its definition declares them (no ``context``, or a list of paths); else a note
+        saying a real object shows them. Names only: no object is read."""
+        template = self.get_object(request, unquote(template_id)) if template_id else None
+        if template is None or not self.has_view_permission(request, template):
+            return {}
+        trigger = real_objects.bound_trigger(template.key)
+        if trigger is None:
+            return {}
+        paths = real_objects.declared_paths(trigger)
+        if paths is None:
+            return {"variables_source": "trigger", "variables_note": _(
+                "The sample context is empty, and the trigger “%(key)s” builds its context "
+                "with code: pick a real object to see its variables, or write a sample "
+                "context.") % {"key": trigger.key}}
+        return {"variables": list(paths), "variables_source": "trigger",
+                "variables_note": _("The sample context is empty: these are the variables "
+                                    "the trigger “%(key)s” declares.") % {"key": trigger.key}}
+
+    # --- A real object's context -------------------------------------------------------
+
+    def _bound_trigger_or_deny(self, request: HttpRequest, template_id: str):
+        """The trigger the template ``template_id`` is bound to; PermissionDenied without
+        the template's view and the send log's view permissions, Http404 without one."""
+        if not request.user.has_perm(real_objects.VIEW_EMAIL_PERMISSION):
+            raise PermissionDenied
+        template = self.get_object(request, unquote(template_id)) if template_id else None
+        if template is None:
+            raise Http404(_("No such email template."))
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        trigger = real_objects.bound_trigger(template.key)
+        if trigger is None:
+            raise Http404(_("No trigger with a model sends this template."))
+        return trigger
+
+    def object_search_view(self, request: HttpRequest) -> JsonResponse:
+        """At most 20 objects of the template's trigger's model matching ``q`` (by id, or
+        by the site's admin search fields for that model); JSON ``{"results": [...]}``."""
+        if request.method != "GET":
+            return self._error(_("Use GET."), status=405, code="method")
+        self._check_same_origin(request)
+        trigger = self._bound_trigger_or_deny(request, request.GET.get("template", ""))
+        return JsonResponse({
+            "model": str(trigger.model._meta.verbose_name),
+            "trigger": trigger.key,
+            "results": real_objects.search_objects(trigger, request.GET.get("q", ""),
+                                                   self.admin_site),
+        })
 
     # --- Test send -----------------------------------------------------------------------
 

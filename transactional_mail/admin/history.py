@@ -3,7 +3,8 @@
 :class:`RevisionsAdminMixin` adds to a ``ModelAdmin`` of a ``Revisioned`` model: a note
 field recorded with the revision a save makes (and its author, from ``request.user``);
 an "unpublished changes" column and filter; publishing, as an action and as a button on
-the change form (``publish_<model>`` permission, logged in Django's ``LogEntry``); and,
+the change form (``publish_<model>`` permission, logged in Django's ``LogEntry``, with the
+model admin's ``publish_warnings()`` shown as warnings: the publish still happens); and,
 under the object's change page, ``revisions/`` (every revision with its author, time,
 note and published marker), ``revisions/<number>/`` (one revision's content),
 ``revisions/diff/?a=&b=`` (a side-by-side diff, escaped) and
@@ -89,6 +90,10 @@ class RevisionsAdminMixin:
             return gettext("It has no saved revision.")
         return ""
 
+    def publish_warnings(self, obj) -> list[str]:
+        """What staff should hear about the revision just published (it is published)."""
+        return []
+
     def _publish(self, request, obj) -> bool:
         problem = self.publish_problem(obj)
         if problem:
@@ -105,6 +110,8 @@ class RevisionsAdminMixin:
             "number": number})
         self.message_user(request, gettext("%(obj)s: revision #%(number)s is published.") % {
             "obj": obj, "number": number}, messages.SUCCESS)
+        for warning in self.publish_warnings(obj):
+            self.message_user(request, warning, messages.WARNING)
         return True
 
     @admin.action(permissions=["publish"], description=_("Publish the selected drafts"))

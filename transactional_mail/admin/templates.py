@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from ..models import EmailTemplate, TemplateRevision
+from ..rendering.preview import missing_variables
 from .editor import TemplateEditorMixin
 from .history import RevisionsAdminMixin, UnpublishedFilter
 
@@ -37,3 +38,36 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
             return gettext("its layout %(layout)s has never been published; publish the "
                            "layout first.") % {"layout": layout}
         return problem
+
+    #: At most this many missing variables are named in the publish warning.
+    MAX_NAMED_MISSING = 10
+
+    def publish_warnings(self, obj) -> list[str]:
+        """The variables the published revision uses that its sample context lacks (the
+        preview's walker): each would render as nothing in a real email."""
+        revision = obj.current_revision
+        context = obj.sample_context if isinstance(obj.sample_context, dict) else {}
+        missing = [
+            (message, part)
+            for part in ("subject", "html", "text")
+            for message in missing_variables(getattr(revision, part) or "", context, part)
+        ]
+        if not missing:
+            return []
+        named = [
+            "{} ({}{})".format(message.message.split(" is not in", 1)[0], part,
+                               f", line {message.line}" if message.line else "")
+            for message, part in missing[: self.MAX_NAMED_MISSING]
+        ]
+        if len(missing) > self.MAX_NAMED_MISSING:
+            named.append(gettext("and %(n)s more") % {
+                "n": len(missing) - self.MAX_NAMED_MISSING})
+        return [ngettext(
+            "%(obj)s: revision #%(number)s uses a variable its sample context does not "
+            "have: %(names)s. If a real email's context lacks it too, it renders as nothing; "
+            "check the spelling, or add it to the sample context.",
+            "%(obj)s: revision #%(number)s uses %(count)s variables its sample context does "
+            "not have: %(names)s. If a real email's context lacks them too, they render as "
+            "nothing; check the spelling, or add them to the sample context.",
+            len(missing)) % {"obj": obj, "number": revision.number, "count": len(missing),
+                             "names": ", ".join(named)}]

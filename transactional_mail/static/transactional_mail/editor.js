@@ -91,6 +91,15 @@
     function show(data) {
       fill(byId("tm-errors"), data.errors || [], messageItem);
       fill(byId("tm-warnings"), data.warnings || [], messageItem);
+      var titles = {
+        sample: "Variables in the sample context",
+        object: "Variables in the object's context",
+        trigger: "Variables of the trigger's context"
+      };
+      if (data.variables_source && titles[data.variables_source]) {
+        byId("tm-variables-title").textContent = titles[data.variables_source];
+      }
+      byId("tm-variables-note").textContent = data.variables_note || "";
       if (data.variables) {
         fill(byId("tm-variables"), data.variables, function (path) {
           var li = document.createElement("li");
@@ -122,6 +131,11 @@
       ["subject", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
         body.append(name, fieldValue(name));
       });
+      body.append("template_id", panel.getAttribute("data-template-id") || "");
+      var picked = byId("tm-object-select");
+      if (picked && picked.value) {  // a real object: its trigger's context, not the sample
+        body.append("object_id", picked.value);
+      }
       status.textContent = "Refreshing the preview…";
       post(panel.getAttribute("data-preview-url"), body).then(function (data) {
         if (mine === sequence) { show(data); }
@@ -142,6 +156,41 @@
         var field = byId("id_" + name);
         if (field) { field.addEventListener("input", schedule); }
       });
+    }
+
+    var picker = byId("tm-object");
+    if (picker) {
+      var query = byId("tm-object-q");
+      var select = byId("tm-object-select");
+      var searchTimer = null;
+      var searchSequence = 0;
+      var search = function () {
+        var mine = ++searchSequence;
+        var url = picker.getAttribute("data-search-url") + "?template=" +
+          encodeURIComponent(picker.getAttribute("data-template-id")) + "&q=" +
+          encodeURIComponent(query.value);
+        fetch(url, {credentials: "same-origin"}).then(function (response) {
+          return response.json();
+        }).then(function (data) {
+          if (mine !== searchSequence) { return; }
+          var chosen = select.value;
+          while (select.options.length > 1) { select.remove(1); }
+          (data.results || []).forEach(function (item) {
+            var option = document.createElement("option");
+            option.value = item.id;
+            option.textContent = "#" + item.id + " " + item.str;
+            select.appendChild(option);
+          });
+          select.value = chosen;
+          if (select.value !== chosen) { select.value = ""; schedule(); }
+        });
+      };
+      query.addEventListener("input", function () {
+        if (searchTimer) { clearTimeout(searchTimer); }
+        searchTimer = setTimeout(search, DELAY);
+      });
+      select.addEventListener("change", schedule);
+      search();
     }
 
     var button = byId("tm-test-button");
