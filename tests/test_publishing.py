@@ -331,3 +331,16 @@ def test_the_message_is_apply_asyncs_under_other_celery_settings(name):
     ours = _captured(app, lambda p: publishing.publish(task, (7, 8), producer=p))
     celerys = _captured(app, lambda p: task.apply_async((7, 8), producer=p, retry=False))
     assert ours == celerys
+
+
+def test_an_app_never_gets_the_options_of_another_that_had_its_id():
+    """The options are cached per app object: an app made where a collected one lived
+    (same id()) gets its own (a flaky run once sent json with pickle's options). Every id
+    is made the same here, as the worst case of reuse."""
+    with mock.patch.object(publishing, "id", lambda obj: 1, create=True):
+        for name in ("pickle", "compression"):
+            app, task = _fresh_app(CONFIGS[name])
+            ours = _captured(app, lambda p, task=task: publishing.publish(task, (7,), producer=p))
+            celerys = _captured(app, lambda p, task=task: task.apply_async((7,), producer=p,
+                                                                           retry=False))
+            assert ours == celerys, name

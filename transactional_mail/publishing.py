@@ -48,7 +48,8 @@ class _Options:
 
 #: Per (app, task, queue): the options, or None where apply_async must build the message
 #: (the task stores results or its messages expire, or building one failed once).
-_options: dict[tuple[int, str, str], _Options | None] = {}
+#: Keyed by the app itself, not its id(): an id is reused once its app is gone.
+_options: dict[tuple[Any, str, str], _Options | None] = {}
 _options_lock = threading.Lock()
 
 
@@ -72,7 +73,7 @@ def _message(task, args: tuple, queue: str) -> tuple[Any, dict[str, Any]] | None
     """The task message as Task.apply_async -> Celery.send_task build it, and its routing
     options; None when apply_async must build it (see the module's docstring)."""
     app = task.app
-    key = (id(app), task.name, queue)
+    key = (app, task.name, queue)
     try:
         options = _options[key] if key in _options else _work_out_options(task, queue, key)
         if options is None:
@@ -98,7 +99,7 @@ def _message(task, args: tuple, queue: str) -> tuple[Any, dict[str, Any]] | None
     return message, routing
 
 
-def _work_out_options(task, queue: str, key: tuple[int, str, str]) -> _Options | None:
+def _work_out_options(task, queue: str, key: tuple[Any, str, str]) -> _Options | None:
     """The task's options, as Celery.send_task works them out from apply_async's."""
     exec_options = dict(task._get_exec_options(), **({"queue": queue} if queue else {}))
     exec_options.setdefault("ignore_result", task.ignore_result)
