@@ -75,13 +75,18 @@ def test_the_preview_follows_a_colour_change_at_both_widths_light_and_dark(
     page.fill("#id_primary_color", "#c2410c")
     for frame in FRAMES:
         expect(button(page, frame)).to_have_css("background-color", "rgb(194, 65, 12)")
+        expect(button(page, frame)).to_have_css("color", "rgb(255, 255, 255)")  # readable
     page.fill("#id_background_color", "rgb(255, 237, 213)")
     expect(page.frame_locator("#tm-layout-desktop").locator("table.outer")).to_have_css(
         "background-color", "rgb(255, 237, 213)")
     expect(page.frame_locator("#tm-layout-mobile-dark").locator("table.outer")).to_have_css(
         "background-color", DARK_BACKGROUND)
     expect(page.locator("#tm-layout-status")).to_have_text("Preview up to date.")
-    page.wait_for_timeout(300)  # let the frames paint before the picture
+    for frame in FRAMES:  # every frame loaded its new document
+        expect(page.frame_locator(frame).locator("a.button")).to_be_visible()
+    # Chromium does not paint iframes outside the viewport: one tall enough for all four.
+    page.set_viewport_size({"width": 1400, "height": 6000})
+    page.wait_for_timeout(500)  # let the frames paint before the picture
     screenshot("layout-preview", docs=True, locator=page.locator("#tm-layout-preview"))
     assert Layout.objects.get(pk=layout.pk).primary_color == layout.primary_color  # unsaved
     assert page.locator("#tm-layout-desktop").get_attribute("sandbox") == ""
