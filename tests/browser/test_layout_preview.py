@@ -92,6 +92,18 @@ def test_the_preview_follows_a_colour_change_at_both_widths_light_and_dark(
     assert page.locator("#tm-layout-desktop").get_attribute("sandbox") == ""
 
 
+def test_a_colour_picker_sets_the_field_and_the_preview_follows(layout_form):
+    page = layout_form
+    picker = page.locator("#tm-picker-primary_color")
+    expect(picker).to_have_value("#1a73e8")
+    picker.fill("#15803d")
+    expect(page.locator("#id_primary_color")).to_have_value("#15803d")
+    for frame in FRAMES:
+        expect(button(page, frame)).to_have_css("background-color", "rgb(21, 128, 61)")
+    page.fill("#id_text_color", "#abc")  # typed: the picker follows
+    expect(page.locator("#tm-picker-text_color")).to_have_value("#aabbcc")
+
+
 def test_a_mistake_is_shown_with_its_line_and_the_last_preview_stays(layout_form):
     page = layout_form
     page.fill("#id_primary_color", "not-a-colour")

@@ -1,5 +1,6 @@
 /* The layout preview (admin/layout_preview.py): the layout as typed, around a sample,
-   refreshed while staff edit (debounced, nothing saved), at two widths, light and dark.
+   refreshed while staff edit (debounced, nothing saved), at two widths, light and dark;
+   a colour picker beside each colour field.
    Everything the server returns is shown with textContent or as a sandboxed iframe's
    srcdoc (no scripts, an opaque origin), never as HTML in the admin's page. */
 (function () {
@@ -24,6 +25,13 @@
     li.textContent = (where.length ? "[" + where.join(", ") + "] " : "") + message.message;
     li.setAttribute("data-code", message.code || "");
     return li;
+  }
+
+  function toHex(value) {  // "#abc" or "#aabbcc" as "#aabbcc"; null for other colours
+    var v = (value || "").trim().toLowerCase();
+    if (/^#[0-9a-f]{6}$/.test(v)) { return v; }
+    if (/^#[0-9a-f]{3}$/.test(v)) { return "#" + v[1] + v[1] + v[2] + v[2] + v[3] + v[3]; }
+    return null;
   }
 
   ready(function () {
@@ -88,6 +96,24 @@
         field.addEventListener("input", schedule);
         field.addEventListener("change", schedule);
       }
+    });
+    // A colour picker beside each colour field: picking writes #rrggbb into the field
+    // (which the server checks like any typed value); typing a hex colour moves the picker.
+    ["primary_color", "background_color", "text_color"].forEach(function (name) {
+      var field = byId("id_" + name);
+      if (!field) { return; }
+      var picker = document.createElement("input");
+      picker.type = "color";
+      picker.id = "tm-picker-" + name;
+      picker.className = "tm-color-picker";
+      picker.setAttribute("aria-label", "Pick the " + name.replace("_", " "));
+      picker.value = toHex(field.value) || "#000000";
+      field.insertAdjacentElement("afterend", picker);
+      picker.addEventListener("input", function () { field.value = picker.value; schedule(); });
+      field.addEventListener("input", function () {
+        var hex = toHex(field.value);
+        if (hex) { picker.value = hex; }
+      });
     });
     if (sample) { sample.addEventListener("change", schedule); }
     refresh();
