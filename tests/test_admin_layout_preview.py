@@ -9,6 +9,7 @@ from django.test import Client
 
 from tests.factories import ORDER_CONTEXT, make_layout, make_template
 from transactional_mail.default_layout import default_layout_values
+from transactional_mail.models import Layout
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +184,14 @@ def test_an_oversized_field_is_refused(admin_client):
     data = admin_client.post(PREVIEW, fields(legal_text="x" * 300_000)).json()
     [error] = data["errors"]
     assert error["part"] == "legal_text" and "at most" in error["message"]
+
+
+def test_a_footer_that_does_not_compile_is_a_form_error_on_save(admin_client):
+    """Saving checks the CSS by rendering it with the footer: a broken footer is named on
+    its field (it used to escape as a TemplateSyntaxError, a server error)."""
+    response = admin_client.post("/admin/transactional_mail/layout/add/", {
+        **fields(name="Broken", footer_html="<p>\n{% if %}</p>"), "revision_note": ""})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["footer_html"] and "Line 2" in errors["footer_html"][0]
+    assert not Layout.objects.filter(name="Broken").exists()
