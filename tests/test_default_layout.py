@@ -89,6 +89,8 @@ def test_it_is_table_based_with_roles_and_a_hidden_escaped_preheader(default):
     assert "max-width: 620px" in html
     button = root.xpath('//a[@class="button"]')[0]
     assert "background-color:#1a73e8" in button.get("style").replace(" ", "")
+    # Its label is white: ".content a" (the link colour) must not win over the button's.
+    assert re.search(r"(?<!-)color:#(fff|ffffff)\b", button.get("style").replace(" ", ""))
 
 
 def test_without_a_preheader_in_the_context_the_slot_is_empty(default):

@@ -4,10 +4,11 @@ from django.db import models
 
 from ..models import Layout
 from .history import RevisionsAdminMixin, UnpublishedFilter
+from .layout_preview import LayoutPreviewMixin
 
 
 @admin.register(Layout)
-class LayoutAdmin(RevisionsAdminMixin, admin.ModelAdmin):
+class LayoutAdmin(LayoutPreviewMixin, RevisionsAdminMixin, admin.ModelAdmin):
     list_display = ["name", "current_revision", "unpublished_changes", "updated_at"]
     list_filter = [UnpublishedFilter]
     search_fields = ["name"]

@@ -191,11 +191,15 @@ class Layout(LayoutFields, Revisioned):
         )
 
         errors = {}
+        # The footer before the CSS: checking the CSS renders the footer (brand.footer_html),
+        # so a footer that does not compile is reported on its field, not raised from there.
         for field, validate in (
             ("html", validate_layout_source),
-            ("css", partial(validate_css_source, layout=self)),
             ("footer_html", validate_html_source),
+            ("css", partial(validate_css_source, layout=self)),
         ):
+            if field == "css" and "footer_html" in errors:
+                continue
             try:
                 validate(getattr(self, field), field_name=field)
             except ValidationError as err:

@@ -19,7 +19,9 @@ those listed before it:
 * :mod:`~transactional_mail.rendering.brand`: the colours and font stacks a layout holds;
 * :mod:`~transactional_mail.rendering.validation`: the checks run when a source is saved;
 * :mod:`~transactional_mail.rendering.preview`: the admin editor's preview of unsaved
-  sources, and its warnings (missing variables, links, images, size).
+  sources, and its warnings (missing variables, links, images, size);
+* :mod:`~transactional_mail.rendering.layout_preview`: the layout form's preview of an
+  unsaved layout around a sample, in light and dark mode.
 """
 
 from .compose import RenderedEmail, render_email

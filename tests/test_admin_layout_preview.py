@@ -1,0 +1,197 @@
+"""The layout preview (admin/layout_preview.py): the page and the preview endpoint, with
+the attempts a hostile or unauthorised user would make."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+from tests.factories import ORDER_CONTEXT, make_layout, make_template
+from transactional_mail.default_layout import default_layout_values
+from transactional_mail.models import Layout
+
+pytestmark = pytest.mark.django_db
+
+PREVIEW = "/admin/transactional_mail/layout/preview/"
+
+
+def staff(username="sam", perms=("view_layout",)):
+    user = User.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=perms))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def fields(**overrides):
+    values = {**default_layout_values(), "logo_url": "https://cdn.example.com/logo.png",
+              "primary_color": "#1a73e8", "background_color": "#f4f4f5",
+              "text_color": "#1f2937", "font_family": "Helvetica, Arial, sans-serif",
+              "footer_address": "1 High Street", "legal_text": "", "help_url": ""}
+    values.update(overrides)
+    return values
+
+
+# --- The page ------------------------------------------------------------------------------
+
+
+def test_change_page_has_the_preview(admin_client):
+    layout = make_layout()
+    template = make_template(layout=layout)
+    html = admin_client.get(f"/admin/transactional_mail/layout/{layout.pk}/change/"
+                            ).content.decode()
+    assert 'id="tm-layout-preview" hidden' in html  # shown by layout-preview.js
+    assert f'data-preview-url="{PREVIEW}"' in html
+    assert "transactional_mail/layout-preview.js" in html
+    assert html.count('sandbox=""') == 4 and "allow-scripts" not in html
+    assert f'<option value="{template.pk}">order_confirmation</option>' in html
+
+
+def test_add_page_has_the_preview(admin_client):
+    html = admin_client.get("/admin/transactional_mail/layout/add/").content.decode()
+    assert 'id="tm-layout-preview"' in html
+
+
+def test_templates_are_offered_only_to_who_may_view_them():
+    layout = make_layout()
+    make_template(layout=layout)
+    html = staff().get(f"/admin/transactional_mail/layout/{layout.pk}/change/").content.decode()
+    assert 'id="tm-layout-preview"' in html and "order_confirmation" not in html
+
+
+# --- The preview -------------------------------------------------------------------------
+
+
+def test_preview_renders_the_unsaved_layout_around_the_sample(admin_client):
+    layout = make_layout()
+    data = admin_client.post(PREVIEW, fields(primary_color="#123456")).json()
+    assert data["errors"] == []
+    assert data["subject"] == "Your order A-1001 is confirmed"
+    html = data["html"]
+    assert "Thanks for your order, Ann!" in html and "Canvas tote bag" in html
+    assert "background-color:#123456" in html.replace(" ", "")  # inlined like the worker
+    assert "1 High Street" in html
+    layout.refresh_from_db()
+    assert layout.revisions.count() == 1  # nothing saved
+
+
+def test_the_dark_html_turns_the_dark_mode_rules_on(admin_client):
+    data = admin_client.post(PREVIEW, fields()).json()
+    assert "prefers-color-scheme: dark" in data["html"]
+    dark = data["dark_html"]
+    assert "prefers-color-scheme" not in dark and "#111827" in dark
+    assert '<meta name="color-scheme" content="dark">' in dark
+
+
+def test_preview_around_a_chosen_template_renders_its_draft(admin_client):
+    template = make_template(sample_context=ORDER_CONTEXT)
+    template.subject = "Draft {{ order.number }}"
+    template.save()
+    data = admin_client.post(PREVIEW, fields(template=str(template.pk))).json()
+    assert data["subject"] == "Draft A-1001"
+    assert "Hello Ann," in data["html"] and "Thanks for your order" not in data["html"]
+
+
+def test_a_chosen_template_needs_the_templates_view_permission():
+    template = make_template(sample_context=ORDER_CONTEXT)
+    response = staff().post(PREVIEW, fields(template=str(template.pk)))
+    assert response.status_code == 403 and "Hello" not in response.content.decode()
+    allowed = staff("tia", perms=("view_layout", "view_emailtemplate"))
+    assert allowed.post(PREVIEW, fields(template=str(template.pk))).status_code == 200
+
+
+@pytest.mark.parametrize("template", ["999999", "x", "1 OR 1=1"])
+def test_an_unknown_template_is_refused(admin_client, template):
+    response = admin_client.post(PREVIEW, fields(template=template))
+    assert response.status_code == 400 and "does not exist" in response.content.decode()
+
+
+@pytest.mark.parametrize(("overrides", "field", "line", "words"), [
+    ({"primary_color": "not-a-colour"}, "primary_color", None, "not a CSS colour"),
+    ({"primary_color": "red; background: url(x)"}, "primary_color", None, "not a CSS colour"),
+    ({"font_family": "Arial; color: red"}, "font_family", None, "not a font stack"),
+    ({"help_url": "javascript:alert(1)"}, "help_url", None, "valid URL"),
+    ({"html": "<html>\n<body>\n{% load static %}{{ content }}"}, "html", 3, "{% load %}"),
+    ({"html": "<p>no slot</p>"}, "html", None, "content slot"),
+    ({"css": "p { color: red; }\n@import url(http://10.0.0.1/x.css);"}, "css", 2, "@import"),
+    ({"footer_html": "<p>\n{% if %}</p>"}, "footer_html", 2, ""),
+])
+def test_mistakes_are_errors_with_their_field_and_line(admin_client, overrides, field, line,
+                                                       words):
+    response = admin_client.post(PREVIEW, fields(**overrides))
+    assert response.status_code == 200
+    data = response.json()
+    assert data["html"] == "" and data["dark_html"] == ""
+    [error] = data["errors"]
+    assert (error["part"], error["line"]) == (field, line)
+    assert words in error["message"]
+
+
+def test_a_layout_over_budget_is_stopped(admin_client, settings):
+    settings.TRANSACTIONAL_MAIL = {"RENDER_MAX_CHARS": 10_000}
+    bomb = ("<html><body>\n" + "{% with a=brand.name|add:brand.name %}" * 1
+            + "\n".join(["{% with a=a|add:a %}"] * 25) + "{{ a }}" + "{% endwith %}" * 26
+            + "{{ content }}</body></html>")
+    data = admin_client.post(PREVIEW, fields(html=bomb)).json()
+    [error] = data["errors"]
+    assert error["code"] == "budget" and "RENDER_MAX_CHARS" in error["message"]
+    assert error["part"] == "html" and error["line"]
+
+
+def test_a_chosen_template_over_budget_is_stopped(admin_client, settings):
+    bomb = "\n".join(["{% with a=a|add:a %}"] * 25) + "{{ a }}" + "{% endwith %}" * 25
+    template = make_template(html="<p>ok</p>", sample_context={"a": "x"})
+    template.html = bomb  # as a revision saved before the budget existed
+    type(template).objects.filter(pk=template.pk).update(html=bomb)
+    template.current_revision.__class__.objects.filter(pk=template.current_revision_id).update(
+        html=bomb)
+    settings.TRANSACTIONAL_MAIL = {"RENDER_MAX_CHARS": 10_000}
+    data = admin_client.post(PREVIEW, fields(template=str(template.pk))).json()
+    [error] = data["errors"]
+    assert error["code"] == "budget" and error["part"] == "template html"
+
+
+def test_preview_needs_view_or_add_permission():
+    assert staff(perms=()).post(PREVIEW, fields()).status_code == 403
+    assert staff("vic", perms=("view_layout",)).post(PREVIEW, fields()).status_code == 200
+    assert staff("ada", perms=("add_layout",)).post(PREVIEW, fields()).status_code == 200
+    other = staff("lou", perms=("view_emailtemplate", "change_emailtemplate", "view_email"))
+    assert other.post(PREVIEW, fields()).status_code == 403
+
+
+def test_preview_needs_a_login_post_csrf_and_same_origin(admin_user):
+    assert Client().post(PREVIEW, fields()).status_code == 302  # to the login page
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    assert client.post(PREVIEW, fields()).status_code == 403  # no CSRF token
+    admin = Client()
+    admin.force_login(admin_user)
+    assert admin.get(PREVIEW).status_code == 405
+    assert admin.post(PREVIEW, fields(), headers={"Sec-Fetch-Site": "cross-site"}
+                      ).status_code == 403
+
+
+def test_preview_html_is_data_not_markup_in_the_admin(admin_client):
+    """The layout's HTML travels as a JSON string (shown in a sandboxed srcdoc)."""
+    html = "<html><body><script>alert(1)</script>{{ content }}</body></html>"
+    response = admin_client.post(PREVIEW, fields(html=html))
+    assert response["Content-Type"] == "application/json"
+    assert "<script>alert(1)</script>" in response.json()["html"]
+
+
+def test_an_oversized_field_is_refused(admin_client):
+    data = admin_client.post(PREVIEW, fields(legal_text="x" * 300_000)).json()
+    [error] = data["errors"]
+    assert error["part"] == "legal_text" and "at most" in error["message"]
+
+
+def test_a_footer_that_does_not_compile_is_a_form_error_on_save(admin_client):
+    """Saving checks the CSS by rendering it with the footer: a broken footer is named on
+    its field (it used to escape as a TemplateSyntaxError, a server error)."""
+    response = admin_client.post("/admin/transactional_mail/layout/add/", {
+        **fields(name="Broken", footer_html="<p>\n{% if %}</p>"), "revision_note": ""})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["footer_html"] and "Line 2" in errors["footer_html"][0]
+    assert not Layout.objects.filter(name="Broken").exists()

@@ -1,0 +1,108 @@
+"""The layout preview of the layout change form: the layout as typed, around a sample.
+
+A mixin for :class:`~transactional_mail.admin.layouts.LayoutAdmin`. It adds ``preview/``:
+POST the layout's unsaved fields (and optionally ``template``, the id of an email template
+to show in it instead of the built-in sample), get JSON back from
+:func:`~transactional_mail.rendering.layout_preview.preview_layout` (the worker's renderer,
+under its budget): the HTML in light mode, the same in dark mode, or the errors with
+their field and line. ``layout-preview.js`` posts while staff type and shows the HTML in
+sandboxed iframes at desktop and mobile widths.
+
+Needs the layout's view (or add) permission; a chosen template also needs the template's
+view permission (its draft is shown). POST only, CSRF-protected (the admin's views are),
+and a request the browser says is cross-site (``Sec-Fetch-Site``) is refused.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, JsonResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from ..models import EmailTemplate
+from ..rendering.layout_preview import LAYOUT_FIELDS, preview_layout
+
+__all__ = ["LayoutPreviewMixin", "MAX_TEMPLATE_CHOICES"]
+
+#: At most this many templates are offered as the preview's content.
+MAX_TEMPLATE_CHOICES = 200
+
+
+def _can_view_templates(request: HttpRequest) -> bool:
+    opts = EmailTemplate._meta
+    return any(request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+               for action in ("view", "change"))
+
+
+class LayoutPreviewMixin:
+    """The live preview of the layout change form."""
+
+    change_form_template = "admin/transactional_mail/layout/change_form.html"
+
+    class Media:
+        css = {"all": ["transactional_mail/editor.css"]}
+        js = ["transactional_mail/layout-preview.js"]
+
+    def get_urls(self):
+        name = f"{self.opts.app_label}_{self.opts.model_name}_preview"
+        return [
+            path("preview/", self.admin_site.admin_view(self.layout_preview_view), name=name),
+            *super().get_urls(),
+        ]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        site = self.admin_site.name
+        templates = []
+        if _can_view_templates(request):
+            templates = list(EmailTemplate.objects.order_by("key", "language")
+                             .values_list("pk", "key", "language")[:MAX_TEMPLATE_CHOICES])
+        extra_context = {
+            "tm_layout_preview_url": reverse(
+                f"{site}:{self.opts.app_label}_{self.opts.model_name}_preview"),
+            "tm_layout_preview_templates": [
+                (pk, f"{key} ({language})" if language else key)
+                for pk, key, language in templates
+            ],
+            **(extra_context or {}),
+        }
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _error(message: str, status: int = 400, code: str = "invalid") -> JsonResponse:
+        return JsonResponse(
+            {"errors": [{"code": code, "message": message, "part": "", "line": None}]},
+            status=status,
+        )
+
+    def layout_preview_view(self, request: HttpRequest) -> JsonResponse:
+        """Render the posted, unsaved layout; JSON: subject, html, dark_html, errors."""
+        return require_POST(self._layout_preview)(request)
+
+    def _layout_preview(self, request: HttpRequest) -> JsonResponse:
+        # Whoever can open a layout's form (view, change, or add only) sees its preview.
+        if not (self.has_view_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        # CSRF covers forged posts; this also refuses what the browser marks cross-site.
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in {"same-origin", "none"}:
+            raise PermissionDenied
+        template = context = language = None
+        chosen = request.POST.get("template", "")
+        if chosen:
+            if not _can_view_templates(request):
+                return self._error(_("Previewing a template needs the permission to view "
+                                     "email templates."), status=403, code="permission")
+            try:
+                found = (EmailTemplate.objects.select_related("current_revision")
+                         .get(pk=int(chosen)))
+            except (ValueError, EmailTemplate.DoesNotExist):
+                return self._error(_("That email template does not exist."))
+            # The template's draft (what its editor shows), with its sample context.
+            template = found.current_revision or found
+            context = found.sample_context if isinstance(found.sample_context, dict) else {}
+            language = found.language or None
+        values = {name: request.POST.get(name, "") for name in LAYOUT_FIELDS}
+        result = preview_layout(values, template=template, context=context, language=language)
+        return JsonResponse(result.as_dict())
