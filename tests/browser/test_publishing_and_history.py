@@ -87,7 +87,7 @@ def test_compare_two_revisions_and_restore_an_old_one(page, template, screenshot
     screenshot("history-revisions", docs=True, locator=page.locator("#content"))
 
     page.get_by_role("button", name="Compare the two chosen revisions").click()
-    expect(page.locator("h1")).to_contain_text("revision #1 against #2")
+    expect(page.locator("#content h1")).to_contain_text("revision #1 against #2")
     expect(page.locator("#content-main")).to_contain_text("No change.")  # the subject
     html_diff = page.locator("table.diff").nth(0)
     expect(html_diff).to_contain_text("<b>Thank you</b>")  # the markup shown as text
