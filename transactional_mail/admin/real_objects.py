@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
 from ..exceptions import ConfigurationError
+from ..models import Email
+from ..rendering.preview import context_from_paths
 from ..snapshots import json_snapshot
 from ..triggers.definitions import Trigger, all_triggers
 from ..triggers.firing import plan
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_RESULTS", "VIEW_EMAIL_PERMISSION", "ObjectProblem",
-           "bound_trigger", "declared_paths", "object_context", "search_objects"]
+           "TriggerContext", "bound_trigger", "declared_paths", "object_context",
+           "search_objects", "trigger_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +151,43 @@ def declared_paths(trigger: Trigger) -> tuple[str, ...] | None:
                     paths.append(prefix)
         return tuple(paths)
     return None
+
+
+class TriggerContext(NamedTuple):
+    """A context a template's trigger builds, and where it came from (for messages)."""
+
+    context: dict[str, Any]
+    source: str
+
+
+def trigger_context(template_key: str) -> TriggerContext | None:
+    """The context the trigger bound to ``template_key`` gives its emails, to check a
+    template's variables against; None when no trigger sends it or nothing shows one.
+
+    In order: the paths the trigger declares (no ``context``, or a list of paths); else
+    the context of the newest email the trigger queued (the send log's index on
+    ``trigger_key, created_at``); else the context it builds for the newest object of its
+    model. Only the keys matter to the caller: nothing here is shown.
+    """
+    trigger = bound_trigger(template_key)
+    if trigger is None:
+        return None
+    paths = declared_paths(trigger)
+    if paths is not None:
+        return TriggerContext(context_from_paths(paths),
+                              f"the context the trigger “{trigger.key}” declares")
+    latest = (Email.objects.filter(trigger_key=trigger.key).order_by("-created_at", "-pk")
+              .values_list("pk", "context").first())
+    if latest is not None and isinstance(latest[1], dict):
+        return TriggerContext(latest[1], f"the context of email #{latest[0]}, the newest "
+                                         f"the trigger “{trigger.key}” queued")
+    newest = trigger.model._default_manager.order_by("-pk").values_list("pk", flat=True)
+    object_id = newest.first()
+    if object_id is None:
+        return None
+    try:
+        context, _notes = object_context(trigger, str(object_id))
+    except ObjectProblem:
+        return None
+    return TriggerContext(context, f"the context the trigger “{trigger.key}” builds for "
+                                   f"{trigger.model._meta.verbose_name} {object_id}")

@@ -3,6 +3,7 @@ from django.utils.translation import gettext, ngettext
 
 from ..models import EmailTemplate, TemplateRevision
 from ..rendering.preview import missing_variables
+from . import real_objects
 from .editor import TemplateEditorMixin
 from .history import RevisionsAdminMixin, UnpublishedFilter
 
@@ -39,21 +40,39 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
                            "layout first.") % {"layout": layout}
         return problem
 
-    #: At most this many missing variables are named in the publish warning.
+    #: At most this many missing variables are named in a publish warning.
     MAX_NAMED_MISSING = 10
 
     def publish_warnings(self, obj) -> list[str]:
-        """The variables the published revision uses that its sample context lacks (the
-        preview's walker): each would render as nothing in a real email."""
+        """The variables the published revision uses that its sample context lacks, and
+        those the context its trigger builds lacks (see ``real_objects.trigger_context``):
+        each would render as nothing."""
+        sample = obj.sample_context if isinstance(obj.sample_context, dict) else {}
+        warnings = [self._missing_warning(obj, sample, gettext("its sample context"), (
+            gettext("If a real email's context lacks it too, it renders as nothing; check "
+                    "the spelling, or add it to the sample context."),
+            gettext("If a real email's context lacks them too, they render as nothing; "
+                    "check the spelling, or add them to the sample context.")))]
+        bound = real_objects.trigger_context(obj.key)
+        if bound is not None:
+            warnings.append(self._missing_warning(obj, bound.context, bound.source, (
+                gettext("Real emails render it as nothing: check the spelling, or add it "
+                        "to the trigger's context."),
+                gettext("Real emails render them as nothing: check the spelling, or add "
+                        "them to the trigger's context."))))
+        return [warning for warning in warnings if warning]
+
+    def _missing_warning(self, obj, context: dict, context_name: str,
+                         advice: tuple[str, str]) -> str:
         revision = obj.current_revision
-        context = obj.sample_context if isinstance(obj.sample_context, dict) else {}
         missing = [
             (message, part)
             for part in ("subject", "html", "text")
-            for message in missing_variables(getattr(revision, part) or "", context, part)
+            for message in missing_variables(getattr(revision, part) or "", context, part,
+                                             context_name)
         ]
         if not missing:
-            return []
+            return ""
         named = [
             "{} ({}{})".format(message.message.split(" is not in", 1)[0], part,
                                f", line {message.line}" if message.line else "")
@@ -62,12 +81,11 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
         if len(missing) > self.MAX_NAMED_MISSING:
             named.append(gettext("and %(n)s more") % {
                 "n": len(missing) - self.MAX_NAMED_MISSING})
-        return [ngettext(
-            "%(obj)s: revision #%(number)s uses a variable its sample context does not "
-            "have: %(names)s. If a real email's context lacks it too, it renders as nothing; "
-            "check the spelling, or add it to the sample context.",
-            "%(obj)s: revision #%(number)s uses %(count)s variables its sample context does "
-            "not have: %(names)s. If a real email's context lacks them too, they render as "
-            "nothing; check the spelling, or add them to the sample context.",
+        return ngettext(
+            "%(obj)s: revision #%(number)s uses a variable that %(context)s does not "
+            "have: %(names)s. %(advice)s",
+            "%(obj)s: revision #%(number)s uses %(count)s variables that %(context)s does "
+            "not have: %(names)s. %(advice)s",
             len(missing)) % {"obj": obj, "number": revision.number, "count": len(missing),
-                             "names": ", ".join(named)}]
+                             "context": context_name, "names": ", ".join(named),
+                             "advice": advice[len(missing) > 1]}

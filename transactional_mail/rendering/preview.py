@@ -26,7 +26,7 @@ HTML scan exist only to build one :class:`Preview`, and each reads the others' r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -200,9 +200,12 @@ _MISSING = object()
 
 
 def missing_variables(
-    source: str, context: Mapping[str, Any], part: str = "html"
+    source: str, context: Mapping[str, Any], part: str = "html",
+    context_name: str = "the sample context",
 ) -> list[PreviewMessage]:
     """The variables ``source`` uses that ``context`` does not have, with their lines.
+
+    ``context_name`` says which context in the messages ("the sample context").
 
     Variables bound by ``{% for %}`` (checked against the list's first item when the
     context has one), ``{% with %}``, ``{% cycle ... as %}``, ``{% firstof ... as %}``,
@@ -218,12 +221,28 @@ def missing_variables(
     return [
         PreviewMessage(
             "missing_variable",
-            f"{{{{ {path} }}}} is not in the sample context: it renders as nothing.",
+            f"{{{{ {path} }}}} is not in {context_name}: it renders as nothing.",
             part,
             line,
         )
         for path, line in found.items()
     ]
+
+
+def context_from_paths(paths: Iterable[str]) -> dict[str, Any]:
+    """A context holding ``paths`` (``order.number``...), for :func:`missing_variables`:
+    what lies below a declared path is not known, so it counts as present."""
+    context: dict[str, Any] = {}
+    for path in paths:
+        node = context
+        *parents, last = str(path).split(".")
+        for name in parents:
+            child = node.get(name)
+            if not isinstance(child, dict):
+                child = node[name] = {}
+            node = child
+        node.setdefault(last, _UNKNOWN)
+    return context
 
 
 def _walk(nodes: Any, scope: dict[str, Any], context: Mapping[str, Any],
