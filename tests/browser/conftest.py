@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import ORDER_CONTEXT, make_layout, make_template
+
 # Playwright's sync API runs an event loop in this thread; Django's ORM (live_server's
 # fixtures, the assertions) refuses to run beside one unless told it is safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -95,3 +97,13 @@ def screenshot(page):
         return path
 
     return take
+
+
+@pytest.fixture
+def template():
+    """The order confirmation, published, in a layout with a footer, with a text part."""
+    return make_template(
+        layout=make_layout(footer_html="Shop Ltd, 1 High Street"),
+        text="Hello {{ customer.name }}, thanks for order {{ order.number }}.",
+        sample_context=ORDER_CONTEXT,
+    )

@@ -6,36 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import User
 
-from tests.factories import ORDER_CONTEXT, make_layout, make_template
+from tests.browser.admin_pages import expect, log_in, type_in
+from tests.testapp.models import Customer, Order
 from transactional_mail import delivery
 from transactional_mail.models import Email, EmailTemplate
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # conftest skips these tests (or fails them under CI=true)
-    expect = None
-
-
-@pytest.fixture
-def template():
-    return make_template(
-        layout=make_layout(footer_html="Shop Ltd, 1 High Street"),
-        text="Hello {{ customer.name }}, thanks for order {{ order.number }}.",
-        sample_context=ORDER_CONTEXT,
-    )
-
-
-def log_in(page, username: str) -> None:
-    """Create a superuser ``username`` (address username@example.com) and log in as them."""
-    User.objects.create_superuser(username, f"{username}@example.com", "pw-for-tests")
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-for-tests")
-    page.click("input[type=submit]")
 
 
 @pytest.fixture
@@ -46,13 +23,6 @@ def editor(page, template):
     expect(page.locator("#tm-editor")).to_be_visible()
     expect(page.frame_locator("#tm-frame-desktop").locator("body")).to_contain_text("Hello Ann")
     return page
-
-
-def type_in(page, field: str, text: str) -> None:
-    """Type at the end of a CodeMirror editor, as staff would."""
-    page.locator(f".field-{field} .CodeMirror").click()
-    page.keyboard.press("Control+End")
-    page.keyboard.type(text)
 
 
 def test_the_preview_refreshes_while_typing(editor, template, screenshot):
@@ -151,3 +121,38 @@ def test_without_javascript_the_form_is_plain_and_still_saves(chromium, live_ser
     finally:
         context.close()
     assert EmailTemplate.objects.get(pk=template.pk).subject == "Plain {{ order.number }}"
+
+
+def test_a_real_object_is_picked_and_previewed(page, template, settings, screenshot):
+    """Staff search the trigger's objects by id, pick one, and the preview renders the
+    context that trigger builds for it; back to the sample context when unpicked."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": {"paid": {
+        "model": "testapp.Order", "on": "updated", "template": "order_confirmation",
+        "to": "customer.email", "context": "tests.testapp.mail.order_context"}}}
+    zoe = Customer.objects.create(name="Zoë", email="zoe@example.com")
+    Order.objects.create(customer=zoe, number="B-1", status="paid")
+    order = Order.objects.create(customer=zoe, number="B-2", status="paid")
+    template.subject = "Order {{ number }}"
+    template.html = "<p>{{ number }} for {{ customer.name }}</p>"
+    template.text = "Order {{ number }} for {{ customer.name }}."
+    template.save()
+    log_in(page, "staff")
+    page.goto(f"/admin/transactional_mail/emailtemplate/{template.pk}/change/")
+    frame = page.frame_locator("#tm-frame-desktop").locator("body")
+    expect(frame).to_contain_text("for Ann")  # the sample context: no "number" in it
+    expect(page.locator("#tm-warnings")).to_contain_text("{{ number }} is not in the sample")
+
+    select = page.locator("#tm-object-select")
+    expect(select.locator("option")).to_have_count(3)  # none + the two newest orders
+    page.fill("#tm-object-q", str(order.pk))
+    expect(select.locator("option")).to_have_count(2)
+    select.select_option(str(order.pk))
+    expect(frame).to_contain_text("B-2 for Zoë")
+    expect(page.locator("#tm-subject")).to_have_text("Order B-2")
+    expect(page.locator("#tm-text")).to_contain_text("Order B-2 for Zoë.")
+    expect(page.locator("#tm-warnings")).not_to_contain_text("{{ number }}")
+    expect(page.locator("#tm-variables")).to_contain_text("customer.name")
+    screenshot("editor-real-object", docs=True, locator=page.locator("#tm-editor"))
+
+    select.select_option("")
+    expect(frame).to_contain_text("for Ann")

@@ -7,17 +7,12 @@ import re
 
 import pytest
 
-from tests.browser.test_editor import log_in
+from tests.browser.admin_pages import expect, log_in
 from tests.factories import make_layout
 from transactional_mail.default_layout import default_layout_values
 from transactional_mail.models import Layout
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # conftest skips these tests (or fails them under CI=true)
-    expect = None
 
 FRAMES = ("#tm-layout-desktop", "#tm-layout-mobile", "#tm-layout-desktop-dark",
           "#tm-layout-mobile-dark")

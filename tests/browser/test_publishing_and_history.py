@@ -7,26 +7,12 @@ import pytest
 from django.contrib.auth.models import User
 
 import transactional_mail
-from tests.browser.test_editor import log_in, type_in
-from tests.factories import ORDER_CONTEXT, make_layout, make_template
+from tests.browser.admin_pages import expect, log_in, type_in
+from tests.factories import ORDER_CONTEXT
 from transactional_mail import delivery
 from transactional_mail.models import EmailTemplate
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # conftest skips these tests (or fails them under CI=true)
-    expect = None
-
-
-@pytest.fixture
-def template():
-    return make_template(
-        layout=make_layout(footer_html="Shop Ltd, 1 High Street"),
-        text="Hello {{ customer.name }}, thanks for order {{ order.number }}.",
-        sample_context=ORDER_CONTEXT,
-    )
 
 
 def customer_subject(esp, address: str) -> str:
@@ -104,3 +90,23 @@ def test_compare_two_revisions_and_restore_an_old_one(page, template, screenshot
     assert template.current_revision.html == old_html
     assert template.published_revision.number == 1
     assert template.current_revision.note == "Restored from revision #1."
+
+
+def test_publishing_a_draft_with_a_missing_variable_warns(page, template, screenshot):
+    """The publish happens, and the warning names the variable, its part and its line."""
+    log_in(page, "staff")
+    page.goto(f"/admin/transactional_mail/emailtemplate/{template.pk}/change/")
+    type_in(page, "subject", " {{ cupon.code }}")
+    expect(page.locator("#tm-warnings")).to_contain_text("{{ cupon.code }} is not in")
+    save = page.locator("input[name=_continue]")
+    save.scroll_into_view_if_needed()
+    save.click()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    page.get_by_role("button", name="Publish draft #2").click()
+    messages = page.locator(".messagelist")
+    expect(messages.locator(".success")).to_contain_text("revision #2 is published")
+    expect(messages.locator(".warning")).to_contain_text(
+        "uses a variable that its sample context does not have: {{ cupon.code }} "
+        "(subject, line 1)")
+    screenshot("publish-warning", docs=True, locator=messages)
+    assert EmailTemplate.objects.get(pk=template.pk).published_revision.number == 2
