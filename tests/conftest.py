@@ -75,3 +75,11 @@ def _clear_caches():
     yield
     cache.clear()
     clear_revision_cache()
+
+
+@pytest.fixture
+def use_triggers(settings):
+    """``use_triggers(key=definition, ...)``: exactly these triggers in settings."""
+    def use(**definitions):
+        settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": definitions}
+    return use

@@ -19,6 +19,12 @@ a.button { background: #1a73e8; color: #ffffff; padding: 8px 16px; }
 """
 
 
+#: A trigger sending ``order_confirmation`` when an order of the test app is updated, with
+#: the test app's order context (number, total, status, customer.name, url).
+PAID_ORDER_TRIGGER = {"model": "testapp.Order", "on": "updated",
+                      "template": "order_confirmation", "to": "customer.email",
+                      "context": "tests.testapp.mail.order_context"}
+
 def make_layout(*, publish: bool = True, **fields) -> Layout:
     """A layout, published unless ``publish=False`` (a draft emails do not use)."""
     values = {"name": "Brand", "html": LAYOUT_HTML, "css": LAYOUT_CSS,

@@ -4,9 +4,8 @@ the attempts a hostile or unauthorised user would make."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
-from django.test import Client
 
+from tests.admin_clients import assert_needs_login_post_csrf_and_same_origin, staff_client
 from tests.factories import ORDER_CONTEXT, make_layout, make_template
 from transactional_mail.default_layout import default_layout_values
 from transactional_mail.models import Layout
@@ -17,11 +16,7 @@ PREVIEW = "/admin/transactional_mail/layout/preview/"
 
 
 def staff(username="sam", perms=("view_layout",)):
-    user = User.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=perms))
-    client = Client()
-    client.force_login(user)
-    return client
+    return staff_client(username, perms)
 
 
 def fields(**overrides):
@@ -161,15 +156,7 @@ def test_preview_needs_view_or_add_permission():
 
 
 def test_preview_needs_a_login_post_csrf_and_same_origin(admin_user):
-    assert Client().post(PREVIEW, fields()).status_code == 302  # to the login page
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(admin_user)
-    assert client.post(PREVIEW, fields()).status_code == 403  # no CSRF token
-    admin = Client()
-    admin.force_login(admin_user)
-    assert admin.get(PREVIEW).status_code == 405
-    assert admin.post(PREVIEW, fields(), headers={"Sec-Fetch-Site": "cross-site"}
-                      ).status_code == 403
+    assert_needs_login_post_csrf_and_same_origin(PREVIEW, fields(), admin_user)
 
 
 def test_preview_html_is_data_not_markup_in_the_admin(admin_client):

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
-from tests.factories import ORDER_CONTEXT, make_layout, make_template
+from tests.factories import ORDER_CONTEXT, PAID_ORDER_TRIGGER, make_layout, make_template
 from tests.testapp.models import Customer, Order
 from transactional_mail.models import Email
 
@@ -73,15 +73,7 @@ def test_a_long_list_is_cut(admin_client):
 
 # --- The trigger's context -----------------------------------------------------------------
 
-PAID = {"model": "testapp.Order", "on": "updated", "template": "order_confirmation",
-        "to": "customer.email", "context": "tests.testapp.mail.order_context"}
 
-
-@pytest.fixture
-def use_triggers(settings):
-    def use(**definitions):
-        settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": definitions}
-    return use
 
 
 def logged(template, trigger_key, context):
@@ -99,7 +91,7 @@ def warnings_after_publishing(client, template, subject):
 def test_a_variable_the_declared_trigger_context_lacks_is_named(use_triggers, admin_client):
     """A trigger with a list of paths declares its context: a variable outside it renders
     as nothing in every real email, even when the sample context has it."""
-    use_triggers(paid={**PAID, "context": ["number", "customer.name"]})
+    use_triggers(paid={**PAID_ORDER_TRIGGER, "context": ["number", "customer.name"]})
     template = make_template(sample_context={"number": "A-1", "customer": {"name": "Ann"},
                                              "order": {"total": "9"}})
     [warning] = warnings_after_publishing(
@@ -109,14 +101,14 @@ def test_a_variable_the_declared_trigger_context_lacks_is_named(use_triggers, ad
 
 
 def test_below_a_declared_path_is_not_guessed(use_triggers, admin_client):
-    use_triggers(paid={**PAID, "context": ["customer"]})
+    use_triggers(paid={**PAID_ORDER_TRIGGER, "context": ["customer"]})
     template = make_template(sample_context={"customer": {"name": "Ann"}})
     assert warnings_after_publishing(admin_client, template, "{{ customer.name }}") == []
 
 
 def test_a_context_built_by_code_is_read_from_the_newest_logged_email(use_triggers,
                                                                       admin_client):
-    use_triggers(paid=PAID)
+    use_triggers(paid=PAID_ORDER_TRIGGER)
     template = make_template(sample_context={"coupon": "X", "number": "A-1"})
     logged(template, "other", {"coupon": "Y"})
     older = logged(template, "paid", {"coupon": "Y"})
@@ -129,7 +121,7 @@ def test_a_context_built_by_code_is_read_from_the_newest_logged_email(use_trigge
 
 def test_without_a_logged_email_the_newest_object_gives_the_context(use_triggers,
                                                                     admin_client):
-    use_triggers(paid=PAID)
+    use_triggers(paid=PAID_ORDER_TRIGGER)
     ann = Customer.objects.create(name="Ann", email="ann@example.com")
     Order.objects.create(customer=ann, number="A-6", status="paid")
     newest = Order.objects.create(customer=ann, number="A-7", status="paid")
@@ -141,13 +133,13 @@ def test_without_a_logged_email_the_newest_object_gives_the_context(use_triggers
 
 def test_no_trigger_context_to_read_means_only_the_sample_is_checked(use_triggers,
                                                                       admin_client):
-    use_triggers(paid=PAID)  # no email logged, no order exists
+    use_triggers(paid=PAID_ORDER_TRIGGER)  # no email logged, no order exists
     template = make_template(sample_context={"number": "A-1"})
     assert warnings_after_publishing(admin_client, template, "{{ number }}") == []
 
 
 def test_both_contexts_lacking_a_variable_give_two_warnings(use_triggers, admin_client):
-    use_triggers(paid={**PAID, "context": ["number"]})
+    use_triggers(paid={**PAID_ORDER_TRIGGER, "context": ["number"]})
     template = make_template(sample_context={"number": "A-1"})
     sample, trigger = warnings_after_publishing(admin_client, template, "{{ nope }}")
     assert "its sample context does not have: {{ nope }}" in sample

@@ -9,7 +9,7 @@ import pytest
 from django.contrib import admin as django_admin
 from django.db import transaction
 
-from tests.factories import ORDER_CONTEXT, make_template
+from tests.factories import ORDER_CONTEXT, PAID_ORDER_TRIGGER, make_template
 from tests.test_admin_editor import PREVIEW, fields, staff
 from tests.testapp.models import Customer, Order
 from transactional_mail.admin import real_objects
@@ -21,20 +21,12 @@ pytestmark = pytest.mark.django_db
 
 SEARCH = "/admin/transactional_mail/emailtemplate/object-search/"
 BOTH = ("view_emailtemplate", "view_email")
-PAID = {"model": "testapp.Order", "on": "updated", "template": "order_confirmation",
-        "to": "customer.email", "context": "tests.testapp.mail.order_context"}
 
-
-@pytest.fixture
-def use_triggers(settings):
-    def use(**definitions):
-        settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": definitions}
-    return use
 
 
 @pytest.fixture
 def template(use_triggers):
-    use_triggers(paid=PAID)
+    use_triggers(paid=PAID_ORDER_TRIGGER)
     return make_template(sample_context=ORDER_CONTEXT,
                          html="<p>{{ number }} for {{ customer.name }}: {{ url }}</p>")
 
@@ -65,7 +57,7 @@ def test_no_picker_without_the_send_log_permission(template):
 
 
 def test_no_picker_for_a_template_no_trigger_sends(use_triggers):
-    use_triggers(paid=PAID)
+    use_triggers(paid=PAID_ORDER_TRIGGER)
     other = make_template("newsletter_welcome")
     assert 'id="tm-object"' not in change_page(staff(perms=BOTH), other).content.decode()
 
@@ -100,7 +92,7 @@ def test_the_send_log_permission_alone_is_not_enough(template, order):
 
 
 def test_a_failing_context_is_a_clear_error_not_a_500(template, order, use_triggers):
-    use_triggers(paid={**PAID, "context": "tests.testapp.mail.explode"})
+    use_triggers(paid={**PAID_ORDER_TRIGGER, "context": "tests.testapp.mail.explode"})
     response = staff(perms=BOTH).post(PREVIEW, real(template, order))
     assert response.status_code == 400
     [error] = response.json()["errors"]
@@ -120,7 +112,7 @@ def test_an_object_that_does_not_exist(template, order):
 
 def test_a_trigger_that_would_not_fire_still_previews_with_a_note(template, order,
                                                                    use_triggers):
-    use_triggers(paid={**PAID, "when": {"status": "shipped"}})
+    use_triggers(paid={**PAID_ORDER_TRIGGER, "when": {"status": "shipped"}})
     data = staff(perms=BOTH).post(PREVIEW, real(template, order)).json()
     assert data["errors"] == [] and data["context"]["number"] == "A-7"
     assert data["warnings"][0]["code"] == "object"
@@ -160,17 +152,17 @@ def test_search_uses_the_sites_admin_search_fields(template, order):
 
 
 def test_search_for_a_template_without_a_trigger_is_404(use_triggers):
-    use_triggers(paid=PAID)
+    use_triggers(paid=PAID_ORDER_TRIGGER)
     other = make_template("newsletter_welcome")
     assert staff(perms=BOTH).get(SEARCH, {"template": other.pk}).status_code == 404
 
 
 def test_declared_paths():
-    listed = parse_trigger("x", {**PAID, "context": ["number", "customer.name"]})
+    listed = parse_trigger("x", {**PAID_ORDER_TRIGGER, "context": ["number", "customer.name"]})
     assert real_objects.declared_paths(listed) == ("number", "customer", "customer.name")
-    default = parse_trigger("x", {k: v for k, v in PAID.items() if k != "context"})
+    default = parse_trigger("x", {k: v for k, v in PAID_ORDER_TRIGGER.items() if k != "context"})
     assert real_objects.declared_paths(default) == ("object", "object.id", "object.str")
-    assert real_objects.declared_paths(parse_trigger("x", PAID)) is None
+    assert real_objects.declared_paths(parse_trigger("x", PAID_ORDER_TRIGGER)) is None
 
 
 def test_sample_context_json_is_unchanged_by_a_real_preview(template, order):
@@ -184,7 +176,7 @@ def test_sample_context_json_is_unchanged_by_a_real_preview(template, order):
 
 
 def test_empty_sample_context_lists_the_triggers_declared_paths(use_triggers):
-    use_triggers(paid={**PAID, "context": ["number", "customer.name"]})
+    use_triggers(paid={**PAID_ORDER_TRIGGER, "context": ["number", "customer.name"]})
     template = make_template()
     data = staff(perms=("view_emailtemplate",)).post(PREVIEW, fields(
         sample_context="{}", template_id=str(template.pk))).json()
@@ -194,7 +186,7 @@ def test_empty_sample_context_lists_the_triggers_declared_paths(use_triggers):
 
 
 def test_empty_sample_context_and_the_default_context(use_triggers):
-    use_triggers(paid={k: v for k, v in PAID.items() if k != "context"})
+    use_triggers(paid={k: v for k, v in PAID_ORDER_TRIGGER.items() if k != "context"})
     template = make_template()
     data = staff(perms=("view_emailtemplate",)).post(PREVIEW, fields(
         sample_context="", template_id=str(template.pk))).json()

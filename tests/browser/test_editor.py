@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.browser.admin_pages import expect, log_in, type_in
+from tests.factories import PAID_ORDER_TRIGGER
 from tests.testapp.models import Customer, Order
 from transactional_mail import delivery
 from transactional_mail.models import Email, EmailTemplate
@@ -123,12 +124,10 @@ def test_without_javascript_the_form_is_plain_and_still_saves(chromium, live_ser
     assert EmailTemplate.objects.get(pk=template.pk).subject == "Plain {{ order.number }}"
 
 
-def test_a_real_object_is_picked_and_previewed(page, template, settings, screenshot):
+def test_a_real_object_is_picked_and_previewed(page, template, use_triggers, screenshot):
     """Staff search the trigger's objects by id, pick one, and the preview renders the
     context that trigger builds for it; back to the sample context when unpicked."""
-    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": {"paid": {
-        "model": "testapp.Order", "on": "updated", "template": "order_confirmation",
-        "to": "customer.email", "context": "tests.testapp.mail.order_context"}}}
+    use_triggers(paid=PAID_ORDER_TRIGGER)
     zoe = Customer.objects.create(name="Zoë", email="zoe@example.com")
     Order.objects.create(customer=zoe, number="B-1", status="paid")
     order = Order.objects.create(customer=zoe, number="B-2", status="paid")

@@ -1,4 +1,5 @@
-"""Fixtures of the trigger tests: triggers set in settings, a customer with templates."""
+"""Fixtures of the trigger tests: a customer with templates (``use_triggers`` is the
+suite's, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,6 @@ import pytest
 
 from tests.factories import make_template
 from tests.testapp.models import Customer
-
-
-@pytest.fixture
-def use_triggers(settings):
-    def use(**definitions):
-        settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": definitions}
-    return use
 
 
 @pytest.fixture
