@@ -25,6 +25,11 @@ PAID_ORDER_TRIGGER = {"model": "testapp.Order", "on": "updated",
                       "template": "order_confirmation", "to": "customer.email",
                       "context": "tests.testapp.mail.order_context"}
 
+#: A 1x1 transparent PNG: a logo upload.
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+       b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
+       b"\x00\x00\x00\x00IEND\xaeB`\x82")
+
 def make_layout(*, publish: bool = True, **fields) -> Layout:
     """A layout, published unless ``publish=False`` (a draft emails do not use)."""
     values = {"name": "Brand", "html": LAYOUT_HTML, "css": LAYOUT_CSS,

@@ -16,7 +16,7 @@ from django.db.models.fields.files import FieldFile
 from django.test import Client
 
 import transactional_mail
-from tests.factories import make_layout, make_template
+from tests.factories import PNG, make_layout, make_template
 from transactional_mail import delivery
 from transactional_mail.models import EmailTemplate, Layout, TemplateRevision
 
@@ -382,9 +382,6 @@ def test_the_send_log_links_to_the_exact_revision_an_email_used(template, admin_
 
 # ---- the layout's logo upload -------------------------------------------------------------
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
-       b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
-       b"\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
 @pytest.fixture
@@ -418,6 +415,8 @@ def test_an_uploaded_logo_goes_to_the_default_storage_and_becomes_the_logo_url(
     ("logo.svg", b"<svg onload='alert(1)'/>", "https://cdn.example.com/media/", "extension"),
     ("logo.png", PNG, "/media/", "relative URL"),
     ("logo.png", b"x" * 1_000_001, "https://cdn.example.com/media/", "over 1 MB"),
+    ("logo.png", b"<html><script>alert(1)</script>", "https://cdn.example.com/media/",
+     "not a PNG, JPEG, GIF or WebP image"),
 ])
 def test_a_logo_upload_that_would_not_show_in_mail_is_refused_on_the_form(
         admin_client, media, settings, name, content, media_url, error):

@@ -3,10 +3,12 @@ the attempts a hostile or unauthorised user would make."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.admin_clients import assert_needs_login_post_csrf_and_same_origin, staff_client
-from tests.factories import ORDER_CONTEXT, make_layout, make_template
+from tests.factories import ORDER_CONTEXT, PNG, make_layout, make_template
 from transactional_mail.default_layout import default_layout_values
 from transactional_mail.models import Layout
 
@@ -182,3 +184,35 @@ def test_a_footer_that_does_not_compile_is_a_form_error_on_save(admin_client):
     errors = response.context["adminform"].form.errors
     assert list(errors) == ["footer_html"] and "Line 2" in errors["footer_html"][0]
     assert not Layout.objects.filter(name="Broken").exists()
+
+
+# --- A logo chosen for upload, previewed before it is saved ------------------------------
+
+
+def logo(name: str, content: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    return SimpleUploadedFile(name, content)
+
+
+def test_a_logo_chosen_for_upload_is_previewed_as_a_data_uri(admin_client):
+    data = admin_client.post(PREVIEW, {**fields(), "logo_file": logo("logo.png", PNG)}).json()
+    assert data["errors"] == []
+    encoded = base64.b64encode(PNG).decode()
+    assert f'src="data:image/png;base64,{encoded}"' in data["html"]
+    assert "cdn.example.com/logo.png" not in data["html"]  # in place of the logo URL
+    assert f"data:image/png;base64,{encoded}" in data["dark_html"]
+    assert not Layout.objects.exclude(logo_file="").exists()  # nothing stored
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    (b"<svg onload='alert(1)'/>", "not a PNG, JPEG, GIF or WebP image"),
+    (b"<html><script>alert(1)</script>", "not a PNG, JPEG, GIF or WebP image"),
+    (PNG + b"x" * 1_000_000, "over 1 MB"),
+])
+def test_a_logo_that_is_not_a_small_image_is_named_and_not_shown(admin_client, content,
+                                                                  error):
+    data = admin_client.post(PREVIEW, {**fields(), "logo_file": logo("logo.png",
+                                                                     content)}).json()
+    [problem] = data["errors"]
+    assert problem["part"] == "logo_file" and error in problem["message"]
+    assert data["html"] == ""

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db.models import ProtectedError
 
 import transactional_mail
-from tests.factories import make_layout, make_template
+from tests.factories import PNG, make_layout, make_template
 from tests.fetch_trap import FetchTrap
 from transactional_mail import delivery
 from transactional_mail.models import (
@@ -353,7 +353,7 @@ def test_a_logo_saved_from_code_needs_an_absolute_storage_url(settings, tmp_path
 
     settings.MEDIA_ROOT, settings.MEDIA_URL = str(tmp_path), "/media/"
     layout = make_layout()
-    layout.logo_file = ContentFile(b"png", name="logo.png")
+    layout.logo_file = ContentFile(PNG, name="logo.png")
     with pytest.raises(ValidationError, match="relative URL"):
         layout.save()
     settings.MEDIA_URL = "https://cdn.example.com/m/"

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.browser.admin_pages import expect, log_in
-from tests.factories import make_layout
+from tests.factories import PNG, make_layout
 from transactional_mail.default_layout import default_layout_values
 from transactional_mail.models import Layout
 
@@ -141,3 +141,22 @@ def test_scripts_in_the_layout_never_run(layout_form):
         assert page.frame_locator(frame).locator("#ran").count() == 0
         assert page.frame_locator(frame).locator("#handler-ran").count() == 0
     assert page.title() == title
+
+
+def test_a_logo_chosen_for_upload_is_previewed_before_saving(layout_form, layout):
+    page = layout_form
+    logo = page.frame_locator("#tm-layout-desktop").locator("img.logo")
+    expect(logo).to_have_attribute("src", "https://cdn.example.com/logo.png")
+    page.set_input_files("#id_logo_file", files=[
+        {"name": "logo.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(logo).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+    expect(page.frame_locator("#tm-layout-mobile-dark").locator("img.logo")).to_have_attribute(
+        "src", re.compile(r"^data:image/png;base64,"))
+    assert Layout.objects.get(pk=layout.pk).logo_file.name == ""  # nothing saved
+
+    page.set_input_files("#id_logo_file", files=[
+        {"name": "logo.png", "mimeType": "image/png", "buffer": b"<html>not an image"}])
+    expect(page.locator("#tm-layout-errors")).to_contain_text(
+        "[logo_file] The logo is not a PNG, JPEG, GIF or WebP image.")
+    expect(page.locator("#tm-layout-status")).to_have_text(
+        "The preview shows the last version that rendered.")

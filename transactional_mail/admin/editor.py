@@ -92,6 +92,7 @@ class TemplateEditorMixin:
             f"{_VENDOR}mode/css/css.js",
             f"{_VENDOR}mode/htmlmixed/htmlmixed.js",
             f"{_VENDOR}mode/django/django.js",
+            "transactional_mail/preview-client.js",
             "transactional_mail/editor.js",
         ]
 

@@ -2,7 +2,8 @@
 
 A mixin for :class:`~transactional_mail.admin.layouts.LayoutAdmin`. It adds ``preview/``:
 POST the layout's unsaved fields (and optionally ``template``, the id of an email template
-to show in it instead of the built-in sample), get JSON back from
+to show in it instead of the built-in sample, and ``logo_file``, a logo chosen for upload
+and not saved yet), get JSON back from
 :func:`~transactional_mail.rendering.layout_preview.preview_layout` (the worker's renderer,
 under its budget): the HTML in light mode, the same in dark mode, or the errors with
 their field and line. ``layout-preview.js`` posts while staff type and shows the HTML in
@@ -23,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from ..models import EmailTemplate
+from ..rendering.brand import LOGO_MAX_BYTES
 from ..rendering.layout_preview import LAYOUT_FIELDS, preview_layout
 
 __all__ = ["LayoutPreviewMixin", "MAX_TEMPLATE_CHOICES"]
@@ -44,7 +46,7 @@ class LayoutPreviewMixin:
 
     class Media:
         css = {"all": ["transactional_mail/editor.css"]}
-        js = ["transactional_mail/layout-preview.js"]
+        js = ["transactional_mail/preview-client.js", "transactional_mail/layout-preview.js"]
 
     def get_urls(self):
         name = f"{self.opts.app_label}_{self.opts.model_name}_preview"
@@ -104,5 +106,9 @@ class LayoutPreviewMixin:
             context = found.sample_context if isinstance(found.sample_context, dict) else {}
             language = found.language or None
         values = {name: request.POST.get(name, "") for name in LAYOUT_FIELDS}
-        result = preview_layout(values, template=template, context=context, language=language)
+        upload = request.FILES.get("logo_file")
+        # Read at most one byte over the limit: enough for preview_layout to refuse it.
+        logo = upload.read(LOGO_MAX_BYTES + 1) if upload is not None else None
+        result = preview_layout(values, template=template, context=context, language=language,
+                                logo=logo)
         return JsonResponse(result.as_dict())

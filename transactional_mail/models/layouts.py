@@ -7,12 +7,17 @@ from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ..rendering.brand import DEFAULT_FONT_STACK, validate_css_color, validate_font_stack
+from ..rendering.brand import (
+    DEFAULT_FONT_STACK,
+    LOGO_EXTENSIONS,
+    LOGO_MAX_BYTES,
+    logo_image_type,
+    validate_css_color,
+    validate_font_stack,
+)
 from .revisions import Revision, Revisioned, revision_pointer
 
 CONTENT_SLOT = "{{ content }}"
-LOGO_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp"]
-LOGO_MAX_BYTES = 1_000_000
 
 
 class LayoutFields(models.Model):
@@ -153,14 +158,22 @@ class Layout(LayoutFields, Revisioned):
         self._logo_problem()
 
     def _logo_problem(self) -> None:
-        """Refuse a new upload that is too big, or that the storage would serve from a
-        relative URL (``MEDIA_URL = "/media/"``): mail clients need an absolute one."""
+        """Refuse a new upload that is too big, not an image of an allowed type, or that
+        the storage would serve from a relative URL (``MEDIA_URL = "/media/"``): mail
+        clients need an absolute one."""
         upload = self.logo_file
         if not upload or upload._committed:
             return
         if upload.size > LOGO_MAX_BYTES:
             raise ValidationError({"logo_file": _("The logo is over 1 MB: email clients "
                                                   "load it for every reader.")})
+        upload.file.seek(0)
+        head = upload.file.read(16)
+        upload.file.seek(0)
+        if logo_image_type(head) is None:  # the extension is only the name's claim
+            raise ValidationError({"logo_file": _(
+                "The logo is not a PNG, JPEG, GIF or WebP image (its content is not, "
+                "whatever its name says).")})
         probe = upload.storage.url(upload.field.generate_filename(self, "logo.png"))
         if not probe.startswith(("https://", "http://")):
             raise ValidationError({"logo_file": _(

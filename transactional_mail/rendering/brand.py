@@ -1,18 +1,59 @@
-"""Brand values a layout may hold: CSS colours and font stacks, checked on save.
+"""Brand values a layout may hold: CSS colours, font stacks and logo images, checked.
 
 A layout's colours and font stack are written into its CSS and HTML, so a value that is
 not what it claims (``not-a-colour``, ``red; background: url(...)``) would hide a button
-or smuggle CSS into every email. Only plain values pass.
+or smuggle CSS into every email. Only plain values pass. A logo upload must be what its
+name says, one of the image types every mail client shows, read from its first bytes.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["DEFAULT_FONT_STACK", "validate_css_color", "validate_font_stack"]
+__all__ = ["DEFAULT_FONT_STACK", "LOGO_EXTENSIONS", "LOGO_MAX_BYTES", "logo_data_uri",
+           "logo_image_type", "validate_css_color", "validate_font_stack"]
+
+#: The logo upload's allowed extensions, and its largest size: mail clients load the
+#: logo for every reader.
+LOGO_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp"]
+LOGO_MAX_BYTES = 1_000_000
+
+# The first bytes of each image type a logo may be (SVG is not one: mail clients do not
+# show it, and it can hold scripts).
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def logo_image_type(head: bytes) -> str | None:
+    """The MIME type of an image starting with ``head`` (PNG, JPEG, GIF, WebP), or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for signature, kind in _IMAGE_SIGNATURES
+                 if head.startswith(signature)), None)
+
+
+def logo_data_uri(content: bytes) -> str:
+    """``content`` as a ``data:`` URI, for previewing a logo before it is saved.
+
+    Raise ``ValidationError`` for a file over :data:`LOGO_MAX_BYTES` or not an image of
+    an allowed type.
+    """
+    if len(content) > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo is over 1 MB: email clients load it for every "
+                                "reader."), code="logo_size")
+    kind = logo_image_type(content[:16])
+    if kind is None:
+        raise ValidationError(_("The logo is not a PNG, JPEG, GIF or WebP image."),
+                              code="logo_type")
+    return f"data:{kind};base64,{base64.b64encode(content).decode('ascii')}"
 
 DEFAULT_FONT_STACK = (
     "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from ..exceptions import RenderError, RenderLimitExceeded
-from .brand import validate_css_color, validate_font_stack
+from .brand import logo_data_uri, validate_css_color, validate_font_stack
 from .compose import render_email
 from .layout import _LAYOUT_PARTS
 from .validation import (
@@ -217,15 +217,22 @@ def preview_layout(
     template: Any = None,
     context: Mapping[str, Any] | None = None,
     language: str | None = None,
+    logo: bytes | None = None,
 ) -> LayoutPreview:
     """Render the unsaved layout ``values`` around ``template`` (anything with ``subject``,
     ``html`` and ``text``; the built-in sample when None) with ``context``
-    (:data:`SAMPLE_CONTEXT` for the sample).
+    (:data:`SAMPLE_CONTEXT` for the sample). ``logo``: the content of a logo chosen for
+    upload and not saved yet, shown (as a ``data:`` URI) in place of the logo URL.
 
     Errors (a field that is not valid, a source that does not compile, a render over
     budget) come back in ``errors`` with their field and line, never as exceptions.
     """
     draft, errors = layout_draft(values)
+    if logo is not None:
+        try:
+            draft = replace(draft, logo_url=logo_data_uri(logo))
+        except ValidationError as err:
+            errors.append(PreviewError("invalid", err.messages[0], "logo_file"))
     if errors:
         return LayoutPreview(errors=tuple(errors))
     errors = _source_errors(draft)

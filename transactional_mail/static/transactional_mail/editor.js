@@ -5,45 +5,26 @@
 (function () {
   "use strict";
 
-  var DELAY = 400;
-
-  function ready(fn) {
-    if (document.readyState !== "loading") { fn(); } else { document.addEventListener("DOMContentLoaded", fn); }
-  }
-
-  function byId(id) { return document.getElementById(id); }
-
-  function csrfToken(form) {
-    var input = form.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
+  var P = window.tmPreview;  // preview-client.js
+  var byId = P.byId;
 
   function fieldValue(name) {
     var field = byId("id_" + name);
     return field ? field.value : "";
   }
 
-  function fill(list, items, render) {
-    while (list.firstChild) { list.removeChild(list.firstChild); }
-    items.forEach(function (item) { list.appendChild(render(item)); });
-  }
-
-  function messageItem(message) {
-    var li = document.createElement("li");
-    var where = [];
-    if (message.part) { where.push(message.part); }
-    if (message.line) { where.push("line " + message.line); }
-    li.textContent = (where.length ? "[" + where.join(", ") + "] " : "") + message.message;
-    li.setAttribute("data-code", message.code || "");
-    return li;
-  }
-
-  ready(function () {
+  P.ready(function () {
     var panel = byId("tm-editor");
     if (!panel || !window.fetch) { return; }
     var form = panel.closest("form");
     panel.hidden = false;
     var editors = {};
+    // show() and previewBody() are below.
+    var preview = P.livePreview({
+      url: panel.getAttribute("data-preview-url"), form: form, status: byId("tm-status"),
+      body: previewBody, show: show
+    });
+    var schedule = preview.schedule;
 
     if (window.CodeMirror) {
       ["subject", "html", "text"].forEach(function (name) {
@@ -70,27 +51,9 @@
       });
     }
 
-    function post(url, body) {  // same-origin, with the form's CSRF token; JSON back
-      return fetch(url, {
-        method: "POST",
-        body: body,
-        credentials: "same-origin",
-        headers: {"X-CSRFToken": csrfToken(form)}
-      }).then(function (response) { return response.json(); });
-    }
-
-    var timer = null;
-    var sequence = 0;
-    var status = byId("tm-status");
-
-    function schedule() {
-      if (timer) { clearTimeout(timer); }
-      timer = setTimeout(refresh, DELAY);
-    }
-
     function show(data) {
-      fill(byId("tm-errors"), data.errors || [], messageItem);
-      fill(byId("tm-warnings"), data.warnings || [], messageItem);
+      P.fill(byId("tm-errors"), data.errors || [], P.messageItem);
+      P.fill(byId("tm-warnings"), data.warnings || [], P.messageItem);
       var titles = {
         sample: "Variables in the sample context",
         object: "Variables in the object's context",
@@ -101,7 +64,7 @@
       }
       byId("tm-variables-note").textContent = data.variables_note || "";
       if (data.variables) {
-        fill(byId("tm-variables"), data.variables, function (path) {
+        P.fill(byId("tm-variables"), data.variables, function (path) {
           var li = document.createElement("li");
           var button = document.createElement("button");
           button.type = "button";
@@ -114,19 +77,15 @@
           return li;
         });
       }
-      if (data.errors && data.errors.length) {
-        status.textContent = "The preview shows the last version that rendered.";
-        return;
-      }
+      if (data.errors && data.errors.length) { return false; }
       byId("tm-subject").textContent = data.subject || "";
       byId("tm-frame-desktop").srcdoc = data.html || "";
       byId("tm-frame-mobile").srcdoc = data.html || "";
       byId("tm-text").textContent = data.text || "";
-      status.textContent = "Preview up to date.";
+      return true;
     }
 
-    function refresh() {
-      var mine = ++sequence;
+    function previewBody() {
       var body = new FormData();
       ["subject", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
         body.append(name, fieldValue(name));
@@ -136,13 +95,9 @@
       if (picked && picked.value) {  // a real object: its trigger's context, not the sample
         body.append("object_id", picked.value);
       }
-      status.textContent = "Refreshing the preview…";
-      post(panel.getAttribute("data-preview-url"), body).then(function (data) {
-        if (mine === sequence) { show(data); }
-      }).catch(function () {
-        if (mine === sequence) { status.textContent = "The preview could not be refreshed."; }
-      });
+      return body;
     }
+
 
     ["layout", "language", "sample_context"].forEach(function (name) {
       var field = byId("id_" + name);
@@ -187,7 +142,7 @@
       };
       query.addEventListener("input", function () {
         if (searchTimer) { clearTimeout(searchTimer); }
-        searchTimer = setTimeout(search, DELAY);
+        searchTimer = setTimeout(search, P.DELAY);
       });
       select.addEventListener("change", schedule);
       search();
@@ -202,7 +157,7 @@
         body.append("sample_context", fieldValue("sample_context"));
         button.disabled = true;
         result.textContent = "Sending…";
-        post(panel.getAttribute("data-send-url"), body).then(function (data) {
+        preview.post(panel.getAttribute("data-send-url"), body).then(function (data) {
           result.textContent = data.message || (data.errors || []).map(function (e) {
             return e.message;
           }).join(" ");
@@ -214,6 +169,6 @@
       });
     }
 
-    refresh();
+    preview.refresh();
   });
 }());
