@@ -216,3 +216,32 @@ def test_a_logo_that_is_not_a_small_image_is_named_and_not_shown(admin_client, c
     [problem] = data["errors"]
     assert problem["part"] == "logo_file" and error in problem["message"]
     assert data["html"] == ""
+
+
+# --- The footer in other languages ---------------------------------------------------------
+
+
+def test_the_preview_shows_an_unsaved_translation_in_the_chosen_language(admin_client):
+    data = {**fields(legal_text="Why you get this."), "language": "fr",
+            "translation__fr__legal_text": "Pourquoi vous recevez ceci.",
+            "translation__fr__help_url": "help.example.com/fr/"}
+    french = admin_client.post(PREVIEW, data).json()
+    assert french["errors"] == []
+    assert "Pourquoi vous recevez ceci." in french["html"]
+    assert 'href="https://help.example.com/fr/"' in french["html"]
+    assert 'lang="fr"' in french["html"]
+    default = admin_client.post(PREVIEW, {**data, "language": ""}).json()
+    assert "Why you get this." in default["html"] and "Pourquoi" not in default["html"]
+
+
+def test_a_mistake_in_a_translation_is_named_with_its_language(admin_client):
+    data = {**fields(), "language": "de", "translation__de__footer_html": "<p>{% if %}</p>"}
+    [error] = admin_client.post(PREVIEW, data).json()["errors"]
+    assert error["part"] == "de footer_html"
+
+
+def test_the_language_choice_lists_the_templates_languages(admin_client):
+    layout = make_layout()
+    make_template("welcome", layout=layout, language="it")
+    page = admin_client.get(f"/admin/transactional_mail/layout/{layout.pk}/change/")
+    assert '<option value="it">Italian (it)</option>' in page.content.decode()

@@ -359,3 +359,23 @@ def test_a_logo_saved_from_code_needs_an_absolute_storage_url(settings, tmp_path
     settings.MEDIA_URL = "https://cdn.example.com/m/"
     layout.save()
     assert layout.current_revision.logo_url.startswith("https://cdn.example.com/m/transactional")
+
+
+@pytest.mark.parametrize(("translations", "message"), [
+    ({"fr": {"html": "<html></html>"}}, "fr: html: cannot be translated; these can: "
+                                        "footer_html, footer_address, legal_text, help_url."),
+    ({"FR": {"legal_text": "x"}}, "FR: not a language code"),
+    ({"fr": "Mentions"}, "fr: give an object of values"),
+    ({"fr": {"legal_text": 3}}, "fr: legal_text: must be text."),
+    ({"fr": {"help_url": "javascript:alert(1)"}}, "fr: help_url: enter a full URL"),
+    ({"fr": {"footer_html": "{% load static %}"}}, "fr: footer_html: "),
+    (["fr"], "Give an object of language codes"),
+])
+def test_a_layout_with_a_bad_translation_is_refused_and_the_message_names_it(translations,
+                                                                              message):
+    layout = make_layout()
+    layout.translations = translations
+    with pytest.raises(ValidationError) as raised:
+        layout.save()
+    assert message in " ".join(raised.value.message_dict["translations"])
+    assert layout.revisions.count() == 1

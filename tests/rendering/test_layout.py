@@ -6,7 +6,7 @@ import pytest
 
 from tests.rendering.helpers import layout, template
 from transactional_mail.rendering import render_email
-from transactional_mail.rendering.compiled import _compiled
+from transactional_mail.rendering.compiled import _cache, _compiled
 
 pytestmark = pytest.mark.usefixtures("pure")
 
@@ -44,3 +44,52 @@ def test_layout_text_that_looks_like_template_syntax_stays_text():
     assert "<p>{{ secret }} {% debug %}</p>" in rendered.html.replace(' style="margin:0"', "")
     assert "hunter2" not in rendered.html
     assert _compiled(tpl, lay).inline_per_email is False
+
+
+# --- Per-language brand values (layout.translations) --------------------------------------
+
+FOOTER_LAYOUT = ('<html><body>{{ content }}<p class="legal">{{ brand.legal_text }}</p>'
+                 '<div class="f">{{ brand.footer_html }}</div>'
+                 '<a href="{{ brand.help_url }}">?</a></body></html>')
+
+
+def translated_layout(**translations):
+    return layout(FOOTER_LAYOUT, legal_text="Why you get this email.",
+                  footer_html="<b>{{ brand.name }}</b> Ltd", footer_address="",
+                  help_url="https://help.example.com/", translations=translations)
+
+
+def test_an_email_in_a_translated_language_gets_its_footer():
+    lay = translated_layout(fr={"legal_text": "Pourquoi vous recevez cet e-mail.",
+                                "footer_html": "<b>{{ brand.name }}</b> SARL",
+                                "help_url": "https://help.example.com/fr/"})
+    french = render_email(template("<p>x</p>"), lay, {}, language="fr").html
+    assert "Pourquoi vous recevez cet e-mail." in french
+    assert "<b>Acme</b> SARL" in french and 'href="https://help.example.com/fr/"' in french
+    english = render_email(template("<p>x</p>"), lay, {}, language="en").html
+    assert "Why you get this email." in english and "<b>Acme</b> Ltd" in english
+    # A regional variant falls back to its language's translation.
+    assert "SARL" in render_email(template("<p>x</p>"), lay, {}, language="fr-ca").html
+
+
+def test_a_blank_translated_value_keeps_the_default():
+    lay = translated_layout(de={"legal_text": "Warum Sie diese E-Mail erhalten.",
+                                "footer_html": "  "})
+    german = render_email(template("<p>x</p>"), lay, {}, language="de").html
+    assert "Warum Sie diese E-Mail erhalten." in german and "<b>Acme</b> Ltd" in german
+
+
+def test_only_the_footer_values_can_be_translated():
+    lay = translated_layout(fr={"html": "<html><body>hijacked</body></html>",
+                                "primary_color": "red", "legal_text": "Mentions"})
+    french = render_email(template("<p>x</p>"), lay, {}, language="fr").html
+    assert "hijacked" not in french and "Mentions" in french
+
+
+def test_each_language_is_compiled_and_cached_apart():
+    lay = translated_layout(fr={"legal_text": "Mentions légales"})
+    tpl = template("<p>x</p>")
+    assert "Mentions légales" in render_email(tpl, lay, {}, language="fr").html
+    assert "Why you get this email." in render_email(tpl, lay, {}, language="en").html
+    assert "Mentions légales" in render_email(tpl, lay, {}, language="fr").html
+    assert {key[3] for key in _cache} == {"fr", ""}

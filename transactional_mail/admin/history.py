@@ -15,6 +15,7 @@ note and published marker), ``revisions/<number>/`` (one revision's content),
 from __future__ import annotations
 
 import difflib
+import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,6 +28,13 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
+
+
+def _diff_text(value) -> str:
+    """A revision's value as the lines a diff compares (JSON data indented, keys sorted)."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return str(value or "")
 
 
 class RevisionNoteForm(forms.ModelForm):
@@ -145,7 +153,7 @@ class RevisionsAdminMixin:
         return TemplateResponse(request, "admin/transactional_mail/revision.html", {
             **self._page_context(request, obj, str(revision)),
             "revision": revision,
-            "parts": [(obj._meta.get_field(name).verbose_name, getattr(revision, name))
+            "parts": [(obj._meta.get_field(name).verbose_name, _diff_text(getattr(revision, name)))
                       for name in self.diff_fields],
             "can_restore": self.has_change_permission(request, obj),
         })
@@ -160,7 +168,7 @@ class RevisionsAdminMixin:
         differ = difflib.HtmlDiff(tabsize=4, wrapcolumn=80)
         parts = []
         for name in self.diff_fields:
-            before, after = str(getattr(old, name) or ""), str(getattr(new, name) or "")
+            before, after = _diff_text(getattr(old, name)), _diff_text(getattr(new, name))
             # HtmlDiff escapes &, < and > in the lines it shows: a revision's markup is
             # displayed as text, never interpreted by the admin's page.
             table = differ.make_table(before.splitlines(), after.splitlines(),

@@ -1,9 +1,10 @@
 """The layout preview of the layout change form: the layout as typed, around a sample.
 
 A mixin for :class:`~transactional_mail.admin.layouts.LayoutAdmin`. It adds ``preview/``:
-POST the layout's unsaved fields (and optionally ``template``, the id of an email template
-to show in it instead of the built-in sample, and ``logo_file``, a logo chosen for upload
-and not saved yet), get JSON back from
+POST the layout's unsaved fields and translated footer values (and optionally
+``template``, the id of an email template to show in it instead of the built-in sample;
+``language``, the language to show the sample in; ``logo_file``, a logo chosen for
+upload and not saved yet), get JSON back from
 :func:`~transactional_mail.rendering.layout_preview.preview_layout` (the worker's renderer,
 under its budget): the HTML in light mode, the same in dark mode, or the errors with
 their field and line. ``layout-preview.js`` posts while staff type and shows the HTML in
@@ -26,6 +27,7 @@ from django.views.decorators.http import require_POST
 from ..models import EmailTemplate
 from ..rendering.brand import LOGO_MAX_BYTES
 from ..rendering.layout_preview import LAYOUT_FIELDS, preview_layout
+from .layout_translations import language_name, posted_translations, translation_languages
 
 __all__ = ["LayoutPreviewMixin", "MAX_TEMPLATE_CHOICES"]
 
@@ -68,6 +70,11 @@ class LayoutPreviewMixin:
                 (pk, f"{key} ({language})" if language else key)
                 for pk, key, language in templates
             ],
+            "tm_layout_preview_languages": [
+                (code, language_name(code))
+                for code in translation_languages(self.get_object(request, object_id)
+                                                  if object_id else None)
+            ],
             **(extra_context or {}),
         }
         return super().changeform_view(request, object_id, form_url, extra_context)
@@ -106,6 +113,9 @@ class LayoutPreviewMixin:
             context = found.sample_context if isinstance(found.sample_context, dict) else {}
             language = found.language or None
         values = {name: request.POST.get(name, "") for name in LAYOUT_FIELDS}
+        values["translations"] = posted_translations(request.POST)
+        if template is None:
+            language = (request.POST.get("language") or "")[:20] or None
         upload = request.FILES.get("logo_file")
         # Read at most one byte over the limit: enough for preview_layout to refuse it.
         logo = upload.read(LOGO_MAX_BYTES + 1) if upload is not None else None

@@ -1,10 +1,12 @@
 import django
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db import models
 
 from ..models import Layout
 from .history import RevisionsAdminMixin, UnpublishedFilter
 from .layout_preview import LayoutPreviewMixin
+from .layout_translations import LayoutForm, translation_fieldsets, translation_languages
 
 
 @admin.register(Layout)
@@ -13,7 +15,23 @@ class LayoutAdmin(LayoutPreviewMixin, RevisionsAdminMixin, admin.ModelAdmin):
     list_filter = [UnpublishedFilter]
     search_fields = ["name"]
     readonly_fields = ["current_revision", "published_revision", "updated_at"]
-    diff_fields = ("html", "css", "footer_html", "footer_address", "legal_text")
+    diff_fields = ("html", "css", "footer_html", "footer_address", "legal_text",
+                   "translations")
+    form = LayoutForm
+    exclude = ["translations"]  # edited through one fieldset per language
+
+    def get_fieldsets(self, request, obj=None):
+        return [*super().get_fieldsets(request, obj),
+                *translation_fieldsets(translation_languages(obj))]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if kwargs.get("fields") is None and "fields" not in kwargs:
+            kwargs["fields"] = flatten_fieldsets(self.get_fieldsets(request, obj))
+        if kwargs.get("fields"):  # the translated values are the form's own fields
+            kwargs["fields"] = [name for name in kwargs["fields"]
+                                if not name.startswith("translation__")]
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"languages": tuple(translation_languages(obj))})
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.URLField) and django.VERSION >= (5, 0):

@@ -62,6 +62,17 @@ class LayoutFields(models.Model):
         _("legal text"), blank=True, help_text=_("Shown in the footer, e.g. why they get this.")
     )
     help_url = models.URLField(_("help link"), blank=True, max_length=500)
+    translations = models.JSONField(
+        _("footer in other languages"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Per language code, the footer HTML, footer address, legal text and help link "
+            "that emails in that language show instead of the ones above, e.g. "
+            '{"fr": {"legal_text": "Vous recevez cet e-mail car..."}}. A blank or missing '
+            "value keeps the default one."
+        ),
+    )
 
     class Meta:
         abstract = True
@@ -110,6 +121,7 @@ class Layout(LayoutFields, Revisioned):
         "footer_address",
         "legal_text",
         "help_url",
+        "translations",
     )
     #: What restoring an old revision copies back: all but the name, which is unique.
     RESTORED_FIELDS = REVISION_FIELDS[1:]
@@ -201,6 +213,7 @@ class Layout(LayoutFields, Revisioned):
             validate_html_source,
             validate_layout_budget,
             validate_layout_source,
+            validate_translations,
         )
 
         errors = {}
@@ -219,6 +232,10 @@ class Layout(LayoutFields, Revisioned):
                 # Keyed by the field at fault: the CSS renders the footer, for instance.
                 for key, messages in err.message_dict.items():
                     errors.setdefault(key, []).extend(messages)
+        try:
+            validate_translations(self)
+        except ValidationError as err:
+            errors.setdefault("translations", []).extend(err.messages)
         if not errors:
             try:
                 validate_layout_budget(self)

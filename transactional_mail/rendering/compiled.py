@@ -110,24 +110,26 @@ def _compile(template: Any, layout: Any, *, precompile: bool = True) -> _Compile
     return _Compiled(sources, subject, text, html, inline_per_email=True, reason=reason)
 
 
-def inline_cache_key(template_pk: Any, layout_pk: Any) -> tuple[str, Any, Any]:
+def inline_cache_key(template_pk: Any, layout_pk: Any,
+                     layout_language: str = "") -> tuple[str, Any, Any, str]:
     """The cache key of a (template revision, layout revision) pair.
 
     The one function used both to look entries up and to invalidate them. Revisions are
     immutable, so a key never goes stale; ``layout_pk`` is None for a template without a
-    layout.
+    layout. ``layout_language`` is the layout translation's language, when one applies.
     """
-    return ("transactional_mail.inline", template_pk, layout_pk)
+    return ("transactional_mail.inline", template_pk, layout_pk, layout_language)
 
 
-_cache: OrderedDict[tuple[str, Any, Any], _Compiled] = OrderedDict()
+_cache: OrderedDict[tuple[str, Any, Any, str], _Compiled] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
 def invalidate_inline_cache(template_pk: Any, layout_pk: Any) -> None:
-    """Drop the compiled entry of one (template revision, layout revision) pair."""
+    """Drop the compiled entries of one (template revision, layout revision) pair."""
     with _cache_lock:
-        _cache.pop(inline_cache_key(template_pk, layout_pk), None)
+        for key in [key for key in _cache if key[1:3] == (template_pk, layout_pk)]:
+            del _cache[key]
 
 
 def clear_inline_cache() -> None:
@@ -142,7 +144,8 @@ def _compiled(template: Any, layout: Any) -> _Compiled:
     cacheable = template.pk is not None and (layout is None or layout_pk is not None)
     if not cacheable:  # an admin preview of unsaved edits
         return _compile(template, layout)
-    key = inline_cache_key(template.pk, layout_pk)
+    key = inline_cache_key(template.pk, layout_pk,
+                           getattr(layout, "translation_language", "") or "")
     with _cache_lock:
         entry = _cache.get(key)
         if entry is not None:

@@ -29,7 +29,7 @@ from .budget import render_budget
 from .compiled import _Compiled, _compiled
 from .context import freeze_context
 from .inlining import inline_css
-from .layout import localize
+from .layout import localize, translated
 from .text import html_to_text
 
 __all__ = ["RenderedEmail", "one_line", "render_email"]
@@ -79,7 +79,7 @@ def render_email(
         else contextlib.nullcontext()
     )
     with override:
-        compiled = _compiled(template, layout)
+        compiled = _compiled(template, translated(layout, translation.get_language()))
         try:
             subject, html, text = _render_parts(compiled, data)
             preheader = data.get("preheader")

@@ -38,6 +38,8 @@ _BRAND_FIELDS = (
     "footer_address", "legal_text", "help_url",
 )
 _LAYOUT_FIELDS = ("html", "css", "footer_html", *_BRAND_FIELDS)
+#: The brand values a layout may hold per language (``layout.translations``).
+TRANSLATABLE_FIELDS = ("footer_html", "footer_address", "legal_text", "help_url")
 # The names a layout's parts render under (in errors), and the field each comes from.
 _LAYOUT_PARTS = MappingProxyType(
     {"layout html": "html", "layout css": "css", "layout footer": "footer_html"}
@@ -60,6 +62,39 @@ def localize(rendered: str, *, language: str, bidi: bool, preheader: str = "") -
         .replace(DIRECTION_MARKER, "rtl" if bidi else "ltr")
         .replace(PREHEADER_MARKER, escape(" ".join(preheader.split())))
     )
+
+
+class TranslatedLayout:
+    """A layout as an email in ``language`` sees it: the values of its translation for
+    that language in place of the default ones (a blank translated value keeps the
+    default). Everything else is the layout's own."""
+
+    def __init__(self, layout: Any, language: str, values: dict[str, str]) -> None:
+        self._layout = layout
+        self.translation_language = language
+        self._values = {name: value for name, value in values.items()
+                        if name in TRANSLATABLE_FIELDS and isinstance(value, str)
+                        and value.strip()}
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if name in values:
+            return values[name]
+        return getattr(self.__dict__["_layout"], name)
+
+
+def translated(layout: Any, language: str | None) -> Any:
+    """``layout`` with its translation for ``language`` (``fr-ca``, else ``fr``) applied,
+    or ``layout`` itself when it has none."""
+    translations = getattr(layout, "translations", None)
+    if not language or not isinstance(translations, dict) or not translations:
+        return layout
+    language = language.lower()
+    for code in dict.fromkeys((language, language.split("-")[0])):
+        values = translations.get(code)
+        if isinstance(values, dict) and values:
+            return TranslatedLayout(layout, code, values)
+    return layout
 
 
 def _brand_context(layout: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from .compose import render_email
 from .layout import _LAYOUT_PARTS
 from .validation import (
     _Draft,
+    translation_problems,
     validate_css_source,
     validate_html_source,
     validate_layout_budget,
@@ -104,6 +105,7 @@ class LayoutDraft:
     footer_address: str = ""
     legal_text: str = ""
     help_url: str = ""
+    translations: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def layout_draft(values: Mapping[str, Any]) -> tuple[LayoutDraft, list[PreviewEr
                 errors.append(PreviewError("invalid", "Enter a valid URL (https://...).",
                                            name))
                 cleaned[name] = ""
-    return LayoutDraft(**cleaned), errors
+    translations = values.get("translations") or {}
+    return LayoutDraft(**cleaned, translations=translations), errors
 
 
 def _source_errors(draft: LayoutDraft) -> list[PreviewError]:
@@ -202,6 +205,10 @@ def _source_errors(draft: LayoutDraft) -> list[PreviewError]:
             errors.extend(_errors_from(err, name))
         except RecursionError:
             errors.append(PreviewError("invalid", "The template nests too deeply.", name))
+    if not errors:
+        errors.extend(PreviewError("invalid", problem.message,
+                                   f"{problem.language} {problem.field}".strip())
+                      for problem in translation_problems(draft))
     if not errors:
         try:
             validate_layout_budget(draft)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.template import TemplateSyntaxError
 from django.template.base import Lexer, Token, TokenType
 from django.utils import translation
@@ -40,7 +41,15 @@ from .compose import _render_parts
 from .context import freeze_context
 from .engine import _error_line, _parse, _syntax_error_message, _tokenize
 from .inlining import _STYLE_ELEMENT, inline_css
-from .layout import _LAYOUT_PARTS, _brand_context, _render_brand, _render_layout, _style_element
+from .layout import (
+    _LAYOUT_PARTS,
+    TRANSLATABLE_FIELDS,
+    _brand_context,
+    _render_brand,
+    _render_layout,
+    _style_element,
+    translated,
+)
 from .library import _END_TAGS, ALLOWED_TAGS, BLOCK_TAGS, INTERMEDIATE_TAGS
 
 __all__ = [
@@ -50,6 +59,9 @@ __all__ = [
     "validate_layout_source",
     "validate_template_budget",
     "validate_template_source",
+    "validate_translations",
+    "translation_problems",
+    "TranslationProblem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -266,6 +278,88 @@ def validate_layout_budget(layout: Any) -> None:
         raise _invalid(_LAYOUT_PARTS.get(err.template_name, "html"), err.line, err.reason) from err
     except RenderError:  # not a budget problem: the per-field checks report what they can
         pass
+
+
+#: A language code as ``LANGUAGES`` writes it: ``fr``, ``pt-br``, ``zh-hans``.
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
+
+
+@dataclass(frozen=True)
+class TranslationProblem:
+    """What is wrong with a layout translation: its language, value (``""``: the whole
+    translation) and the message."""
+
+    language: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.language, self.field, self.message) if part)
+
+
+def translation_problems(layout: Any) -> list[TranslationProblem]:
+    """What is wrong with ``layout.translations``: it maps language codes to the
+    translatable brand values (``TRANSLATABLE_FIELDS``) as text; a translated footer must
+    compile, a help link be a full URL, and the layout render under budget with each
+    translation (checked once the values are right)."""
+    translations = getattr(layout, "translations", None)
+    if translations in (None, ""):
+        return []
+    if not isinstance(translations, dict):
+        return [TranslationProblem("", "", 'Give an object of language codes, e.g. '
+                                           '{"fr": {"legal_text": "..."}}.')]
+    problems: list[TranslationProblem] = []
+    for code, values in translations.items():
+        if not isinstance(code, str) or not _LANGUAGE_CODE.match(code):
+            problems.append(TranslationProblem(str(code), "", "not a language code: write "
+                                               "it as LANGUAGES does, in lower case (fr, "
+                                               "pt-br)."))
+        elif not isinstance(values, dict):
+            problems.append(TranslationProblem(code, "", 'give an object of values, e.g. '
+                                                         '{"legal_text": "..."}.'))
+        else:
+            problems.extend(_translated_value_problems(code, values))
+    if problems:
+        return problems
+    for code in translations:
+        try:
+            _render_layout(translated(layout, code))
+        except RenderLimitExceeded as err:
+            field = "footer_html" if err.template_name == "layout footer" else ""
+            problems.append(TranslationProblem(code, field, err.reason))
+        except (RenderError, TemplateSyntaxError) as err:
+            problems.append(TranslationProblem(code, "", str(err)))
+    return problems
+
+
+def _translated_value_problems(code: str, values: dict) -> list[TranslationProblem]:
+    problems = []
+    for name, value in values.items():
+        if name not in TRANSLATABLE_FIELDS:
+            problems.append(TranslationProblem(code, str(name), "cannot be translated; these "
+                                               f"can: {', '.join(TRANSLATABLE_FIELDS)}."))
+        elif not isinstance(value, str):
+            problems.append(TranslationProblem(code, name, "must be text."))
+        elif name == "footer_html":
+            try:
+                validate_html_source(value, field_name="footer_html")
+            except ValidationError as err:
+                problems.extend(TranslationProblem(code, name, message)
+                                for message in err.messages)
+        elif name == "help_url" and value.strip():
+            try:
+                URLValidator(schemes=["https", "http"])(value.strip())
+            except ValidationError:
+                problems.append(TranslationProblem(code, name, "enter a full URL "
+                                                               "(https://...)."))
+    return problems
+
+
+def validate_translations(layout: Any) -> None:
+    """Raise one ``ValidationError`` listing :func:`translation_problems`, if any."""
+    problems = translation_problems(layout)
+    if problems:
+        raise ValidationError([str(problem) for problem in problems], code="translations")
 
 
 def validate_template_budget(

@@ -26,6 +26,11 @@
     var form = panel.closest("form");
     var sample = byId("tm-layout-sample");
     var logo = byId("id_logo_file");
+    var language = byId("tm-layout-language");
+
+    function translationFields() {  // the footer in other languages: translation__fr__...
+      return Array.prototype.slice.call(form.querySelectorAll("[name^='translation__']"));
+    }
     panel.hidden = false;
 
     function show(data) {
@@ -45,6 +50,8 @@
         body.append(name, field ? field.value : "");
       });
       body.append("template", sample ? sample.value : "");
+      body.append("language", language ? language.value : "");
+      translationFields().forEach(function (field) { body.append(field.name, field.value); });
       if (logo && logo.files && logo.files[0]) {  // a logo chosen, not saved yet: shown too
         body.append("logo_file", logo.files[0]);
       }
@@ -84,6 +91,18 @@
     });
     if (sample) { sample.addEventListener("change", schedule); }
     if (logo) { logo.addEventListener("change", schedule); }
+    if (language) { language.addEventListener("change", schedule); }
+    translationFields().forEach(function (field) {
+      field.addEventListener("input", schedule);
+      // Editing a language's footer shows the sample in that language.
+      field.addEventListener("focus", function () {
+        var code = field.name.split("__")[1];
+        if (language && language.value !== code && !(sample && sample.value)) {
+          language.value = code;
+          schedule();
+        }
+      });
+    });
     preview.refresh();
   });
 }());
