@@ -160,3 +160,28 @@ def test_a_logo_chosen_for_upload_is_previewed_before_saving(layout_form, layout
         "[logo_file] The logo is not a PNG, JPEG, GIF or WebP image.")
     expect(page.locator("#tm-layout-status")).to_have_text(
         "The preview shows the last version that rendered.")
+
+
+def test_the_footer_in_another_language_is_previewed_and_saved(layout_form, layout,
+                                                                screenshot):
+    from tests.factories import make_template
+
+    make_template("welcome", layout=layout, language="fr")
+    page = layout_form
+    page.reload()
+    # The language's fieldset starts collapsed (Django 5.1+: <details>; 4.2: a link).
+    page.locator("fieldset.collapse summary, fieldset.collapse a.collapse-toggle").first.click()
+    field = page.locator("#id_translation__fr__legal_text")
+    field.fill("Vous recevez cet e-mail car vous avez commandé chez nous.")
+    expect(page.locator("#tm-layout-language")).to_have_value("fr")  # followed the focus
+    frame = page.frame_locator("#tm-layout-desktop")
+    expect(frame.locator("body")).to_contain_text("Vous recevez cet e-mail car vous avez")
+    expect(frame.locator("html")).to_have_attribute("lang", "fr")
+    page.select_option("#tm-layout-language", "")
+    expect(frame.locator("body")).to_contain_text("You get this email because you ordered")
+    save = page.locator("input[name=_continue]")
+    save.scroll_into_view_if_needed()
+    save.click()
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    assert Layout.objects.get(pk=layout.pk).translations == {"fr": {
+        "legal_text": "Vous recevez cet e-mail car vous avez commandé chez nous."}}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import django
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext
@@ -65,11 +64,20 @@ def translation_languages(layout: Layout | None) -> list[str]:
     return sorted(codes)
 
 
+class _HttpsURLField(forms.URLField):
+    """A URL field reading a link typed without a scheme as https, on every Django version
+    (Django 4.2's reads it as http)."""
+
+    def to_python(self, value):
+        value = (value or "").strip()
+        if value and "://" not in value:
+            value = f"https://{value}"
+        return super().to_python(value)
+
+
 def _field(name: str) -> forms.Field:
     if name == "help_url":
-        # A link typed without a scheme is https (Django 6.0's default; 5.x warns).
-        options = {"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}
-        return forms.URLField(label=_LABELS[name], required=False, max_length=500, **options)
+        return _HttpsURLField(label=_LABELS[name], required=False, max_length=500)
     rows = 5 if name == "footer_html" else 3
     return forms.CharField(label=_LABELS[name], required=False, strip=False,
                            widget=forms.Textarea(attrs={"rows": rows, "cols": 80}))
