@@ -105,9 +105,12 @@ def test_a_view_only_user_sees_no_editable_translation(layout, django_user_model
                                                  is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename="view_layout"))
     client.force_login(user)
+    layout.translations = {"fr": {"legal_text": "Mentions <b>légales</b>"}}
+    layout.save()
     page = client.get(change_url(layout)).content.decode()
     assert "Footer in French (fr)" in page
     assert f'name="{field_name("fr", "legal_text")}"' not in page
+    assert "Mentions &lt;b&gt;légales&lt;/b&gt;" in page  # shown, escaped
 
 
 def test_the_history_diff_shows_translations_as_json(layout, admin_client):

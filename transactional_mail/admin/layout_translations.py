@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import django
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext
@@ -22,7 +23,7 @@ from ..rendering.validation import translation_problems
 from .history import RevisionNoteForm
 
 __all__ = ["LayoutForm", "field_name", "language_name", "posted_translations",
-           "translation_languages"]
+           "translated_value_display", "translation_languages"]
 
 _LABELS = {
     "footer_html": _("footer HTML"),
@@ -35,6 +36,20 @@ _LABELS = {
 def field_name(language: str, name: str) -> str:
     """The form field of one translated value: ``translation__fr__legal_text``."""
     return f"translation__{language}__{name}"
+
+
+def translated_value_display(name: str):
+    """The read-only display of the form field ``name`` (``translation__fr__legal_text``):
+    a function of the layout, labelled like the field."""
+    _prefix, code, field = name.split("__", 2)
+
+    def display(layout: Layout) -> str:
+        values = (layout.translations or {}).get(code) if isinstance(layout.translations,
+                                                                      dict) else None
+        return values.get(field, "") if isinstance(values, dict) else ""
+
+    display.short_description = _LABELS.get(field, field)
+    return display
 
 
 def posted_translations(data) -> dict[str, dict[str, str]]:
@@ -77,7 +92,9 @@ class _HttpsURLField(forms.URLField):
 
 def _field(name: str) -> forms.Field:
     if name == "help_url":
-        return _HttpsURLField(label=_LABELS[name], required=False, max_length=500)
+        # assume_scheme (Django 5.0+) only silences 5.x's warning: to_python adds https.
+        options = {"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}
+        return _HttpsURLField(label=_LABELS[name], required=False, max_length=500, **options)
     rows = 5 if name == "footer_html" else 3
     return forms.CharField(label=_LABELS[name], required=False, strip=False,
                            widget=forms.Textarea(attrs={"rows": rows, "cols": 80}))

@@ -6,7 +6,12 @@ from django.db import models
 from ..models import Layout
 from .history import RevisionsAdminMixin, UnpublishedFilter
 from .layout_preview import LayoutPreviewMixin
-from .layout_translations import LayoutForm, translation_fieldsets, translation_languages
+from .layout_translations import (
+    LayoutForm,
+    translated_value_display,
+    translation_fieldsets,
+    translation_languages,
+)
 
 
 @admin.register(Layout)
@@ -19,6 +24,13 @@ class LayoutAdmin(LayoutPreviewMixin, RevisionsAdminMixin, admin.ModelAdmin):
                    "translations")
     form = LayoutForm
     exclude = ["translations"]  # edited through one fieldset per language
+
+    def __getattr__(self, name: str):
+        # A user with view permission only sees the translated values read-only: the
+        # admin looks each field name up on the model admin for its value.
+        if name.startswith("translation__"):
+            return translated_value_display(name)
+        raise AttributeError(name)
 
     def get_fieldsets(self, request, obj=None):
         return [*super().get_fieldsets(request, obj),
