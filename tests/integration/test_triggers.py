@@ -124,7 +124,7 @@ def test_delayed_email_is_sent_after_its_delay_and_cancelled_when_refunded(
         kept = wait_for_status(kept, EmailStatus.SENT, timeout=40)
         cancelled = wait_for_status(cancelled, EmailStatus.CANCELLED, timeout=40)
         assert (kept.sent_at - kept.created_at).total_seconds() >= 4
-        assert "'cancel_when' is true" in cancelled.last_error
+        assert "now meets the “cancel_when” condition of the trigger" in cancelled.last_error
         assert [r.email_ids for r in esp.requests] == [[str(kept.pk)]]
     finally:
         worker.stop()

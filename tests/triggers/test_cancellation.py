@@ -38,7 +38,7 @@ class TestDelaysAndCancellation:
         Email.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
         assert delivery.deliver(email.pk).status == EmailStatus.CANCELLED
         email.refresh_from_db()
-        assert "'cancel_when' is true" in email.last_error
+        assert "now meets the “cancel_when” condition of the trigger" in email.last_error
         assert esp.requests == []
 
     def test_delayed_email_rechecks_when(self, use_triggers, customer, esp):
@@ -52,6 +52,9 @@ class TestDelaysAndCancellation:
         [email] = emails()
         Email.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
         assert delivery.deliver(email.pk).status == EmailStatus.CANCELLED
+        email.refresh_from_db()
+        assert email.last_error == (f"Cancelled: the order {order} no longer meets the "
+                                    "“when” condition of the trigger “paid”.")
 
     def test_a_delayed_signal_trigger_does_not_recheck_when(self, use_triggers, customer, esp):
         """Its 'when' needed the signal's arguments, gone by send time: not re-asked."""

@@ -26,9 +26,12 @@ def cancellation_reason(email) -> str:
     instance = model._base_manager.filter(pk=email.source_object_id).first() if model else None
     if instance is None:
         return f"Cancelled: the {email.source_content_type.name} it was about no longer exists."
+    what = f"{model._meta.verbose_name} {instance}"
     recheck_when = trigger.delay is not None and trigger.when is not None and trigger.model
     if recheck_when and not trigger.wanted(instance, {}):
-        return f"Cancelled: trigger {trigger.key!r}'s 'when' is no longer true."
+        return (f"Cancelled: the {what} no longer meets the “when” condition of the "
+                f"trigger “{trigger.key}”.")
     if trigger.cancel_when is not None and trigger.cancel_when(instance):
-        return f"Cancelled: trigger {trigger.key!r}'s 'cancel_when' is true."
+        return (f"Cancelled: the {what} now meets the “cancel_when” condition of the "
+                f"trigger “{trigger.key}”.")
     return ""
