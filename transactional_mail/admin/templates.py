@@ -28,7 +28,7 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
     search_fields = ["key", "subject"]
     readonly_fields = ["current_revision", "published_revision", "updated_at"]
     inlines = [TemplateRevisionInline]
-    diff_fields = ("subject", "html", "text")
+    diff_fields = ("subject", "preheader", "html", "text")
 
     def publish_problem(self, obj) -> str:
         problem = super().publish_problem(obj)
@@ -49,7 +49,7 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
         context = obj.sample_context if isinstance(obj.sample_context, dict) else {}
         missing = [
             (message, part)
-            for part in ("subject", "html", "text")
+            for part in ("subject", "preheader", "html", "text")
             for message in missing_variables(getattr(revision, part) or "", context, part)
         ]
         if not missing:

@@ -128,7 +128,7 @@
     function refresh() {
       var mine = ++sequence;
       var body = new FormData();
-      ["subject", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
+      ["subject", "preheader", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
         body.append(name, fieldValue(name));
       });
       body.append("template_id", panel.getAttribute("data-template-id") || "");
@@ -144,7 +144,7 @@
       });
     }
 
-    ["layout", "language", "sample_context"].forEach(function (name) {
+    ["preheader", "layout", "language", "sample_context"].forEach(function (name) {
       var field = byId("id_" + name);
       if (field) {
         field.addEventListener("input", schedule);
