@@ -117,10 +117,11 @@ def _normalized(value: str) -> str:
     return value.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def fingerprint(subject: str, preheader: str, html: str, text: str) -> str:
-    """A hash of a template's content, the same whatever its line endings and outer blanks."""
-    parts = [_normalized(value or "") for value in (subject, preheader, html, text)]
-    return "sha256:" + hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
+def fingerprint(*parts: str) -> str:
+    """A hash of content (a template's subject, preheader, HTML and text; a layout's HTML,
+    CSS and footer), the same whatever its line endings and outer blanks."""
+    normalized = [_normalized(value or "") for value in parts]
+    return "sha256:" + hashlib.sha256(json.dumps(normalized).encode("utf-8")).hexdigest()
 
 
 def _fail(path: Path, message: str) -> StarterError:
