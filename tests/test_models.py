@@ -359,3 +359,21 @@ def test_a_logo_saved_from_code_needs_an_absolute_storage_url(settings, tmp_path
     settings.MEDIA_URL = "https://cdn.example.com/m/"
     layout.save()
     assert layout.current_revision.logo_url.startswith("https://cdn.example.com/m/transactional")
+
+
+def test_the_preheader_is_template_content_revisions_keep_and_restore():
+    template = make_template(preheader="Total {{ order.total }}")
+    first = template.current_revision
+    assert first.preheader == "Total {{ order.total }}"
+    template.preheader = "Shipped today"
+    template.save()
+    assert template.current_revision.number == 2
+    template.restore_values(first)
+    template.save()
+    assert template.current_revision.preheader == "Total {{ order.total }}"
+
+
+def test_a_broken_preheader_is_refused_on_save_naming_its_field():
+    with pytest.raises(ValidationError) as caught:
+        make_template(preheader="Hi {% load static %}")
+    assert set(caught.value.message_dict) == {"preheader"}
