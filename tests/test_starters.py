@@ -343,3 +343,23 @@ def test_the_package_ships_the_starter_files():
     ignored = subprocess.run(["git", "check-ignore", *files], cwd=root, capture_output=True,
                              text=True).stdout
     assert files and not ignored
+
+
+def test_the_docs_page_is_current():
+    """docs/starter-templates.md's kinds, variables and gallery come from the starter.json
+    files: regenerate them with python -m tests.browser.starter_gallery."""
+    from tests.browser.starter_gallery import (
+        DOCS_IMAGES,
+        DOCS_PAGE,
+        doc_shots,
+        docs_section,
+        page_with_section,
+        shot_name,
+    )
+
+    page = DOCS_PAGE.read_text(encoding="utf-8")
+    assert page == page_with_section(page, docs_section(STARTERS)), (
+        "docs/starter-templates.md is out of date: run python -m tests.browser.starter_gallery")
+    for shot in doc_shots(STARTERS):
+        assert (DOCS_IMAGES / f"{shot_name(*shot)}.jpg").exists(), shot
+    assert sum(path.stat().st_size for path in DOCS_IMAGES.iterdir()) < 3_000_000

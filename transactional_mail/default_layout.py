@@ -66,6 +66,20 @@ def shipped_versions() -> dict[int, str]:
     return {int(number): value for number, value in data["versions"].items()}
 
 
+def record_layout_version() -> int | None:
+    """Record the shipped files as a new version in ``layouts/history.json`` if they
+    changed; return its number (None when they are already recorded)."""
+    versions = shipped_versions()
+    current = layout_fingerprint(default_layout_values())
+    if current in versions.values():
+        return None
+    versions[max(versions) + 1] = current
+    HISTORY.write_text(json.dumps({"versions": {str(number): value for number, value
+                                                in sorted(versions.items())}}, indent=2)
+                       + "\n", encoding="utf-8")
+    return max(versions)
+
+
 def install_default_layout(using: str = "default", **kwargs) -> None:
     """Create the default layout on a site without one, or upgrade an unedited one.
 

@@ -1,14 +1,17 @@
-"""``python -m transactional_mail.starters record``: add the starters' new fingerprints.
+"""``python -m transactional_mail.starters record``: add the new fingerprints.
 
 Run it after changing a starter and raising its ``version``: it records that version's
 fingerprints in the starter's ``history.json``, so that sites whose template still holds
-the previous version get the new one from ``install_starter_templates``.
+the previous version get the new one from ``install_starter_templates``. It also records
+the default layout's HTML, CSS and footer as a new version in ``layouts/history.json``
+when they changed (``migrate`` then upgrades the sites still holding an earlier one).
 """
 
 from __future__ import annotations
 
 import sys
 
+from ..default_layout import record_layout_version
 from . import DIRECTORY, StarterError, load_starter, record_fingerprints, starter_directories
 
 
@@ -28,6 +31,10 @@ def main(argv: list[str]) -> int:
     except StarterError as err:
         print(err, file=sys.stderr)
         return 1
+    if not keys:
+        version = record_layout_version()
+        if version:
+            print(f"default layout: recorded version {version}")
     return 0
 
 
