@@ -277,3 +277,11 @@ def test_without_a_default_layout_the_installer_creates_one():
 def test_the_history_file_is_well_formed():
     data = json.loads(default_layout.HISTORY.read_text(encoding="utf-8"))
     assert sorted(map(int, data["versions"])) == list(range(1, len(data["versions"]) + 1))
+
+
+def test_a_template_without_a_published_revision_is_skipped():
+    install("--only", "password_reset", "--language", "it")
+    row = EmailTemplate.objects.get(key="password_reset", language="it")
+    TemplateRevision.objects.filter(template=row).delete()
+    lines = install("--only", "password_reset", "--language", "it")
+    assert "password_reset [it]: skipped (it has no published revision)" in lines

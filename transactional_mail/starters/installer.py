@@ -101,6 +101,8 @@ def _install(starter: Starter, language: str, layout: Layout | None, using: str)
         return Outcome(name, SKIPPED, "it has an unpublished draft: publish it or restore "
                        "the published revision, then run again")
     published = template.published_revision
+    if published is None:  # its revisions were deleted: nothing tells whose it is
+        return Outcome(name, SKIPPED, "it has no published revision")
     found = fingerprint(published.subject, published.preheader, published.html,
                         published.text)
     if found == content.fingerprint:
