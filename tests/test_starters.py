@@ -331,8 +331,7 @@ def test_the_default_layouts_history_ends_with_the_shipped_version():
 def test_the_package_ships_the_starter_files():
     """Hatchling puts every file under the package in the wheel, except what the build
     config or .gitignore excludes: nothing may exclude the starters' data files."""
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later
     root = DIRECTORY.parents[1]
     config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     wheel = config["tool"]["hatch"]["build"]["targets"]["wheel"]
