@@ -258,3 +258,16 @@ def test_test_send_refusals(template, enqueued, admin_user):
     csrf.force_login(admin_user)
     assert csrf.post(send_test_url(template)).status_code == 403
     assert not Email.objects.exists()
+
+
+def test_the_form_has_the_preheader_and_the_preview_renders_it(admin_client, template):
+    page = admin_client.get(f"/admin/transactional_mail/emailtemplate/{template.pk}/change/")
+    assert 'name="preheader"' in page.content.decode()
+    layout = make_layout(html='<html><body><div class="preheader">{{ brand.preheader }}</div>'
+                              "{{ content }}</body></html>")
+    data = admin_client.post(PREVIEW, fields(layout=str(layout.pk),
+                                             preheader="For {{ customer.name }} {{ coupon }}")
+                             ).json()
+    assert '<div class="preheader">For Ann</div>' in data["html"]  # one line, trimmed
+    [warning] = data["warnings"]
+    assert warning["part"] == "preheader" and "coupon" in warning["message"]

@@ -427,3 +427,12 @@ def test_a_logo_upload_that_would_not_show_in_mail_is_refused_on_the_form(
     assert error in " ".join(response.context["adminform"].form.errors["logo_file"])
     assert layout.revisions.count() == 1
     assert not list(media.rglob("logo*"))
+
+
+def test_the_diff_includes_the_preheader(template, admin_client):
+    template.preheader = "Arriving {{ order.eta }}"
+    template.save()
+    page = admin_client.get(f"{ADMIN}/emailtemplate/{template.pk}/revisions/diff/",
+                            {"a": "1", "b": "2"})
+    html = page.content.decode()
+    assert html.count('<table class="diff"') == 1 and "Arriving" in html

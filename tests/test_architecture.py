@@ -26,7 +26,7 @@ LAYERS = [
     {"tasks"},
     {"api", "resending"},
     {"triggers", "tracking"},
-    {"checks", "schedule", "worker", "default_layout"},
+    {"checks", "schedule", "worker", "default_layout", "starters"},
     {"admin", "management"},
 ]
 #: What wires the layers together: the app config and the package's lazy ``send``.

@@ -379,3 +379,21 @@ def test_a_layout_with_a_bad_translation_is_refused_and_the_message_names_it(tra
         layout.save()
     assert message in " ".join(raised.value.message_dict["translations"])
     assert layout.revisions.count() == 1
+
+
+def test_the_preheader_is_template_content_revisions_keep_and_restore():
+    template = make_template(preheader="Total {{ order.total }}")
+    first = template.current_revision
+    assert first.preheader == "Total {{ order.total }}"
+    template.preheader = "Shipped today"
+    template.save()
+    assert template.current_revision.number == 2
+    template.restore_values(first)
+    template.save()
+    assert template.current_revision.preheader == "Total {{ order.total }}"
+
+
+def test_a_broken_preheader_is_refused_on_save_naming_its_field():
+    with pytest.raises(ValidationError) as caught:
+        make_template(preheader="Hi {% load static %}")
+    assert set(caught.value.message_dict) == {"preheader"}

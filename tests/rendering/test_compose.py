@@ -109,3 +109,30 @@ def test_stored_template_that_does_not_compile_raises_render_error():
         render_email(template("ok", subject="{% debug %}"), None, {})
     with pytest.raises(RenderError, match="content slot"):
         render_email(template("x"), layout(html="<p>no slot</p>"), {})
+
+
+def _preheader(html: str) -> str:
+    match = re.search(r'<div class="preheader">(.*?)</div>', html)
+    return match.group(1) if match else ""
+
+
+PREHEADER_LAYOUT = ('<html><body><div class="preheader">{{ brand.preheader }}</div>'
+                    "{{ content }}</body></html>")
+
+
+def test_the_templates_preheader_is_rendered_like_the_subject_and_wins():
+    revision = template("<p>x</p>")
+    revision.preheader = "Total {{ total }} &\n {{ note }}"
+    rendered = render_email(revision, layout(PREHEADER_LAYOUT),
+                            {"total": "€9", "note": "<b>soon</b>", "preheader": "Context's"})
+    # One line, the email's context, escaped once in the HTML.
+    assert _preheader(rendered.html) == "Total €9 &amp; &lt;b&gt;soon&lt;/b&gt;"
+    assert "Context's" not in rendered.html
+
+
+@pytest.mark.parametrize("preheader", ["", "   ", None])
+def test_a_blank_preheader_uses_the_contexts_as_before(preheader):
+    revision = template("<p>x</p>")
+    revision.preheader = preheader
+    rendered = render_email(revision, layout(PREHEADER_LAYOUT), {"preheader": "From context"})
+    assert _preheader(rendered.html) == "From context"

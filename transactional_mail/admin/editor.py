@@ -5,7 +5,7 @@ template's own admin (fields, drafts, history) stays in its module. It adds:
 
 * CodeMirror 5 (vendored under ``static/transactional_mail/vendor/``: no build step, no
   CDN) over the subject, HTML and text textareas; without JavaScript they stay textareas;
-* ``preview/``: POST the unsaved subject, HTML, text, layout, language and JSON sample
+* ``preview/``: POST the unsaved subject, preheader, HTML, text, layout, language and JSON sample
   context, get JSON back from :func:`~transactional_mail.rendering.preview.preview_email`
   (the worker's renderer, under its budget). Needs the view (or add) permission;
 * ``<id>/send-test/``: queue a test email through :func:`transactional_mail.send` (the
@@ -214,6 +214,7 @@ class TemplateEditorMixin:
             layout,
             context,
             language=self._language(request.POST.get("language", "")),
+            preheader=request.POST.get("preheader", ""),
         )
         data = result.as_dict()
         data["variables_source"] = "sample"

@@ -29,7 +29,7 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
     search_fields = ["key", "subject"]
     readonly_fields = ["current_revision", "published_revision", "updated_at"]
     inlines = [TemplateRevisionInline]
-    diff_fields = ("subject", "html", "text")
+    diff_fields = ("subject", "preheader", "html", "text")
 
     def publish_problem(self, obj) -> str:
         problem = super().publish_problem(obj)
@@ -67,7 +67,7 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
         revision = obj.current_revision
         missing = [
             (message, part)
-            for part in ("subject", "html", "text")
+            for part in ("subject", "preheader", "html", "text")
             for message in missing_variables(getattr(revision, part) or "", context, part,
                                              context_name)
         ]

@@ -108,6 +108,16 @@ class TemplateFields(models.Model):
         ),
     )
     subject = models.CharField(_("subject"), max_length=500)
+    preheader = models.CharField(
+        _("preheader"),
+        max_length=500,
+        blank=True,
+        default="",
+        help_text=_(
+            "The preview line inboxes show after the subject (one line; variables allowed). "
+            "Leave blank to use the context's preheader, if any."
+        ),
+    )
     html = models.TextField(_("HTML body"))
     text = models.TextField(
         _("text body"), blank=True, help_text=_("Leave blank to derive it from the HTML.")
@@ -163,9 +173,11 @@ class TemplateRevision(TemplateFields, Revision):
 class EmailTemplate(TemplateFields, Revisioned):
     """A staff-editable email: subject, HTML and text in a layout, per language."""
 
-    REVISION_FIELDS = ("key", "language", "subject", "html", "text", "category", "layout")
+    REVISION_FIELDS = (
+        "key", "language", "subject", "preheader", "html", "text", "category", "layout"
+    )
     #: What restoring an old revision copies back: its content, not the template's identity.
-    RESTORED_FIELDS = ("subject", "html", "text", "category", "layout")
+    RESTORED_FIELDS = ("subject", "preheader", "html", "text", "category", "layout")
 
     layout = models.ForeignKey(
         "transactional_mail.Layout",
@@ -243,6 +255,7 @@ class EmailTemplate(TemplateFields, Revisioned):
         errors = {}
         for field, validate in (
             ("subject", validate_template_source),
+            ("preheader", validate_template_source),
             ("html", validate_html_source),
             ("text", validate_template_source),
         ):

@@ -36,6 +36,7 @@ class _Compiled:
 
     sources: tuple[str, ...]
     subject: Template
+    preheader: Template | None
     text: Template | None
     html: Template
     inline_per_email: bool
@@ -43,10 +44,15 @@ class _Compiled:
 
 
 def _sources(template: Any, layout: Any) -> tuple[str, ...]:
-    values = [template.subject, template.html, template.text]
+    values = [template.subject, _preheader_source(template), template.html, template.text]
     if layout is not None:
         values.extend(getattr(layout, field, "") for field in _LAYOUT_FIELDS)
     return tuple("" if value is None else str(value) for value in values)
+
+
+def _preheader_source(template: Any) -> str:
+    """The template's own preheader (blank, or absent on older objects: the context's)."""
+    return getattr(template, "preheader", "") or ""
 
 
 def _compile_source(source: str, what: str, template: Any) -> Template:
@@ -65,6 +71,11 @@ def _compile(template: Any, layout: Any, *, precompile: bool = True) -> _Compile
     """Compile the parts; ``precompile=False`` skips CSS inlining (a sample render)."""
     sources = _sources(template, layout)
     subject = _compile_source(template.subject or "", "subject", template)
+    preheader_source = _preheader_source(template)
+    preheader = (
+        _compile_source(preheader_source, "preheader", template)
+        if preheader_source.strip() else None
+    )
     text = (
         _compile_source(template.text, "text", template) if (template.text or "").strip() else None
     )
@@ -83,7 +94,7 @@ def _compile(template: Any, layout: Any, *, precompile: bool = True) -> _Compile
         token.token_type is TokenType.TEXT and "<style" in token.contents.lower() for token in items
     )
     if not has_style or not precompile:
-        return _Compiled(sources, subject, text, html, inline_per_email=False)
+        return _Compiled(sources, subject, preheader, text, html, inline_per_email=False)
     try:
         inlined = _precompile(items, "html")
     except _NotPrecompilable as err:
@@ -106,8 +117,8 @@ def _compile(template: Any, layout: Any, *, precompile: bool = True) -> _Compile
             exc_info=True,
         )
     else:
-        return _Compiled(sources, subject, text, inlined, inline_per_email=False)
-    return _Compiled(sources, subject, text, html, inline_per_email=True, reason=reason)
+        return _Compiled(sources, subject, preheader, text, inlined, inline_per_email=False)
+    return _Compiled(sources, subject, preheader, text, html, inline_per_email=True, reason=reason)
 
 
 def inline_cache_key(template_pk: Any, layout_pk: Any,

@@ -6,7 +6,9 @@ of an email under one render budget.
 
 The subject is rendered without autoescaping and collapsed to one line: every run of
 whitespace (``\\r``, ``\\n``, tabs, Unicode line separators) becomes one space and other
-control characters are dropped, whatever the context holds. The text part is the
+control characters are dropped, whatever the context holds. The template's ``preheader``
+(the hidden preview line of the layout) is rendered the same way; when it is blank, the
+context's ``preheader`` key is used instead. The text part is the
 template's ``text`` rendered without autoescaping, or, when that is blank, derived from
 the final HTML by :func:`~transactional_mail.rendering.text.html_to_text` (a parse per
 email: a template with its own text part renders faster).
@@ -81,12 +83,13 @@ def render_email(
     with override:
         compiled = _compiled(template, translated(layout, translation.get_language()))
         try:
-            subject, html, text = _render_parts(compiled, data)
-            preheader = data.get("preheader")
+            subject, preheader, html, text = _render_parts(compiled, data)
+            if preheader is None:  # no preheader of its own: the context's, as before
+                preheader = data.get("preheader")
+                preheader = preheader if isinstance(preheader, str) else ""
             marks = {"language": translation.get_language() or settings.LANGUAGE_CODE,
                      "bidi": translation.get_language_bidi()}
-            html = localize(html, **marks,
-                            preheader=preheader if isinstance(preheader, str) else "")
+            html = localize(html, **marks, preheader=one_line(preheader))
             subject, text = (localize(part, **marks).strip() for part in (subject, text))
         except RenderError:
             raise
@@ -106,8 +109,11 @@ def _supported_language(language: str) -> str:
         return settings.LANGUAGE_CODE
 
 
-def _render_parts(compiled: _Compiled, data: dict[str, Any]) -> tuple[str, str, str]:
-    """Subject, HTML and text of one email, under one render budget."""
+def _render_parts(
+    compiled: _Compiled, data: dict[str, Any]
+) -> tuple[str, str | None, str, str]:
+    """Subject, preheader (None when the template has none), HTML and text of one email,
+    under one render budget."""
     with render_budget() as budget:
         rendered = compiled.html.render(Context(dict(data), autoescape=True))
         html = rendered
@@ -116,8 +122,12 @@ def _render_parts(compiled: _Compiled, data: dict[str, Any]) -> tuple[str, str, 
             # Inlining adds style attributes: what it adds counts too.
             budget.charge_output(len(html) - len(rendered))
         subject = compiled.subject.render(Context(dict(data), autoescape=False))
+        preheader = (
+            compiled.preheader.render(Context(dict(data), autoescape=False))
+            if compiled.preheader is not None else None
+        )
         if compiled.text is not None:
             text = compiled.text.render(Context(dict(data), autoescape=False)).strip()
         else:
             text = html_to_text(html)
-    return subject, html, text
+    return subject, preheader, html, text

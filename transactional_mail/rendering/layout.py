@@ -7,8 +7,9 @@ brand variables ``{{ brand.logo_url }}``, ``{{ brand.primary_color }}``,
 ``{{ brand.name }}`` and ``{{ brand.footer_html }}`` (the layout's footer, itself a
 template of the other brand values, inserted as HTML); ``{{ brand.language }}`` and
 ``{{ brand.direction }}`` become each email's language and text direction (``ltr``/``rtl``)
-when it is rendered, for ``<html lang dir>``, and ``{{ brand.preheader }}`` its context's
-``preheader`` (the hidden preview line; empty in the subject and the text part). Layouts
+when it is rendered, for ``<html lang dir>``, and ``{{ brand.preheader }}`` its preheader
+(the hidden preview line: the template's own, else the context's ``preheader``; empty in the
+subject and the text part). Layouts
 are rendered once per layout revision with those values only, so per-email data belongs
 in the template (in a layout, ``{{ order }}`` renders empty). The content slot
 ``{{ content }}`` (exactly once, outside any block tag) is then replaced by the template's
@@ -48,8 +49,8 @@ _LAYOUT_PARTS = MappingProxyType(
 
 #: What ``{{ brand.language }}``, ``{{ brand.direction }}`` and ``{{ brand.preheader }}``
 #: render to in a layout. The layout renders once per revision, so :func:`localize` puts
-#: each email's language (``fr``), direction (``ltr``/``rtl``) and preheader (the context's
-#: ``preheader``, escaped) in their place when the email is rendered.
+#: each email's language (``fr``), direction (``ltr``/``rtl``) and preheader (the template's
+#: or the context's, escaped) in their place when the email is rendered.
 LANGUAGE_MARKER = "tm-email-language-3f9c"
 DIRECTION_MARKER = "tm-email-direction-3f9c"
 PREHEADER_MARKER = "tm-email-preheader-3f9c"

@@ -71,7 +71,7 @@ MAX_CONTEXT_DEPTH = 20
 #: At most this many dotted paths are listed beside the editor.
 MAX_PATHS = 300
 
-_PARTS = ("subject", "html", "text")
+_PARTS = ("subject", "preheader", "html", "text")
 
 
 @dataclass(frozen=True)
@@ -429,8 +429,11 @@ def preview_email(
     context: Mapping[str, Any],
     *,
     language: str | None = None,
+    preheader: str = "",
 ) -> Preview:
     """Render unsaved sources in ``layout`` (a layout revision or None) with ``context``.
+
+    ``preheader`` is the template's own preview line (blank: the context's ``preheader``).
 
     Errors (a source that does not compile, a tag outside the allow-list, a render over
     budget) come back in ``errors`` with their part and line, never as exceptions.
@@ -439,6 +442,7 @@ def preview_email(
     errors = []
     for part, source, validate in (
         ("subject", subject, validate_template_source),
+        ("preheader", preheader, validate_template_source),
         ("html", html, validate_html_source),
         ("text", text, validate_template_source),
     ):
@@ -453,7 +457,8 @@ def preview_email(
             errors.append(PreviewMessage("invalid", "The template nests too deeply.", part))
     if errors:
         return Preview(errors=tuple(errors), variables=variables)
-    draft = _Draft(pk=None, subject=subject or "", html=html or "", text=text or "")
+    draft = _Draft(pk=None, subject=subject or "", html=html or "", text=text or "",
+                   preheader=preheader or "")
     try:
         rendered = render_email(draft, layout, context, language=language or None)
     except RenderLimitExceeded as err:
@@ -465,7 +470,7 @@ def preview_email(
         return Preview(errors=(PreviewMessage("render", str(err)),), variables=variables)
     warnings = [
         warning
-        for part, source in zip(_PARTS, (subject, html, text), strict=True)
+        for part, source in zip(_PARTS, (subject, preheader, html, text), strict=True)
         for warning in missing_variables(source, context, part)
     ]
     if not (text or "").strip() and rendered.text.strip():

@@ -372,7 +372,8 @@ def validate_template_budget(
     when the layout itself is over budget) naming the line when known. Other errors are
     not this check's business (the sample context may simply not fit the template).
     """
-    draft = _Draft(pk=None, subject=template.subject, html=template.html, text=template.text)
+    draft = _Draft(pk=None, subject=template.subject, html=template.html, text=template.text,
+                   preheader=getattr(template, "preheader", "") or "")
     try:
         data = freeze_context(context if isinstance(context, Mapping) else {})
         override = translation.override(language) if language else contextlib.nullcontext()
@@ -393,6 +394,7 @@ class _Draft:
     subject: str
     html: str
     text: str
+    preheader: str = ""
 
 
 # --- Stylesheets: nothing that makes the server (or a mail client) load a file -------------

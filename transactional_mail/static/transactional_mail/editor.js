@@ -87,7 +87,7 @@
 
     function previewBody() {
       var body = new FormData();
-      ["subject", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
+      ["subject", "preheader", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
         body.append(name, fieldValue(name));
       });
       body.append("template_id", panel.getAttribute("data-template-id") || "");
@@ -98,8 +98,7 @@
       return body;
     }
 
-
-    ["layout", "language", "sample_context"].forEach(function (name) {
+    ["preheader", "layout", "language", "sample_context"].forEach(function (name) {
       var field = byId("id_" + name);
       if (field) {
         field.addEventListener("input", schedule);
