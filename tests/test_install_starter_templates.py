@@ -223,7 +223,8 @@ def old_default():
 
 def test_the_installer_upgrades_an_unedited_earlier_default_layout(old_default):
     lines = install("--only", "password_reset", "--language", "en")
-    assert lines[0] == f"layout {NAME!r}: updated (from version 2 to 3)"
+    latest = max(default_layout.shipped_versions())
+    assert lines[0] == f"layout {NAME!r}: updated (from version 2 to {latest})"
     old_default.refresh_from_db()
     assert old_default.css == default_layout_values()["css"]
     assert old_default.published_revision_id == old_default.current_revision_id
