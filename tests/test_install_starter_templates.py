@@ -229,7 +229,7 @@ def test_the_installer_upgrades_an_unedited_earlier_default_layout(old_default):
     assert old_default.css == default_layout_values()["css"]
     assert old_default.published_revision_id == old_default.current_revision_id
     assert old_default.primary_color == "#7c3aed"  # staff's brand values are kept
-    assert old_default.current_revision.note == "Default layout version 3 (was version 2)."
+    assert old_default.current_revision.note == f"Default layout version {latest} (was version 2)."
 
 
 def test_migrate_upgrades_it_too_and_then_leaves_it(old_default):
