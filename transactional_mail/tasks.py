@@ -17,7 +17,7 @@ from django.utils import timezone
 from . import claims, delivery, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
-from .models.log import CLAIMABLE_STATUSES
+from .models.log import CLAIMABLE_STATUSES, redact_final
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,14 @@ def _recover_abandoned(now: datetime.datetime) -> tuple[int, list[int]]:
         # A slow worker still holds its lock: leave its email alone (PostgreSQL only).
         abandoned = Email.objects.filter(pk__in=claims.abandoned(stale))
         # An email that keeps killing its worker must not be retried for ever.
-        given_up = abandoned.filter(attempts__gte=get_setting("MAX_ATTEMPTS")).update(
+        exhausted = abandoned.filter(attempts__gte=get_setting("MAX_ATTEMPTS"))
+        given_up_ids = list(exhausted.values_list("pk", flat=True))
+        given_up = Email.objects.filter(pk__in=given_up_ids).update(
             status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
             last_error=f"Gave up after the last attempt. {lost_worker}",
         )
+        # Never rendered again: its secrets go, in the transaction of its final status.
+        redact_final(Email.objects.filter(pk__in=given_up_ids))
         recovered_ids = list(
             abandoned.filter(status=EmailStatus.SENDING).values_list("pk", flat=True)
         )

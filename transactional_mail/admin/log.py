@@ -8,6 +8,7 @@ the per-recipient page are views of this ModelAdmin (``log_pages``).
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Q
 from django.urls import path, reverse
 from django.utils import timezone
@@ -17,7 +18,7 @@ from django.utils.translation import ngettext
 
 from .. import resending
 from ..models import Email, EmailStatus
-from ..models.log import CLAIMABLE_STATUSES
+from ..models.log import CLAIMABLE_STATUSES, redact_final
 from . import log_pages, log_queries
 from .log_queries import (
     CappedPaginator,
@@ -157,6 +158,10 @@ class EmailAdmin(admin.ModelAdmin):
         self.message_user(request, ngettext("%d email queued again.",
                                             "%d emails queued again.", len(ids)) % len(ids),
                           messages.SUCCESS if ids else messages.WARNING)
+        refused = resending.with_secrets(queryset.order_by()).values_list("pk", "secret_keys")
+        for pk, secret_keys in refused[:20]:
+            self.message_user(request, _("Email %(id)s not queued again: %(reason)s.") % {
+                "id": pk, "reason": resending.secrets_reason(secret_keys)}, messages.WARNING)
 
     def cancel(self, request, queryset) -> None:
         """Cancel the emails no worker has claimed: one conditional UPDATE per email
@@ -167,9 +172,13 @@ class EmailAdmin(admin.ModelAdmin):
         cancelled = []
         candidates = queryset.order_by().filter(status__in=CLAIMABLE_STATUSES)
         for email in candidates.only("pk", "template_key", "to", "status"):
-            if Email.objects.filter(Q(pk=email.pk), status__in=CLAIMABLE_STATUSES).update(
-                status=EmailStatus.CANCELLED, status_changed_at=now, last_error=note
-            ):
+            with transaction.atomic():
+                done = Email.objects.filter(Q(pk=email.pk), status__in=CLAIMABLE_STATUSES).update(
+                    status=EmailStatus.CANCELLED, status_changed_at=now, last_error=note
+                )
+                if done:  # never rendered again: its secrets go with the status write
+                    redact_final(Email.objects.filter(pk=email.pk))
+            if done:
                 email.status = EmailStatus.CANCELLED
                 self.log_change(request, email, "Cancelled")
                 cancelled.append(email.pk)
