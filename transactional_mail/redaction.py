@@ -16,12 +16,14 @@ Pure functions on data: no database, no settings.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
-from django.utils.html import escape
+from django.utils.encoding import iri_to_uri
+from django.utils.html import escape, smart_urlquote
 
 #: What stands where a secret was.
 REDACTED = "[redacted]"
@@ -51,12 +53,19 @@ def secret_values(context: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
 
 
 def _forms(value: str) -> list[str]:
-    """The spellings a value takes in a rendered email: as is, HTML-escaped (also with
-    the numeric quote entities premailer and other serialisers write), URL-encoded."""
-    escaped = escape(value)
-    forms = {value, escaped, escaped.replace("&#x27;", "&#39;"),
-             escaped.replace("&quot;", "&#34;"), quote(value), quote(value, safe=""),
-             quote_plus(value)}
+    """The spellings a value takes in a rendered email: as is, URL-encoded (fully, as a
+    query value, and as the renderer normalises a link: ``iri_to_uri``,
+    ``smart_urlquote``), and each of those HTML-escaped (also with the numeric quote
+    entities premailer and other serialisers write)."""
+    encoded = {value, quote(value), quote(value, safe=""), quote_plus(value),
+               iri_to_uri(value)}
+    with contextlib.suppress(ValueError):
+        encoded.add(smart_urlquote(value))
+    forms = set()
+    for form in encoded:
+        escaped = escape(form)
+        forms |= {form, escaped, escaped.replace("&#x27;", "&#39;"),
+                  escaped.replace("&quot;", "&#34;")}
     return sorted(forms, key=len, reverse=True)
 
 
