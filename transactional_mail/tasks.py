@@ -6,9 +6,11 @@ queue unless ``TRANSACTIONAL_MAIL["QUEUE"]`` names another.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from celery import shared_task
 from django.db import transaction
@@ -114,6 +116,16 @@ def prune_raw_events() -> int:
     )
 
 
+@contextlib.contextmanager
+def broker_producer(app) -> Iterator[Any]:
+    """A producer of ``app`` whose connection is made without kombu's default retries
+    (about 6 s against a dead broker): a request must not hang on the broker. Publish
+    with it through ``publishing.publish`` (no Celery retries either)."""
+    with app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=0)
+        yield producer
+
+
 def enqueue_delivery(email_ids: int | Iterable[int], due: datetime.datetime | None = None) -> int:
     """Publish deliver tasks for these emails, ``BATCH_SIZE`` to a task; return how many
     emails' tasks were published (0, and a warning logged, when the broker is down).
@@ -131,10 +143,7 @@ def enqueue_delivery(email_ids: int | Iterable[int], due: datetime.datetime | No
     size, queue = max(get_setting("BATCH_SIZE"), 1), get_setting("QUEUE")
     published = 0
     try:
-        with deliver.app.producer_or_acquire() as producer:
-            # Connect without kombu's default retries (about 6 s against a dead broker),
-            # and publish without Celery's retries: a request must not hang on the broker.
-            producer.connection.ensure_connection(max_retries=0)
+        with broker_producer(deliver.app) as producer:
             for start in range(0, len(email_ids), size):
                 chunk = tuple(email_ids[start : start + size])
                 publishing.publish(
