@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.views import PasswordResetView
 from django.urls import include, path
@@ -13,3 +14,5 @@ urlpatterns = [
     path("shop/password-reset/", PasswordResetView.as_view(form_class=PasswordResetForm),
          name="shop_password_reset"),
 ]
+if settings.HAS_ALLAUTH:
+    urlpatterns.append(path("allauth/", include("allauth.urls")))

@@ -112,7 +112,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         with translation.override(language):  # i18n_patterns: the link in her language
             path = reverse(self.reset_url_name, kwargs={"uidb64": uid, "token": token})
         context = {
-            "user": {"name": _display_name(user), "email": address},
+            "user": {"name": display_name(user), "email": address},
             "reset_url": site_url + path,
             "link_valid_hours": max(1, round(settings.PASSWORD_RESET_TIMEOUT / 3600)),
             "site_name": options["site_name"],
@@ -129,7 +129,8 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         return (resolve_path(user, path) or None) if path else None
 
 
-def _display_name(user) -> str:
+def display_name(user) -> str:
+    """The name an email greets ``user`` by: the full name, else the username."""
     full_name = user.get_full_name() if hasattr(user, "get_full_name") else ""
     return (full_name or "").strip() or user.get_username()
 
