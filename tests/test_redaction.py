@@ -309,3 +309,22 @@ def test_a_trigger_s_secret_keys_must_be_a_list_of_keys(value):
     [(message, hint)] = definition_problems("reset", definition)
     assert message.startswith("'secret_keys' is ")
     assert hint == "For example ['reset_url'] or ['code']."
+
+
+def test_a_real_object_preview_never_shows_a_trigger_s_secret(settings, db):
+    """The preview builds the trigger's context for a real customer: a live secret."""
+    from tests.test_admin_editor import PREVIEW, staff
+    from tests.test_admin_real_preview import real
+
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": {"reset": {
+        "model": "testapp.Customer", "on": "updated", "template": "password_reset",
+        "to": "email", "context": "tests.test_redaction.reset_context",
+        "secret_keys": ["reset_url"]}}}
+    template = make_template("password_reset", html="<p>{{ reset_url }}</p>",
+                             category="account")
+    customer = Customer.objects.create(name="Ann", email="ann@example.com")
+    data = staff(perms=("view_emailtemplate", "view_email")).post(
+        PREVIEW, real(template, customer)).json()
+    assert data["errors"] == []
+    assert data["context"]["reset_url"] == REDACTED
+    assert leaks(json.dumps(data)) == []
