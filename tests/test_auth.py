@@ -15,6 +15,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.models import User
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.contrib.auth.views import PasswordResetView
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
@@ -177,6 +178,19 @@ def test_a_setting_names_the_user_s_language(client, ann, template, settings,
     User.objects.filter(pk=ann.pk).update(last_name="de")  # a language field, for the test
     send_password_reset(*task_of(client, "ann@example.com", django_capture_on_commit_callbacks))
     assert Email.objects.get().language == "de"
+
+
+def test_a_user_without_the_related_object_gets_the_request_s_language(settings):
+    """A one-to-one the user lacks (no profile yet) is no error: the request's language."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,
+                                   "PASSWORD_RESET_LANGUAGE": "profile.language"}
+
+    class NoProfile:
+        @property
+        def profile(self):
+            raise ObjectDoesNotExist("User has no profile.")
+
+    assert PasswordResetForm().user_language(NoProfile()) is None
 
 
 def test_a_site_s_own_view_with_the_form(client, ann, template,

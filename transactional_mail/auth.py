@@ -24,6 +24,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.sites.shortcuts import get_current_site
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.urls import reverse
 from django.utils import translation
@@ -124,9 +125,15 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
 
     def user_language(self, user) -> str | None:
         """The language of ``user``'s email: the attribute ``PASSWORD_RESET_LANGUAGE``
-        names (e.g. ``"profile.language"``), or None for the request's language."""
+        names (e.g. ``"profile.language"``), or None for the request's language (also
+        when the user has no such related object, or it is blank)."""
         path = get_setting("PASSWORD_RESET_LANGUAGE")
-        return (resolve_path(user, path) or None) if path else None
+        if not path:
+            return None
+        try:
+            return resolve_path(user, path) or None
+        except ObjectDoesNotExist:  # a one-to-one the user does not have (no profile)
+            return None
 
 
 def display_name(user) -> str:
