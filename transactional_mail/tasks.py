@@ -88,12 +88,14 @@ def _recover_abandoned(now: datetime.datetime) -> tuple[int, list[int]]:
         # An email that keeps killing its worker must not be retried for ever.
         exhausted = abandoned.filter(attempts__gte=get_setting("MAX_ATTEMPTS"))
         given_up_ids = list(exhausted.values_list("pk", flat=True))
-        given_up = Email.objects.filter(pk__in=given_up_ids).update(
-            status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
-            last_error=f"Gave up after the last attempt. {lost_worker}",
-        )
-        # Never rendered again: its secrets go, in the transaction of its final status.
-        redact_final(Email.objects.filter(pk__in=given_up_ids))
+        given_up = 0
+        if given_up_ids:
+            given_up = Email.objects.filter(pk__in=given_up_ids).update(
+                status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
+                last_error=f"Gave up after the last attempt. {lost_worker}",
+            )
+            # Never rendered again: its secrets go, in the transaction of its final status.
+            redact_final(Email.objects.filter(pk__in=given_up_ids))
         recovered_ids = list(
             abandoned.filter(status=EmailStatus.SENDING).values_list("pk", flat=True)
         )
