@@ -151,6 +151,17 @@ def test_an_unknown_address_queues_nothing(client, ann, template, drop_in,
     assert not Email.objects.exists()
 
 
+def test_without_a_template_the_log_says_why(client, ann, drop_in,
+                                             django_capture_on_commit_callbacks):
+    """No password_reset template yet: a failed row naming the problem, not silence."""
+    args = task_of(client, "ann@example.com", django_capture_on_commit_callbacks)
+    assert send_password_reset(*args) == 0
+    email = Email.objects.get()
+    assert email.status == EmailStatus.FAILED
+    assert email.last_error.startswith("Password reset could not be queued: TemplateNotFound")
+    assert email.to == ["ann@example.com"] and email.source_object_id == str(ann.pk)
+
+
 def test_an_inactive_user_gets_nothing(client, ann, template, drop_in,
                                        django_capture_on_commit_callbacks):
     User.objects.filter(pk=ann.pk).update(is_active=False)

@@ -33,7 +33,7 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.module_loading import import_string
 
 from . import publishing
-from .api import send
+from .api import record_unsent, send
 from .conf import get_setting
 from .exceptions import ConfigurationError
 from .snapshots import json_snapshot, resolve_path
@@ -157,14 +157,25 @@ def publish_password_reset(address: str, options: dict[str, Any]) -> None:
 @shared_task(name="transactional_mail.send_password_reset", ignore_result=True)
 def send_password_reset(address: str, options: dict[str, Any]) -> int:
     """Queue the reset email of each account of ``address``; return how many (0 for an
-    address without an account: nothing is sent, nothing is logged)."""
+    address without an account: nothing is sent, nothing is logged).
+
+    An account whose email cannot be queued (no ``password_reset`` template yet, an
+    address ``send()`` refuses) gets a failed row in the send log with the reason, as a
+    trigger's would, and the others are still queued.
+    """
     form_class = import_string(options["form"])
     if not (isinstance(form_class, type) and issubclass(form_class, PasswordResetForm)):
         raise ConfigurationError(f"{options['form']} is not a PasswordResetForm.")
     form = form_class()
     queued = 0
     for user in form.get_users(address):
-        form.queue_email(user, options)
+        try:
+            form.queue_email(user, options)
+        except Exception as err:
+            logger.exception("Password reset of user %s could not be queued", user.pk)
+            record_unsent(form.template_key, f"Password reset could not be queued: "
+                          f"{type(err).__name__}: {err}", to=[address], source=user)
+            continue
         queued += 1
     return queued
 

@@ -217,11 +217,6 @@ class Email(models.Model):
     def recipients(self) -> list[str]:
         return [*self.to, *self.cc, *self.bcc]
 
-    @property
-    def holds_live_secrets(self) -> bool:
-        """Whether the stored context still holds secret values (until the final write)."""
-        return bool(self.secret_keys) and bool(secret_values(self.context, self.secret_keys))
-
     def secrets(self) -> list[str]:
         """The secret values of the context (none once they have been redacted)."""
         return secret_values(self.context, self.secret_keys) if self.secret_keys else []
