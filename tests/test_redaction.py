@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 import transactional_mail
-from tests.esp_server import INVALID_TO, click_event, post_webhook, refused
+from tests.esp_server import INVALID_TO, bounce_event, click_event, post_webhook, refused
 from tests.factories import make_layout, make_template
 from tests.testapp.models import Customer
 from transactional_mail import delivery, resending, tasks
@@ -271,6 +271,18 @@ def test_a_click_on_the_reset_link_is_stored_without_it(template, esp, client):
     assert post_webhook(client, click_event(email, url=RESET_URL)).status_code == 200
     [event] = email.events.all()
     assert event.click_url == f"https://shop.example.com/{REDACTED}"
+    assert leaks(everything_stored(email)) == []
+
+
+def test_a_bounce_quoting_the_message_is_stored_without_its_links(template, esp, client):
+    email = queue()
+    delivery.deliver(email.pk)
+    email.refresh_from_db()
+    payload = {**bounce_event(email), "Content": f"Choose a new password: {RESET_URL}"}
+    assert post_webhook(client, payload).status_code == 200
+    [event] = email.events.all()
+    assert event.raw["Content"].startswith(
+        f"Choose a new password: https://shop.example.com/{REDACTED}")
     assert leaks(everything_stored(email)) == []
 
 
