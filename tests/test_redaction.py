@@ -231,6 +231,14 @@ def test_the_list_cannot_be_filtered_on_secrets(template, viewer, lookup):
     assert "cl" not in listed
 
 
+@pytest.mark.parametrize("term", [RESET_URL, CODE, "c4k9-1f2e3d4c5b6a"])
+def test_the_search_finds_no_email_by_its_secret(template, viewer, term):
+    """The search box reads addresses and ids, never the context: no oracle either."""
+    queue()
+    response = viewer.get(LOG, {"q": term})
+    assert list(response.context["cl"].result_list) == []
+
+
 def test_resend_of_an_email_with_secrets_is_refused_with_the_reason(template, viewer, esp):
     email = queue()
     delivery.deliver(email.pk)
