@@ -168,3 +168,25 @@ def test_importing_without_allauth_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "transactional_mail.allauth", raising=False)
     with pytest.raises(ConfigurationError, match=r'django-transactional-mail\[allauth\]'):
         importlib.import_module("transactional_mail.allauth")
+
+
+def test_the_email_changed_notice_in_the_starter_s_keys(allauth, ann, rf):
+    from allauth.core.context import request_context
+
+    from transactional_mail.allauth import AccountAdapter
+
+    template("email_changed", "<p>{{ old_email }} is now {{ new_email }}</p>")
+    with request_context(rf.get("/")):
+        AccountAdapter().send_mail("account/email/email_changed", "ann@example.com", {
+            "user": ann, "from_email": "ann@example.com", "to_email": "ann@new.example.com",
+            "timestamp": "2026-11-30T01:00:00+00:00", "ip": "192.0.2.1",
+            "user_agent": "Firefox on a laptop"})
+    email = only_email("email_changed")
+    assert email.context == {
+        "user": {"name": "Ann", "email": "ann@example.com"},
+        "site_name": "testserver", "site_url": "http://testserver",
+        "old_email": "ann@example.com", "new_email": "ann@new.example.com",
+        "changed_at": "2026-11-30T01:00:00+00:00", "ip_address": "192.0.2.1",
+        "device": "Firefox on a laptop", "security_url": "http://testserver/allauth/email/",
+    }
+    assert email.secret_keys == []

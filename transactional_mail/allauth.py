@@ -30,6 +30,7 @@ from .exceptions import ConfigurationError, TemplateNotFound
 try:
     from allauth.account import app_settings as allauth_settings
     from allauth.account.adapter import DefaultAccountAdapter
+    from allauth.core import context as allauth_context
 except ImportError as err:  # pragma: no cover - exercised in a subprocess by the tests
     raise ConfigurationError(
         "transactional_mail.allauth needs django-allauth. Install the extra: "
@@ -130,7 +131,8 @@ class AccountAdapter(DefaultAccountAdapter):
         message = self.app_message(template_prefix)
         if message is None:
             return super().send_mail(template_prefix, email, context)
-        request = context.get("request") or getattr(self, "request", None)
+        # allauth keeps the current request in a context variable (its middleware sets it).
+        request = context.get("request") or allauth_context.request
         app_context = self.app_context(message, email, context, request)
         secret_keys = [key for key in message.secret_keys if key in app_context]
         user = context.get("user")
