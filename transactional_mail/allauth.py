@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.contrib.sites.shortcuts import get_current_site
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
@@ -38,7 +37,7 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
     ) from err
 
 from .api import send
-from .auth import display_name
+from .auth import display_name, reset_link_valid_hours
 from .conf import get_setting
 
 logger = logging.getLogger(__name__)
@@ -62,8 +61,7 @@ def _activation(adapter, context, site_url) -> dict[str, Any]:
 
 
 def _reset(adapter, context, site_url) -> dict[str, Any]:
-    # allauth's reset tokens are Django's, valid PASSWORD_RESET_TIMEOUT seconds.
-    return {"link_valid_hours": max(1, round(settings.PASSWORD_RESET_TIMEOUT / 3600))}
+    return {"link_valid_hours": reset_link_valid_hours()}
 
 
 def _sign_in_code(adapter, context, site_url) -> dict[str, Any]:

@@ -115,7 +115,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         context = {
             "user": {"name": display_name(user), "email": address},
             "reset_url": site_url + path,
-            "link_valid_hours": max(1, round(settings.PASSWORD_RESET_TIMEOUT / 3600)),
+            "link_valid_hours": reset_link_valid_hours(),
             "site_name": options["site_name"],
             "site_url": site_url,
             **options["extra_context"],
@@ -134,6 +134,12 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
             return resolve_path(user, path) or None
         except ObjectDoesNotExist:  # a one-to-one the user does not have (no profile)
             return None
+
+
+def reset_link_valid_hours() -> int:
+    """How long a reset link is valid, in whole hours (at least 1): Django's tokens (and
+    allauth's) expire after ``PASSWORD_RESET_TIMEOUT`` seconds."""
+    return max(1, round(settings.PASSWORD_RESET_TIMEOUT / 3600))
 
 
 def display_name(user) -> str:
