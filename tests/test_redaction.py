@@ -318,6 +318,18 @@ def test_a_trigger_marks_its_secret_keys(template, settings):
     assert Email.objects.get(trigger_key="reset").secret_keys == ["reset_url"]
 
 
+def test_a_trigger_s_secret_key_its_context_lacks_fails_that_email(template, settings):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": {"reset": {
+        "model": "testapp.Customer", "on": "created", "template": "password_reset",
+        "to": "email", "context": "tests.test_redaction.reset_context",
+        "secret_keys": ["reset_link"]}}}
+    Customer.objects.create(name="Ann", email="ann@example.com")
+    email = Email.objects.get(trigger_key="reset")
+    assert email.status == EmailStatus.FAILED
+    assert "secret_keys names 'reset_link', which the context does not have" in \
+        email.last_error
+
+
 def reset_context(customer) -> dict:
     return {"user": {"name": customer.name}, "reset_url": RESET_URL}
 
