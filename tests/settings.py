@@ -15,6 +15,7 @@ Everything that differs between the two comes from the environment:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -53,6 +54,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
+
+# django-allauth (the test extra installs it) for transactional_mail.allauth's tests:
+# its apps and middleware, with its default adapter; the tests switch ACCOUNT_ADAPTER.
+HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
+if HAS_ALLAUTH:
+    INSTALLED_APPS += ["allauth", "allauth.account"]
+    MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
+    AUTHENTICATION_BACKENDS = [
+        "django.contrib.auth.backends.ModelBackend",
+        "allauth.account.auth_backends.AuthenticationBackend",
+    ]
+    # Read when allauth's URLs load (once per process): its login-by-code view exists.
+    ACCOUNT_LOGIN_BY_CODE_ENABLED = True
 
 ROOT_URLCONF = "tests.urls"
 

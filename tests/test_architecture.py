@@ -18,14 +18,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transactional_mail"
 #: Bottom first: a module may import its own layer's modules and those below.
 LAYERS = [
     {"conf", "exceptions", "headers", "snapshots", "retries", "metadata", "send_checks",
-     "signals"},
+     "signals", "redaction"},
     {"rendering"},
     {"models", "migrations"},
     {"claims", "publishing", "failures"},
     {"delivery"},
     {"tasks"},
     {"api", "resending"},
-    {"triggers", "tracking"},
+    {"triggers", "tracking", "auth", "allauth"},
     {"checks", "schedule", "worker", "default_layout", "starters"},
     {"admin", "management"},
 ]

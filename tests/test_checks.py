@@ -234,3 +234,30 @@ def test_a_batch_size_below_one():
             id="transactional_mail.E003",
         ),
     ]
+
+
+@override_settings(TRANSACTIONAL_MAIL={
+    "DEFAULT_FROM_EMAIL": "a@example.com", "USE_PASSWORD_RESET_FORM": "yes",
+    "PASSWORD_RESET_LANGUAGE": "profile._language",
+    "ALLAUTH_TEMPLATES": {"account/email/unknown_account": ""}})
+def test_account_settings():
+    assert check_settings() == [
+        checks.Error(
+            "TRANSACTIONAL_MAIL['USE_PASSWORD_RESET_FORM'] must be True or False.",
+            hint="True makes Django's PasswordResetView use "
+            "transactional_mail.auth.PasswordResetForm.",
+            id="transactional_mail.E011",
+        ),
+        checks.Error(
+            "TRANSACTIONAL_MAIL['PASSWORD_RESET_LANGUAGE'] is 'profile._language'; it must be "
+            "an attribute path on the user (no '_' segment), or None.",
+            hint="For example 'profile.language'; None uses the request's language.",
+            id="transactional_mail.E011",
+        ),
+        checks.Error(
+            "TRANSACTIONAL_MAIL['ALLAUTH_TEMPLATES'] must map allauth template prefixes to "
+            "template keys.",
+            hint="For example {'account/email/unknown_account': 'unknown_account'}.",
+            id="transactional_mail.E011",
+        ),
+    ]

@@ -39,7 +39,8 @@ def send_log(tmp_path_factory) -> list[dict]:
 
 
 def test_a_visitors_walk_through_the_shop_queues_each_trigger_once(send_log):
-    """Sign-up, order (paid), ship, deliver, refund, then a login from a new device."""
+    """Sign-up, order (paid), ship, deliver, refund, a login from a new device, then a
+    password reset (not a trigger: the app's drop-in form)."""
     assert [(email["trigger"], email["status"]) for email in send_log] == [
         ("welcome", "queued"),
         ("order_confirmation", "queued"),
@@ -47,9 +48,12 @@ def test_a_visitors_walk_through_the_shop_queues_each_trigger_once(send_log):
         ("review_request", "scheduled"),  # 7 days after delivery, cancelled when due
         ("order_refunded", "queued"),
         ("login_alert", "queued"),
+        ("password_reset", "queued"),
     ]
     assert all(email["error"] == "" and email["language"] == "fr" for email in send_log)
     assert send_log[0]["to"] == ['"Zoé" <zoe@example.com>']
+    assert send_log[-1]["to"] == ["zoe@example.com"]
+    assert send_log[-1]["secret_keys"] == ["reset_url"]
 
 
 def test_order_emails_reply_to_the_desk_speaking_the_customers_language(send_log):

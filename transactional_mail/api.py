@@ -49,8 +49,15 @@ def send(
     source: models.Model | None = None,
     trigger_key: str = "",
     is_test: bool = False,
+    secret_keys: Iterable[str] | None = None,
 ) -> Email:
     """Queue one email and return its ``Email`` row.
+
+    ``secret_keys`` names the top-level context keys that hold secrets (a reset link, a
+    sign-in code): the message is rendered with them, but no stored copy keeps them (the
+    subject, bodies and errors are stored redacted; the context loses them once the email
+    is sent, fails for good or is cancelled), the admin never shows them, and the email
+    cannot be resent (see docs/accounts.md).
 
     ``is_test`` marks a test send by staff (the admin's "send test email"): the send log
     filters on it, and it changes nothing else about delivery.
@@ -62,12 +69,14 @@ def send(
     context is not JSON data, and ``InvalidEmailOption`` for malformed options (a header
     value that is not one line, an address naming several mailboxes or over 320
     characters, more recipients than ``MAX_RECIPIENTS``, attachments over
-    ``MAX_ATTACHMENTS_SIZE``); in each case nothing is written.
+    ``MAX_ATTACHMENTS_SIZE``, a secret key the context does not have); in each case
+    nothing is written.
     """
     if context is not None and not isinstance(context, Mapping):
         raise InvalidEmailOption(
             f"context must be a dict of template variables, not {type(context).__name__}."
         )
+    secrets = _secret_keys(secret_keys, context or {})
     using = router.db_for_write(Email)
     if idempotency_key is not None:
         existing = Email.objects.using(using).filter(idempotency_key=idempotency_key).first()
@@ -95,6 +104,7 @@ def send(
         metadata=json_snapshot(metadata or {}, name="metadata"),
         attachments=_attachments(attachments),
         context=json_snapshot(context or {}),
+        secret_keys=secrets,
         idempotency_key=idempotency_key,
         is_test=bool(is_test),
         next_attempt_at=due,
@@ -162,6 +172,28 @@ def _check_lengths(**values: str | None) -> None:
                 f"{name} is {len(str(value))} characters long; at most "
                 f"{_MAX_LENGTHS[name]} fit. Shorten it."
             )
+
+
+def _secret_keys(keys: Iterable[str] | None, context: Mapping[str, Any]) -> list[str]:
+    """The secret keys as stored: each a top-level key of ``context``, listed once.
+
+    A key the context lacks is refused rather than ignored: it is most likely a typo, and
+    the secret it meant would be stored in clear.
+    """
+    keys = list(dict.fromkeys(_strings(keys)))
+    for key in keys:
+        if not isinstance(key, str):
+            raise InvalidEmailOption(
+                f"secret_keys holds {key!r} ({type(key).__name__}); name top-level context "
+                "keys, e.g. secret_keys=['reset_url']."
+            )
+        if key not in context:
+            raise InvalidEmailOption(
+                f"secret_keys names {key!r}, which the context does not have (its keys: "
+                f"{', '.join(sorted(map(str, context))) or 'none'}). Name top-level keys "
+                "of the context, e.g. secret_keys=['reset_url']."
+            )
+    return keys
 
 
 def _template_category(key: str, language: str | None) -> str:

@@ -36,6 +36,7 @@ class TransactionalMailConfig(AppConfig):
         # Delivery asks the triggers through the registry: it never imports them.
         send_checks.register("transactional_mail.triggers", cancellation.cancellation_reason)
         _connect_worker_checks()
+        _connect_password_reset()
         try:
             from anymail.signals import tracking
         except ImportError:  # pragma: no cover - anymail is a dependency
@@ -45,6 +46,22 @@ class TransactionalMailConfig(AppConfig):
         tracking.connect(
             handle_tracking_event, weak=False, dispatch_uid="transactional_mail.tracking"
         )
+
+
+def _connect_password_reset() -> None:
+    """Register the password reset task, and give Django's PasswordResetView the app's
+    form while ``USE_PASSWORD_RESET_FORM`` is on (checked again when settings change)."""
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        return
+    from django.core.signals import setting_changed
+
+    from .auth import sync_password_reset_form
+
+    sync_password_reset_form()
+    setting_changed.connect(sync_password_reset_form, weak=False,
+                            dispatch_uid="transactional_mail.password_reset_form")
 
 
 def _connect_worker_checks() -> None:

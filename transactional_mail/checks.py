@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS
 from .headers import address_problem
+from .snapshots import private_segment
 
 #: Settings that must be whole numbers, with their smallest allowed value.
 _WHOLE_NUMBERS = {
@@ -107,7 +108,32 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         errors += _check_triggers(triggers)
     errors += _check_backend(user)
     errors += _check_from_email(user)
+    errors += _check_accounts(user)
     return errors
+
+
+def _check_accounts(user) -> list[checks.CheckMessage]:
+    """E011: the account emails' settings (transactional_mail.auth, .allauth)."""
+    problems = []
+    if not isinstance(user.get("USE_PASSWORD_RESET_FORM", False), bool):
+        problems.append(("TRANSACTIONAL_MAIL['USE_PASSWORD_RESET_FORM'] must be True or False.",
+                         "True makes Django's PasswordResetView use "
+                         "transactional_mail.auth.PasswordResetForm."))
+    language = user.get("PASSWORD_RESET_LANGUAGE")
+    if language is not None and not (isinstance(language, str) and language
+                                     and not private_segment(language)):
+        problems.append((f"TRANSACTIONAL_MAIL['PASSWORD_RESET_LANGUAGE'] is {language!r}; it "
+                         "must be an attribute path on the user (no '_' segment), or None.",
+                         "For example 'profile.language'; None uses the request's language."))
+    mapping = user.get("ALLAUTH_TEMPLATES", {})
+    if not (isinstance(mapping, dict) and all(
+            isinstance(prefix, str) and isinstance(key, str) and key
+            for prefix, key in mapping.items())):
+        problems.append(("TRANSACTIONAL_MAIL['ALLAUTH_TEMPLATES'] must map allauth template "
+                         "prefixes to template keys.",
+                         "For example {'account/email/unknown_account': 'unknown_account'}."))
+    return [checks.Error(message, hint=hint,
+                         id="transactional_mail.E011") for message, hint in problems]
 
 
 def _check_triggers(triggers: dict) -> list[checks.CheckMessage]:

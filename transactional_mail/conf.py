@@ -65,6 +65,15 @@ DEFAULTS: dict[str, Any] = {
     # refuses a message over 10 MB once base64-encoded: 7 MB of files is 9.3 MB encoded,
     # leaving room for the bodies. Raise it to fit your ESP (docs/settings.md has a table).
     "MAX_ATTACHMENTS_SIZE": 7_000_000,
+    # Make Django's own PasswordResetView (django.contrib.auth.urls) use
+    # transactional_mail.auth.PasswordResetForm: the reset email goes through the outbox.
+    "USE_PASSWORD_RESET_FORM": False,
+    # Attribute path on the user naming the language of their password reset email (e.g.
+    # "profile.language"); None, or an empty value on the user: the request's language.
+    "PASSWORD_RESET_LANGUAGE": None,
+    # transactional_mail.allauth.AccountAdapter: more allauth template prefixes to send
+    # through the app, {"account/email/my_notice": "my_notice"}, on top of the built-in map.
+    "ALLAUTH_TEMPLATES": {},
 }
 
 

@@ -396,6 +396,12 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
     """
     attempt = attempt or _ATTEMPT_OUTCOMES[status]
     now = timezone.now()
+    if email.secret_keys:
+        # Secrets never reach a stored copy; the context keeps them only while the email
+        # may be rendered again (a retry). Redacted here, the result and the redaction
+        # are one write.
+        error = email.without_secrets(error)
+        email.redact_copies(context=status != EmailStatus.QUEUED)
     fields = {
         "subject": email.subject,
         "html_compressed": email.html_compressed,
@@ -406,6 +412,8 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
         "outcome_uncertain": email.outcome_uncertain,
         "next_attempt_at": email.next_attempt_at,
     }
+    if email.secret_keys:
+        fields["context"] = email.context
     if sent:
         fields.update(esp_name=email.esp_name, esp_message_id=email.esp_message_id, sent_at=now)
         email.sent_at = now

@@ -18,8 +18,13 @@ RESENDABLE_STATUSES = (EmailStatus.FAILED, EmailStatus.CANCELLED, EmailStatus.SU
 IN_PROGRESS_STATUSES = (EmailStatus.QUEUED, EmailStatus.SCHEDULED, EmailStatus.SENDING)
 
 
-def skip_reason(status: str, *, force: bool = False) -> str:
-    """Why ``resend()`` leaves an email in ``status`` alone; "" when it queues it."""
+def skip_reason(status: str, *, force: bool = False, secret_keys: list[str] | None = None) -> str:
+    """Why ``resend()`` leaves an email in ``status`` alone; "" when it queues it.
+
+    ``secret_keys``: the email's; one that held secrets is never resent, ``force`` or not.
+    """
+    if secret_keys:
+        return secrets_reason(secret_keys)
     if status in IN_PROGRESS_STATUSES:
         return "already on its way"
     if not force and status not in RESENDABLE_STATUSES:
@@ -27,12 +32,26 @@ def skip_reason(status: str, *, force: bool = False) -> str:
     return ""
 
 
+def secrets_reason(secret_keys: list[str]) -> str:
+    """Why an email that held secrets is not resent: their values are not kept (a reset
+    link must not outlive its email in the log), and an old link should not be sent
+    again anyway."""
+    return (f"it held secrets ({', '.join(secret_keys)}), which are not kept; "
+            "issue a new one")
+
+
+def with_secrets(emails: QuerySet[Email]) -> QuerySet[Email]:
+    """The emails of ``emails`` that held secrets: never resent."""
+    return emails.exclude(secret_keys=[])
+
+
 def resend(emails: QuerySet[Email], *, force: bool = False) -> int:
     """Queue ``emails`` for delivery again; return how many were queued.
 
     Only failed, cancelled and suppressed emails are resent unless ``force`` is given
     (which also resends emails the ESP accepted: the operator's explicit choice). Emails
-    still queued, scheduled or sending are never touched. The
+    still queued, scheduled or sending are never touched, nor are emails that held
+    secrets (``secrets_reason``). The
     attempt counter restarts so the retry budget applies afresh; the log keeps the last
     error until the next attempt replaces it.
     """
@@ -45,6 +64,7 @@ def resend_ids(emails: QuerySet[Email], *, force: bool = False) -> list[int]:
     The rows are locked and re-checked in one transaction, so two concurrent calls (an
     operator's double click) queue each email once: the second finds it in ``queued``.
     """
+    emails = emails.filter(secret_keys=[])
     if force:
         emails = emails.exclude(status__in=IN_PROGRESS_STATUSES)
     else:

@@ -6,9 +6,11 @@ queue unless ``TRANSACTIONAL_MAIL["QUEUE"]`` names another.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from celery import shared_task
 from django.db import transaction
@@ -17,7 +19,7 @@ from django.utils import timezone
 from . import claims, delivery, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
-from .models.log import CLAIMABLE_STATUSES
+from .models.log import CLAIMABLE_STATUSES, redact_final
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +86,16 @@ def _recover_abandoned(now: datetime.datetime) -> tuple[int, list[int]]:
         # A slow worker still holds its lock: leave its email alone (PostgreSQL only).
         abandoned = Email.objects.filter(pk__in=claims.abandoned(stale))
         # An email that keeps killing its worker must not be retried for ever.
-        given_up = abandoned.filter(attempts__gte=get_setting("MAX_ATTEMPTS")).update(
-            status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
-            last_error=f"Gave up after the last attempt. {lost_worker}",
-        )
+        exhausted = abandoned.filter(attempts__gte=get_setting("MAX_ATTEMPTS"))
+        given_up_ids = list(exhausted.values_list("pk", flat=True))
+        given_up = 0
+        if given_up_ids:
+            given_up = Email.objects.filter(pk__in=given_up_ids).update(
+                status=EmailStatus.FAILED, status_changed_at=now, outcome_uncertain=True,
+                last_error=f"Gave up after the last attempt. {lost_worker}",
+            )
+            # Never rendered again: its secrets go, in the transaction of its final status.
+            redact_final(Email.objects.filter(pk__in=given_up_ids))
         recovered_ids = list(
             abandoned.filter(status=EmailStatus.SENDING).values_list("pk", flat=True)
         )
@@ -110,6 +118,16 @@ def prune_raw_events() -> int:
     )
 
 
+@contextlib.contextmanager
+def broker_producer(app) -> Iterator[Any]:
+    """A producer of ``app`` whose connection is made without kombu's default retries
+    (about 6 s against a dead broker): a request must not hang on the broker. Publish
+    with it through ``publishing.publish`` (no Celery retries either)."""
+    with app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection(max_retries=0)
+        yield producer
+
+
 def enqueue_delivery(email_ids: int | Iterable[int], due: datetime.datetime | None = None) -> int:
     """Publish deliver tasks for these emails, ``BATCH_SIZE`` to a task; return how many
     emails' tasks were published (0, and a warning logged, when the broker is down).
@@ -127,10 +145,7 @@ def enqueue_delivery(email_ids: int | Iterable[int], due: datetime.datetime | No
     size, queue = max(get_setting("BATCH_SIZE"), 1), get_setting("QUEUE")
     published = 0
     try:
-        with deliver.app.producer_or_acquire() as producer:
-            # Connect without kombu's default retries (about 6 s against a dead broker),
-            # and publish without Celery's retries: a request must not hang on the broker.
-            producer.connection.ensure_connection(max_retries=0)
+        with broker_producer(deliver.app) as producer:
             for start in range(0, len(email_ids), size):
                 chunk = tuple(email_ids[start : start + size])
                 publishing.publish(

@@ -197,29 +197,34 @@ our site, and we will email you at every step: payment, shipping, delivery.</p>
         "sample_context": CUSTOMER_SAMPLE,
     },
     {
+        # Sent by transactional_mail.auth.PasswordResetForm, with its context keys (those
+        # of the app's password_reset starter). Seeded only while no password_reset
+        # template exists: installed starter templates take its place.
         "key": "password_reset",
         "language": "",
         "category": "account",
-        "subject": "Reset your {{ shop.name }} password",
+        "subject": "Reset your {{ site_name }} password",
         "html": """<h1>Reset your password</h1>
-<p>Hello {{ customer.first_name }}, someone (hopefully you) asked to reset the password of
-your {{ shop.name }} account.</p>
+<p>Hello {{ user.name }}, someone (hopefully you) asked to reset the password of your
+{{ site_name }} account.</p>
 <p><a class="button" href="{{ reset_url }}">Choose a new password</a></p>
-<p>The link is valid for {{ valid_hours }} hours. If you did not ask for it, ignore this
-email: your password stays the same.</p>""",
+<p>The link is valid for {{ link_valid_hours }} hours. If you did not ask for it, ignore
+this email: your password stays the same.</p>""",
         # A hand-written text part, used as is instead of one derived from the HTML.
-        "text": """Hello {{ customer.first_name }},
+        "text": """Hello {{ user.name }},
 
-Someone (hopefully you) asked to reset the password of your {{ shop.name }} account.
-Choose a new password here (valid for {{ valid_hours }} hours):
+Someone (hopefully you) asked to reset the password of your {{ site_name }} account.
+Choose a new password here (valid for {{ link_valid_hours }} hours):
 
 {{ reset_url }}
 
 If you did not ask for it, ignore this email: your password stays the same.""",
         "sample_context": {
-            **CUSTOMER_SAMPLE,
-            "reset_url": "http://127.0.0.1:8000/reset/sample-token/",
-            "valid_hours": 24,
+            "user": {"name": "Ada Lovelace", "email": "ada@example.com"},
+            "reset_url": "http://127.0.0.1:8000/accounts/reset/MQ/sample-token/",
+            "link_valid_hours": 72,
+            "site_name": "Demo Shop",
+            "site_url": "http://127.0.0.1:8000",
         },
     },
     {
@@ -297,6 +302,11 @@ CUSTOMERS = [
 ]
 
 
+#: The demo's templates that stand in for the app's starter templates until those are
+#: installed: seeded only while no template has their key.
+STARTER_KEYS = {"password_reset"}
+
+
 @transaction.atomic
 def seed() -> list[str]:
     """Create the demo rows that are missing; return a description of what was created."""
@@ -317,6 +327,9 @@ def seed() -> list[str]:
         layout.publish()  # demo data is ready to send: nothing to review first
         created.append(f"layout {layout.name!r}")
     for template in TEMPLATES:
+        if template["key"] in STARTER_KEYS and EmailTemplate.objects.filter(
+                key=template["key"]).exists():
+            continue  # installed starter templates (any language) take its place
         row, template_created = EmailTemplate.objects.get_or_create(
             key=template["key"],
             language=template["language"],

@@ -33,6 +33,3 @@ class LoginForm(forms.Form):
     email = forms.EmailField()
     password = forms.CharField(widget=forms.PasswordInput)
 
-
-class PasswordResetForm(forms.Form):
-    email = forms.EmailField()

@@ -12,10 +12,10 @@ dotted path:
 - ``support_desk(order)`` is where a customer's reply about an order goes: the desk that
   speaks their language.
 
-Two emails are not bound to an event and call ``transactional_mail.send()`` directly:
-the password reset (a visitor asks for it) and the invoice that staff email again from the
-admin. ``send()`` only queues: it writes an Email row in the caller's transaction and
-enqueues delivery when that transaction commits.
+The invoice that staff email again from the admin is not bound to an event: it calls
+``transactional_mail.send()`` directly. ``send()`` only queues: it writes an Email row in
+the caller's transaction and enqueues delivery when that transaction commits. The
+password reset goes through the app's drop-in form (``send_password_reset``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from django.conf import settings
-from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 
 import transactional_mail
+from transactional_mail.auth import PasswordResetForm
 
 from .catalog import money
 from .devices import device_of, device_summary
@@ -209,26 +209,16 @@ def simple_pdf(lines: list[str]) -> bytes:
 # --- Direct sends ---------------------------------------------------------------------------
 
 
-def password_reset_token(customer: Customer) -> str:
-    return signing.TimestampSigner(salt="shop.password-reset").sign(str(customer.pk))
-
-
-def send_password_reset(customer: Customer):
-    """Queue a password reset email: asked for by a visitor, so no trigger."""
-    token = password_reset_token(customer)
-    return transactional_mail.send(
-        "password_reset",
-        customer.mailbox,
-        {
-            **customer_context(customer),
-            "reset_url": absolute_url(reverse("shop:reset", args=[token])),
-            "valid_hours": 24,
-        },
-        language=customer.language,
-        category="account",
-        headers={"X-Demo-Flow": "password-reset"},
-        source=customer,
-    )
+def send_password_reset(address: str, request) -> bool:
+    """Queue the password reset of the account of ``address``, if it has one, with the
+    drop-in ``transactional_mail.auth.PasswordResetForm``: the request queues one task
+    whatever the address, the worker finds the account and sends the ``password_reset``
+    email, its link marked secret. False when the address is not valid."""
+    form = PasswordResetForm({"email": address})
+    if not form.is_valid():
+        return False
+    form.save(request=request, use_https=request.is_secure())
+    return True
 
 
 def send_invoice(order: Order):

@@ -18,5 +18,4 @@ urlpatterns = [
     path("orders/<int:pk>/emails.json", views.order_emails, name="order-emails"),
     path("emails.json", views.recent_emails, name="emails"),
     path("password-reset/", views.password_reset, name="password-reset"),
-    path("reset/<str:token>/", views.reset, name="reset"),
 ]

@@ -186,6 +186,11 @@ TRANSACTIONAL_MAIL = {
     "DEFAULT_FROM_EMAIL": os.environ.get(
         "TRANSACTIONAL_MAIL_FROM", "Demo Shop <orders@example.com>"
     ),
+    # Django's PasswordResetView (/accounts/password_reset/) sends its email through the
+    # outbox with transactional_mail.auth.PasswordResetForm; the shop's own form uses it too.
+    "USE_PASSWORD_RESET_FORM": True,
+    # ... in the language of the customer the account belongs to.
+    "PASSWORD_RESET_LANGUAGE": "customer.language",
     # Short waits so that a visitor sees retries happen during the demo.
     "RETRY_BACKOFF": 5,
     "RETRY_BACKOFF_MAX": 300,

@@ -8,7 +8,9 @@ the per-recipient page are views of this ModelAdmin (``log_pages``).
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Q
+from django.db.models.constants import LOOKUP_SEP
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -17,7 +19,7 @@ from django.utils.translation import ngettext
 
 from .. import resending
 from ..models import Email, EmailStatus
-from ..models.log import CLAIMABLE_STATUSES
+from ..models.log import CLAIMABLE_STATUSES, redact_final
 from . import log_pages, log_queries
 from .log_queries import (
     CappedPaginator,
@@ -32,6 +34,13 @@ from .log_queries import (
 #: Columns the list never loads: bodies, context and attachments are big and personal.
 _HEAVY_FIELDS = ("html_compressed", "text_compressed", "context", "attachments", "headers",
                  "metadata")
+
+
+#: The fields a URL of the list may filter on (Django's admin allows any field by default).
+_FILTERABLE_FIELDS = {"id", "status", "template_key", "trigger_key", "category", "language",
+                      "is_test", "created_at", "sent_at", "esp_name", "esp_message_id",
+                      "source_content_type", "source_object_id", "template_revision",
+                      *CreatedRangeFilter.parameters}
 
 
 @admin.register(Email)
@@ -53,6 +62,17 @@ class EmailAdmin(admin.ModelAdmin):
     actions = ["resend_selected", "retry_failed", "cancel_scheduled"]
     if hasattr(admin, "ShowFacets"):  # Django 5.0+: facet counts are a COUNT per choice
         show_facets = admin.ShowFacets.NEVER
+
+    def lookup_allowed(self, lookup, value, request=None):
+        """Only the list's own fields may be filtered on from the URL: never the context,
+        the bodies or the errors. While an email is on its way its context holds its
+        secrets, and ``?context__contains=`` would answer guesses about a reset link one
+        character at a time."""
+        if lookup.split(LOOKUP_SEP)[0] not in _FILTERABLE_FIELDS:
+            return False
+        # Django 4.2's takes no request; 5.0 added it.
+        extra = () if request is None else (request,)
+        return super().lookup_allowed(lookup, value, *extra)
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer(*_HEAVY_FIELDS)
@@ -157,6 +177,10 @@ class EmailAdmin(admin.ModelAdmin):
         self.message_user(request, ngettext("%d email queued again.",
                                             "%d emails queued again.", len(ids)) % len(ids),
                           messages.SUCCESS if ids else messages.WARNING)
+        refused = resending.with_secrets(queryset.order_by()).values_list("pk", "secret_keys")
+        for pk, secret_keys in refused[:20]:
+            self.message_user(request, _("Email %(id)s not queued again: %(reason)s.") % {
+                "id": pk, "reason": resending.secrets_reason(secret_keys)}, messages.WARNING)
 
     def cancel(self, request, queryset) -> None:
         """Cancel the emails no worker has claimed: one conditional UPDATE per email
@@ -167,9 +191,13 @@ class EmailAdmin(admin.ModelAdmin):
         cancelled = []
         candidates = queryset.order_by().filter(status__in=CLAIMABLE_STATUSES)
         for email in candidates.only("pk", "template_key", "to", "status"):
-            if Email.objects.filter(Q(pk=email.pk), status__in=CLAIMABLE_STATUSES).update(
-                status=EmailStatus.CANCELLED, status_changed_at=now, last_error=note
-            ):
+            with transaction.atomic():
+                done = Email.objects.filter(Q(pk=email.pk), status__in=CLAIMABLE_STATUSES).update(
+                    status=EmailStatus.CANCELLED, status_changed_at=now, last_error=note
+                )
+                if done:  # never rendered again: its secrets go with the status write
+                    redact_final(Email.objects.filter(pk=email.pk))
+            if done:
                 email.status = EmailStatus.CANCELLED
                 self.log_change(request, email, "Cancelled")
                 cancelled.append(email.pk)

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from .. import resending
 from ..models import Email, EmailEvent
 from ..models.suppression import normalize_address
+from ..redaction import redact_context, redact_text
 from .log_queries import clean_term, filter_recipient
 
 #: How many emails and events the per-recipient page lists (newest first).
@@ -55,29 +56,48 @@ def detail(model_admin, request, object_id):
     email = _email_or_404(model_admin, request, object_id)
     can_resend = model_admin.has_resend_permission(request)
     can_cancel = model_admin.has_cancel_permission(request)
+    # Secrets are never shown, also while the email is on its way and its context still
+    # holds them: every text of the page goes through ``hide``. The stored copies are
+    # already redacted (see transactional_mail.redaction); this is the second lock.
+    secrets = email.secrets()
+
+    def hide(text: str) -> str:
+        return redact_text(text, secrets)
+
+    events = list(email.events.order_by("timestamp", "received_at", "id"))
+    attempts = list(email.attempt_log.order_by("id"))
+    for row in (*events, *attempts):
+        for name in ("description", "mta_response", "click_url", "error"):
+            if hasattr(row, name):
+                setattr(row, name, hide(getattr(row, name)))
+    email.subject, email.last_error = hide(email.subject), hide(email.last_error)
+    resend_refused = resending.secrets_reason(email.secret_keys) if email.secret_keys else ""
+    can_resend = can_resend and not resend_refused
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
         "title": str(email),
         "email": email,
         "subtitle": None,
-        "html_body": email.html_body,
-        "text_body": email.text_body,
+        "html_body": hide(email.html_body),
+        "text_body": hide(email.text_body),
+        "secret_keys": email.secret_keys,
+        "resend_refused": resend_refused,
         "recipients": [
             (field, [(address, _recipient_url(address)) for address in getattr(email, field)])
             for field in ("to", "cc", "bcc", "reply_to")
         ],
         "headers_json": json.dumps(email.headers, indent=2, ensure_ascii=False),
         "metadata_json": json.dumps(email.metadata, indent=2, ensure_ascii=False),
-        "context_json": json.dumps(email.context, indent=2, ensure_ascii=False, sort_keys=True,
-                                   cls=DjangoJSONEncoder),
+        "context_json": json.dumps(redact_context(email.context, email.secret_keys), indent=2,
+                                   ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder),
         "attachments": [
             (attachment.get("filename", ""), attachment.get("mimetype", ""),
              reverse("admin:transactional_mail_email_attachment", args=[email.pk, index]))
             for index, attachment in enumerate(email.attachments)
         ],
-        "events": list(email.events.order_by("timestamp", "received_at", "id")),
-        "attempt_rows": list(email.attempt_log.order_by("id")),
+        "events": events,
+        "attempt_rows": attempts,
         "source": _source(email),
         "revision": _revision(email),
         "can_resend": can_resend,

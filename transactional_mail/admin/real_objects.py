@@ -25,6 +25,7 @@ from django.db.models import Q
 
 from ..exceptions import ConfigurationError
 from ..models import Email
+from ..redaction import REDACTED, redact_context
 from ..rendering.preview import context_from_paths
 from ..snapshots import json_snapshot
 from ..triggers.definitions import Trigger, all_triggers
@@ -104,6 +105,7 @@ def object_context(trigger: Trigger, object_id: str) -> tuple[dict[str, Any], li
     The context is ``plan()``'s (the one ``fire()`` passes to ``send()``), snapshotted as
     the outbox stores it. When the trigger would not fire for the object now (its
     ``when`` is false, it is disabled) the context is still built, with a note saying so.
+    The trigger's ``secret_keys`` hold the redaction marker, never the values.
     Raise :class:`ObjectProblem` when the object does not exist or the context fails.
     """
     model = trigger.model
@@ -122,6 +124,12 @@ def object_context(trigger: Trigger, object_id: str) -> tuple[dict[str, Any], li
                          f"{instance} now ({result.reason}); the preview uses the context "
                          f"it would build.")
             context = trigger.context(instance)
+        secret_keys = trigger.options.get("secret_keys") or ()
+        if secret_keys:
+            # The callable may have made a live secret (a sign-in link for this user):
+            # staff preview the email with the marker in its place.
+            context = redact_context(context, secret_keys)
+            notes.append(f"{', '.join(secret_keys)}: secret, shown as {REDACTED}.")
         return json_snapshot(context), notes
     except Exception as err:
         logger.warning("Preview: trigger %s failed for %s %s", trigger.key, name, object_id,

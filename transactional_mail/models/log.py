@@ -13,6 +13,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..redaction import redact_context, redact_text, secret_values
+
 
 class EmailStatus(models.TextChoices):
     QUEUED = "queued", _("queued")
@@ -93,6 +95,14 @@ class Email(models.Model):
         help_text=_("Filename, MIME type and base64 content of each attachment."),
     )
     context = models.JSONField(_("context"), default=dict, encoder=DjangoJSONEncoder)
+    secret_keys = models.JSONField(
+        _("secret context keys"),
+        default=list,
+        blank=True,
+        help_text=_("Top-level context keys holding secrets (a reset link, a sign-in code): "
+                    "rendered into the message, never stored in its copies, and removed "
+                    "from the context once the email will not be rendered again."),
+    )
     # NULL, not "": only emails given a key take part in the unique constraint.
     idempotency_key = models.CharField(  # noqa: DJ001
         _("idempotency key"), max_length=255, null=True, blank=True
@@ -206,6 +216,44 @@ class Email(models.Model):
     @property
     def recipients(self) -> list[str]:
         return [*self.to, *self.cc, *self.bcc]
+
+    def secrets(self) -> list[str]:
+        """The secret values of the context (none once they have been redacted)."""
+        return secret_values(self.context, self.secret_keys) if self.secret_keys else []
+
+    def without_secrets(self, text: str, secrets: list[str] | None = None) -> str:
+        """``text`` with this email's secrets (or ``secrets``) replaced by the marker."""
+        return redact_text(text, self.secrets() if secrets is None else secrets)
+
+    def redact_copies(self, *, context: bool) -> None:
+        """Replace, in memory, this email's secrets in its subject, bodies and last error,
+        and in its context too when ``context`` (it will not be rendered again); the
+        caller writes the fields. Nothing to do for an email without secrets."""
+        secrets = self.secrets()
+        if not secrets:
+            return
+        self.subject = redact_text(self.subject, secrets)
+        self.html_body = redact_text(self.html_body, secrets)
+        self.text_body = redact_text(self.text_body, secrets)
+        self.last_error = redact_text(self.last_error, secrets)
+        if context:
+            self.context = redact_context(self.context, self.secret_keys)
+
+
+#: The fields ``redact_copies`` may change.
+REDACTED_FIELDS = ("subject", "html_compressed", "text_compressed", "last_error", "context")
+
+
+def redact_final(emails: models.QuerySet) -> int:
+    """Redact the secrets of ``emails`` that hold some, for a writer that moved them to a
+    final status with an UPDATE (the sweep giving up, the admin's cancel); run it in the
+    transaction of that UPDATE. Returns how many rows it rewrote."""
+    rewritten = 0
+    for email in emails.exclude(secret_keys=[]).only("pk", "secret_keys", *REDACTED_FIELDS):
+        email.redact_copies(context=True)
+        rewritten += Email.objects.filter(pk=email.pk).update(
+            **{name: getattr(email, name) for name in REDACTED_FIELDS})
+    return rewritten
 
 
 class EmailEvent(models.Model):

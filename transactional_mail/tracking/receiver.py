@@ -21,6 +21,7 @@ from django.utils import timezone
 from ..metadata import METADATA_ID_KEY
 from ..models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
 from ..models.suppression import normalize_address
+from ..redaction import redact_url, redact_urls
 from .outcomes import classify
 from .raw_kinds import nested_value
 from .recipient_keys import recipient_key
@@ -70,6 +71,11 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
     outcome = classify(event, esp_name)
     with transaction.atomic():
         email = _find_email(event)
+        click_url = _text(event.click_url)
+        if email is not None and email.secret_keys:
+            # A click on an email with secrets may be the reset link itself: neither the
+            # event nor its raw payload keeps a URL past its origin.
+            click_url, raw = redact_url(click_url), redact_urls(raw)
         try:
             with transaction.atomic():
                 EmailEvent.objects.create(
@@ -85,7 +91,7 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
                     reject_reason=str(event.reject_reason or "")[:50],
                     description=_text(event.description),
                     mta_response=_text(event.mta_response),
-                    click_url=_text(event.click_url),
+                    click_url=click_url,
                     raw=raw if raw_bytes <= RAW_MAX_BYTES else {"truncated": True,
                                                                 "bytes": raw_bytes},
                 )

@@ -57,6 +57,13 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
     if category is not None and not (isinstance(category, str) and len(category) <= 50):
         problems.append((f"'category' is {category!r}; it must be a string of at most 50 "
                          "characters.", "For example 'orders' or 'account'."))
+    secret_keys = definition.get("secret_keys")
+    if secret_keys is not None and not (
+        isinstance(secret_keys, (list, tuple))
+        and all(isinstance(key, str) and key for key in secret_keys)
+    ):
+        problems.append((f"'secret_keys' is {secret_keys!r}; it must be a list of top-level "
+                         "context keys.", "For example ['reset_url'] or ['code']."))
     if "to" not in definition:
         problems.append(("'to' is missing.", "Give an attribute path like 'customer.email', "
                                              "a list of paths, or a dotted callable."))

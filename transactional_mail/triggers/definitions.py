@@ -199,7 +199,8 @@ def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
         attachments=_condition(definition.get("attachments")),
         delay=parse_delay(definition["delay"]) if definition.get("delay") is not None else None,
         once=bool(definition.get("once", False)),
-        options={name: definition[name] for name in ("category", "tags") if name in definition},
+        options={name: definition[name] for name in ("category", "tags", "secret_keys")
+                 if name in definition},
     )
 
 

@@ -26,6 +26,7 @@ KNOWN_KEYS = frozenset({
     "model", "on", "field", "from_value", "to_value", "signal", "instance_arg", "sender",
     "when", "cancel_when", "template", "to", "context", "language", "from_email",
     "reply_to", "category", "tags", "attachments", "delay", "once", "description",
+    "secret_keys",
 })
 
 #: Not given: a definition without ``from_value``/``to_value``, an old value not known.

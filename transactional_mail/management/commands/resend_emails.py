@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ...models import Email, EmailStatus
-from ...resending import resend, skip_reason
+from ...resending import resend, secrets_reason, skip_reason, with_secrets
 
 
 class Command(BaseCommand):
@@ -33,13 +33,14 @@ class Command(BaseCommand):
         emails = Email.objects.none()
         skipped = {}
         if ids:
-            statuses = dict(Email.objects.filter(pk__in=ids).values_list("pk", "status"))
-            missing = sorted(set(ids) - set(statuses))
+            rows = {pk: (status, secret_keys) for pk, status, secret_keys in
+                    Email.objects.filter(pk__in=ids).values_list("pk", "status", "secret_keys")}
+            missing = sorted(set(ids) - set(rows))
             if missing:
                 raise CommandError(f"No email with id {', '.join(map(str, missing))}.")
             emails = Email.objects.filter(pk__in=ids)
-            for pk, status in statuses.items():
-                why = skip_reason(status, force=force)
+            for pk, (status, secret_keys) in rows.items():
+                why = skip_reason(status, force=force, secret_keys=secret_keys)
                 if why:
                     skipped[pk] = (status, why)
         if failed:
@@ -52,6 +53,8 @@ class Command(BaseCommand):
                     when = timezone.make_aware(when)
                 query = query.filter(created_at__gte=when)
             emails = emails | query
+            for pk, secret_keys in with_secrets(query).values_list("pk", "secret_keys"):
+                skipped.setdefault(pk, (EmailStatus.FAILED, secrets_reason(secret_keys)))
         count = resend(emails, force=force)
         self.stdout.write(self.style.SUCCESS(f"Queued {count} email(s) for delivery."))
         for pk, (status, why) in sorted(skipped.items()):
