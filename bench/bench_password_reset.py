@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,14 +26,13 @@ N = int(os.environ.get("BENCH_RESET_N", "200"))
 
 
 def configure() -> None:
-    import django
-    from django.conf import settings
+    """bench_send's SQLite set-up, plus what Django's password reset pages need."""
+    import bench_send
 
-    settings.configure(
-        INSTALLED_APPS=["django.contrib.admin", "django.contrib.auth",
-                        "django.contrib.contenttypes", "django.contrib.sessions",
-                        "django.contrib.messages", "anymail", "django_celery_beat",
-                        "transactional_mail"],
+    bench_send.configure(
+        "sqlite",
+        extra_apps=["django.contrib.admin", "django.contrib.sessions",
+                    "django.contrib.messages"],
         MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
                     "django.contrib.auth.middleware.AuthenticationMiddleware",
                     "django.contrib.messages.middleware.MessageMiddleware"],
@@ -45,25 +43,11 @@ def configure() -> None:
                         "django.contrib.auth.context_processors.auth",
                         "django.contrib.messages.context_processors.messages"]}}],
         ROOT_URLCONF=__name__,
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3",
-                               "NAME": os.path.join(tempfile.mkdtemp(), "bench.sqlite3")}},
-        USE_TZ=True,
         ALLOWED_HOSTS=["*"],
         SECRET_KEY="bench",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "Shop <shop@example.com>"},
-        CELERY_BROKER_URL="memory://",
-        LOGGING_CONFIG=None,
     )
-    django.setup()
-    from celery import Celery
-
-    app = Celery("bench", set_as_current=True)
-    app.config_from_object("django.conf:settings", namespace="CELERY")
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _urlpatterns():

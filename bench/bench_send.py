@@ -27,7 +27,9 @@ N = int(os.environ.get("BENCH_SEND_N", "2000"))
 ROUNDS = 3
 
 
-def configure(database: str, extra_apps: list[str] | None = None) -> None:
+def configure(database: str, extra_apps: list[str] | None = None, **overrides) -> None:
+    """Configure Django for a benchmark on ``database`` ("sqlite" or "postgres"), the app's
+    apps plus ``extra_apps``, and ``overrides`` of any other setting; then migrate."""
     import django
     from django.conf import settings
 
@@ -40,15 +42,16 @@ def configure(database: str, extra_apps: list[str] | None = None) -> None:
               "USER": url.username or "postgres", "PASSWORD": url.password or "",
               "HOST": url.hostname or "127.0.0.1", "PORT": str(url.port or 5432)}
         _recreate_postgres_database(db)
-    settings.configure(
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "anymail",
-                        "django_celery_beat", "transactional_mail", *(extra_apps or [])],
-        DATABASES={"default": db},
-        USE_TZ=True,
-        TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "Shop <shop@example.com>"},
-        CELERY_BROKER_URL="memory://",
-        LOGGING_CONFIG=None,
-    )
+    settings.configure(**{
+        "INSTALLED_APPS": ["django.contrib.auth", "django.contrib.contenttypes", "anymail",
+                           "django_celery_beat", "transactional_mail", *(extra_apps or [])],
+        "DATABASES": {"default": db},
+        "USE_TZ": True,
+        "TRANSACTIONAL_MAIL": {"DEFAULT_FROM_EMAIL": "Shop <shop@example.com>"},
+        "CELERY_BROKER_URL": "memory://",
+        "LOGGING_CONFIG": None,
+        **overrides,
+    })
     django.setup()
     from celery import Celery
 
