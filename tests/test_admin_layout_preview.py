@@ -245,3 +245,18 @@ def test_the_language_choice_lists_the_templates_languages(admin_client):
     make_template("welcome", layout=layout, language="it")
     page = admin_client.get(f"/admin/transactional_mail/layout/{layout.pk}/change/")
     assert '<option value="it">Italian (it)</option>' in page.content.decode()
+
+
+def test_a_long_template_list_is_cut_and_says_so(admin_client, monkeypatch):
+    from transactional_mail.admin import layout_preview
+
+    monkeypatch.setattr(layout_preview, "MAX_TEMPLATE_CHOICES", 2)
+    layout = make_layout()
+    for key in ("a_first", "b_second"):
+        make_template(key, layout=layout)
+    url = f"/admin/transactional_mail/layout/{layout.pk}/change/"
+    assert "more templates" not in admin_client.get(url).content.decode()
+    make_template("c_third", layout=layout)
+    page = admin_client.get(url).content.decode()
+    assert ">a_first<" in page and ">b_second<" in page and ">c_third<" not in page
+    assert "… more templates: the first 2 by key are listed" in page

@@ -61,15 +61,19 @@ class LayoutPreviewMixin:
         site = self.admin_site.name
         templates = []
         if _can_view_templates(request):
+            # One more than shown, to know whether the list is cut.
             templates = list(EmailTemplate.objects.order_by("key", "language")
-                             .values_list("pk", "key", "language")[:MAX_TEMPLATE_CHOICES])
+                             .values_list("pk", "key", "language")[:MAX_TEMPLATE_CHOICES + 1])
         extra_context = {
             "tm_layout_preview_url": reverse(
                 f"{site}:{self.opts.app_label}_{self.opts.model_name}_preview"),
             "tm_layout_preview_templates": [
                 (pk, f"{key} ({language})" if language else key)
-                for pk, key, language in templates
+                for pk, key, language in templates[:MAX_TEMPLATE_CHOICES]
             ],
+            # When the list is cut: how many it shows.
+            "tm_layout_preview_templates_cut": (MAX_TEMPLATE_CHOICES
+                                                if len(templates) > MAX_TEMPLATE_CHOICES else 0),
             "tm_layout_preview_languages": [
                 (code, language_name(code))
                 for code in translation_languages(self.get_object(request, object_id)
