@@ -153,3 +153,23 @@ def test_esp_error_echoing_the_secret_json_escaped_is_redacted(esp, admin_client
     assert page.status_code == 200
     for text in (row.last_error, attempts, page.content.decode()):
         assert TOKEN not in text
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE (medium): the HTML-to-text converter reflows "
+                   "whitespace inside a secret (newline, double space, tab, no-break space, "
+                   "outer blanks): the stored text part keeps it, no filter needed")
+@pytest.mark.parametrize("secret", [
+    "kq7w-3m9x\nzt4p-8h2c",   # recovery codes, one a line
+    "ABCD  EFGH",             # grouped with two spaces
+    "493\u00a0817",           # grouped with a no-break space so it never wraps
+    " 493817 ",               # a stray blank from a form
+])
+@pytest.mark.django_db
+def test_a_secret_with_whitespace_is_redacted_from_the_converted_text_part(esp, secret):
+    pk = deliver_with('<p class="code">{{ code }}</p>', context={"code": secret},
+                      keys=("code",))
+    core = "".join(secret.split())
+    sent = "".join(esp.requests[0].json["TextBody"].split())
+    assert core in sent
+    row = Email.objects.get(pk=pk)
+    assert core not in "".join(row.text_body.split())
