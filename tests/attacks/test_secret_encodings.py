@@ -173,3 +173,17 @@ def test_a_secret_with_whitespace_is_redacted_from_the_converted_text_part(esp, 
     assert core in sent
     row = Email.objects.get(pk=pk)
     assert core not in "".join(row.text_body.split())
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE (medium): when CSS is inlined per email (a "
+                   "variable in a class attribute), lxml re-serialises the escaped secret "
+                   "half-escaped (&amp; and &lt; kept, \" and ' raw): a spelling the "
+                   "redaction does not list; a temporary password is stored in clear")
+@pytest.mark.django_db
+def test_a_secret_with_quotes_survives_per_email_inlining_redacted(esp):
+    password = "Tr0ub&4dor\"3<x>'"
+    pk = deliver_with('<p class="{{ badge }}">Your temporary password: {{ password }}</p>',
+                      context={"password": password, "badge": "notice"},
+                      keys=("password",))
+    html = Email.objects.get(pk=pk).html_body
+    assert "Tr0ub" not in html and "4dor" not in html
