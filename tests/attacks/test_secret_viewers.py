@@ -259,3 +259,22 @@ def test_a_template_author_cannot_exfiltrate_a_secret_to_another_host(esp):
     leaked = [url for url in re.findall(r'(?:src|href)="([^"]+)"', sent)
               if "attacker.example" in url and "c4k9" in url]
     assert leaked == []
+
+
+@pytest.mark.xfail(strict=True, reason="HOLE (low): a click event the receiver cannot match "
+                   "to its email (no metadata id, and the ESP message id never stored "
+                   "because the send outcome was uncertain) keeps the full reset link in "
+                   "click_url and raw, at rest for good")
+def test_an_unmatched_click_on_a_reset_link_is_not_stored_whole(template, esp, client):
+    from transactional_mail.models import EmailEvent
+
+    esp.add_response(500, {"ErrorCode": 100, "Message": "timeout"})  # accepted? unknown
+    email = queue()
+    delivery.deliver(email.pk)
+    email.refresh_from_db()
+    assert not email.esp_message_id
+    payload = click_event(email, url=RESET_URL, message_id="esp-id-never-stored")
+    payload["Metadata"] = {}  # an ESP or a path that does not echo the metadata
+    assert post_webhook(client, payload).status_code == 200
+    event = EmailEvent.objects.get()
+    assert TOKEN not in event.click_url and TOKEN not in json.dumps(event.raw)
