@@ -44,7 +44,8 @@ from .models import (
 from .models.attempts import ERROR_MAX_LENGTH
 from .models.log import CLAIMABLE_STATUSES
 from .models.suppression import normalize_address
-from .rendering import render_email
+from .redaction import redact_context, redact_text
+from .rendering import RenderedEmail, render_email
 from .retries import attempts_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -212,9 +213,10 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
                          email.template_revision_id)
         return _fail(email, Failure.PERMANENT, RenderError(f"Rendering failed: {err}"))
 
-    email.subject = rendered.subject
-    email.html_body = rendered.html
-    email.text_body = rendered.text
+    stored = _stored_copy(email, rendered)
+    email.subject = stored.subject
+    email.html_body = stored.html
+    email.text_body = stored.text
     try:
         message = build_message(email, rendered, **recipients)
     except InvalidEmailOption as err:
@@ -244,6 +246,30 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
                      detail=_esp_response_text(message, err),
                      status_code=_esp_status_code(message, err))
     return _record_sent(email, message, connection, note=note)
+
+
+def _stored_copy(email: Email, rendered: RenderedEmail) -> RenderedEmail:
+    """What the log keeps of the email: ``rendered`` itself, or, for an email with
+    secrets, the email rendered again with each secret replaced by the marker.
+
+    Rendering from the redacted context, rather than searching the sent copy for the
+    secrets' spellings, keeps every form a template or the text converter can give them
+    (``|upper``, ``|slice``, a number grouped by the locale, whitespace reflowed, CSS
+    inlining's escaping) out of the log.
+    """
+    if not email.secret_keys:
+        return rendered
+    try:
+        return render_email(email.template_revision, email.layout_revision,
+                            redact_context(email.context, email.secret_keys),
+                            language=email.language or None)
+    except Exception:  # the marker where a template expected, say, a number
+        logger.warning("Email %s: the copy without secrets does not render; the sent "
+                       "copy is kept with its secrets' spellings replaced.", email.pk,
+                       exc_info=True)
+        secrets = email.secrets()
+        return RenderedEmail(*(redact_text(part, secrets) for part in
+                               (rendered.subject, rendered.html, rendered.text)))
 
 
 def _choose_revision(email: Email, batch: _Batch) -> bool:
