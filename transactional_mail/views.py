@@ -49,7 +49,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     with _language(email):
         context = {"token": token, "category": category,
                    "addresses": [_masked(a) for a in _addresses(email)]}
-        if category.essential or not context["addresses"]:
+        if category.essential:
             return _page(request, "essential", context)
         if request.method == "POST":
             for address in _addresses(email):
@@ -69,7 +69,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     addresses = _addresses(email)
     categories = [c for c in declared_categories().values() if not c.essential]
     saved = False
-    if request.method == "POST" and addresses:
+    if request.method == "POST":
         chosen = set(request.POST.getlist("subscribed"))
         for address in addresses:
             _save_preferences(address, categories, chosen, email)
@@ -92,8 +92,11 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _email(token: str) -> Email | None:
+    """The email the token was made for, if it verifies and the email still has a
+    recipient (an erased row has none: its link no longer works)."""
     email_id = read_token(token)
-    return None if email_id is None else Email.objects.filter(pk=email_id).first()
+    email = None if email_id is None else Email.objects.filter(pk=email_id).first()
+    return email if email is not None and _addresses(email) else None
 
 
 def _addresses(email: Email) -> list[str]:
