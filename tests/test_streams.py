@@ -242,3 +242,19 @@ def test_tokens_verify_only_their_own_email():
     assert read_token("42") is None
     assert read_token("x" * 1000) is None
     assert re.fullmatch(r"[0-9]+:[-\w]+", token)
+
+
+def test_the_default_layout_links_non_essential_mail_only(streams, esp):
+    from transactional_mail.default_layout import NAME
+    from transactional_mail.models import Layout
+
+    default = Layout.objects.get(name=NAME)
+    make_template("tip", layout=default, category="reviews")
+    make_template("receipt", layout=default, category="orders")
+    tip, _ = send("tip")
+    send("receipt")
+    linked, plain = (request.json["HtmlBody"] for request in esp.requests)
+    token = make_token(tip.pk)
+    assert f'href="https://shop.example.com/mail/unsubscribe/{token}/"' in linked
+    assert f'href="https://shop.example.com/mail/preferences/{token}/"' in linked
+    assert 'class="unsubscribe"' not in plain and "href=\"\"" not in plain
