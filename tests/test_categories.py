@@ -102,10 +102,12 @@ def test_non_essential_mail_without_base_url_warns(settings):
         id="transactional_mail.W020")]
 
 
-def test_a_plain_http_base_url_warns(settings):
+def test_a_plain_http_base_url_warns_unless_it_is_local(settings):
     settings.TRANSACTIONAL_MAIL = {**BASE, "CATEGORIES": DECLARED,
-                                   "BASE_URL": "http://localhost:8000"}
+                                   "BASE_URL": "http://shop.example.com"}
     assert ids(check_settings()) == ["transactional_mail.W021"]
+    settings.TRANSACTIONAL_MAIL["BASE_URL"] = "http://127.0.0.1:8000"
+    assert check_settings() == []
 
 
 @override_settings(ROOT_URLCONF="tests.urls_without_mail")

@@ -179,6 +179,14 @@ def _absolute_url(value: str) -> bool:
             and value == value.strip() and not any(c in value for c in "<>, \r\n"))
 
 
+def _local(url: str) -> bool:
+    """Whether ``url`` is on this machine (development, where http is expected)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
+
+
 def _mailto(value: str) -> bool:
     address = value[len("mailto:"):] if value.startswith("mailto:") else ""
     return bool(address) and parseaddr(address)[1] == address and "@" in address and not any(
@@ -204,7 +212,7 @@ def _check_unsubscribe_links(user, non_essential: list[str]) -> list[checks.Chec
             "include('transactional_mail.urls')) to your URLconf.",
             id="transactional_mail.W020")]
     errors = []
-    if not base_url.startswith("https://"):
+    if not base_url.startswith("https://") and not _local(base_url):
         errors.append(checks.Warning(
             f"TRANSACTIONAL_MAIL['BASE_URL'] is {base_url!r}: non-essential mail gets no "
             "List-Unsubscribe-Post header (RFC 8058 one-click needs https).",
