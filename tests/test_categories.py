@@ -110,8 +110,8 @@ def test_a_plain_http_base_url_warns_unless_it_is_local(settings):
     assert check_settings() == []
 
 
-@override_settings(ROOT_URLCONF="tests.urls_without_mail")
 def test_the_unsubscribe_pages_must_be_in_the_urlconf(settings):
+    settings.ROOT_URLCONF = "tests.urls_without_mail"
     settings.TRANSACTIONAL_MAIL = {**BASE, "CATEGORIES": DECLARED}
     assert check_settings() == [checks.Error(
         "Non-essential mail needs the unsubscribe pages, and the URLconf does not include "
@@ -131,3 +131,15 @@ def test_a_template_with_an_undeclared_category_is_refused_naming_the_declared(s
     assert raised.value.message_dict == {"category": [
         "The category newsletter is not declared in the site's settings "
         "(TRANSACTIONAL_MAIL['CATEGORIES']). Declared categories: orders, reviews."]}
+
+
+def test_a_categorys_backend_must_import(settings):
+    settings.TRANSACTIONAL_MAIL = {**BASE, "CATEGORIES": {
+        "orders": {"connection": "no.such.Backend"},
+        "reviews": {"essential": False, "connection": {"backend": "no.such.Other"}},
+    }}
+    messages = check_settings()
+    assert ids(messages) == ["transactional_mail.E020", "transactional_mail.E020"]
+    assert "'orders': the connection's backend 'no.such.Backend' cannot be imported" in (
+        messages[0].msg)
+    assert "'no.such.Other'" in messages[1].msg

@@ -131,6 +131,7 @@ def _check_streams(user) -> list[checks.CheckMessage]:
                      id="transactional_mail.E020")
         for key, definition in declared.items()
         for message, hint in definition_problems(key, definition)
+        or _connection_problems(key, definition)
     ]
     triggers = user.get("TRIGGERS", {})
     if declared and isinstance(triggers, dict):
@@ -148,6 +149,23 @@ def _check_streams(user) -> list[checks.CheckMessage]:
     if non_essential and not any(error.id == "transactional_mail.E022" for error in errors):
         errors += _check_unsubscribe_links(user, non_essential)
     return errors
+
+
+def _connection_problems(key: str, definition: dict) -> list[tuple[str, str]]:
+    """A category's own backend that cannot be imported (its mail would all fail)."""
+    from .categories import get_category
+
+    connection = definition.get("connection")
+    if connection is None:
+        return []
+    backend, _ = get_category(key).connection_arguments(settings.EMAIL_BACKEND)
+    try:
+        import_string(backend)
+    except ImportError as err:
+        return [(f"{key!r}: the connection's backend {backend!r} cannot be imported: {err}",
+                 "Give a Django email backend's dotted path, e.g. "
+                 "'anymail.backends.amazon_ses.EmailBackend'.")]
+    return []
 
 
 def _check_link_settings(user) -> list[checks.CheckMessage]:
