@@ -258,3 +258,16 @@ def test_the_default_layout_links_non_essential_mail_only(streams, esp):
     assert f'href="https://shop.example.com/mail/unsubscribe/{token}/"' in linked
     assert f'href="https://shop.example.com/mail/preferences/{token}/"' in linked
     assert 'class="unsubscribe"' not in plain and "href=\"\"" not in plain
+
+
+def test_a_hostile_setting_never_becomes_a_header_of_its_own(streams, esp):
+    """Settings that skipped `manage.py check` still give one header line each."""
+    streams.TRANSACTIONAL_MAIL = {**streams.TRANSACTIONAL_MAIL,
+                                  "LIST_HELP": "mailto:help@example.com>\r\nBcc: x@evil.example",
+                                  "BASE_URL": "https://shop.example.com\r\nBcc: y@evil.example"}
+    send("review_request")
+    [request] = esp.requests
+    assert "Bcc" not in request.json
+    values = headers(request.json)
+    assert not any("\n" in value or "\r" in value for value in values.values())
+    assert set(values) == {"List-Help", "List-Unsubscribe", "List-Unsubscribe-Post"}

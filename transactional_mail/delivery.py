@@ -327,7 +327,10 @@ def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None,
         links = subscriptions.links(email.pk, category)
     # The app's list headers replace a caller's of the same name: only the app's link
     # is signed for this email.
-    message.extra_headers.update(subscriptions.list_headers(email.pk, category, links))
+    message.extra_headers.update({
+        name: one_line(value)  # settings are not checked at run time: one line, always
+        for name, value in subscriptions.list_headers(email.pk, category, links).items()
+    })
     if category.esp_extra:
         message.esp_extra = dict(category.esp_extra)
     message.attach_alternative(rendered.html, "text/html")
