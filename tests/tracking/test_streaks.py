@@ -41,6 +41,7 @@ def test_the_limit_in_a_row_suppresses_the_address_for_everything(client, sent):
     assert (suppression.address, suppression.category, suppression.reason,
             suppression.email_id) == ("ann@example.com", "", "soft_bounces", emails[2].pk)
     assert "3 soft bounces in a row" in suppression.source
+    assert not SoftBounceStreak.objects.exists()  # lifted by staff, it starts afresh
     assert delivery.deliver(transactional_mail.send(
         "order_confirmation", "ann@example.com", ORDER_CONTEXT).pk
     ).status == EmailStatus.SUPPRESSED

@@ -33,6 +33,8 @@ def record_soft_bounce(address: str, email: Email | None, source: str) -> bool:
         "count", flat=True).first() or 0
     if count < get_setting("SOFT_BOUNCE_LIMIT"):
         return False
+    # The streak becomes the suppression: if staff lift it, the address starts afresh.
+    SoftBounceStreak.objects.filter(address=address).delete()
     try:
         with transaction.atomic():
             _, created = Suppression.objects.get_or_create(
