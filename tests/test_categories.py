@@ -143,3 +143,24 @@ def test_a_categorys_backend_must_import(settings):
     assert "'orders': the connection's backend 'no.such.Backend' cannot be imported" in (
         messages[0].msg)
     assert "'no.such.Other'" in messages[1].msg
+
+
+@pytest.mark.django_db
+def test_the_template_form_refuses_an_undeclared_category(admin_client, settings):
+    settings.TRANSACTIONAL_MAIL = {**BASE, "CATEGORIES": DECLARED}
+    from transactional_mail.models import EmailTemplate
+
+    form = {"key": "newsletter", "language": "", "subject": "Hi", "html": "<p>Hi</p>",
+            "text": "", "layout": "", "sample_context": "{}",
+            "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0"}
+    response = admin_client.post("/admin/transactional_mail/emailtemplate/add/",
+                                 {**form, "category": "newsletters"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["category"] == [
+        "The category newsletters is not declared in the site's settings "
+        "(TRANSACTIONAL_MAIL['CATEGORIES']). Declared categories: orders, reviews."]
+    assert not EmailTemplate.objects.exists()
+    response = admin_client.post("/admin/transactional_mail/emailtemplate/add/",
+                                 {**form, "category": "reviews"})
+    assert response.status_code == 302
+    assert EmailTemplate.objects.get().category == "reviews"
