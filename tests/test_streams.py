@@ -271,3 +271,20 @@ def test_a_hostile_setting_never_becomes_a_header_of_its_own(streams, esp):
     values = headers(request.json)
     assert not any("\n" in value or "\r" in value for value in values.values())
     assert set(values) == {"List-Help", "List-Unsubscribe", "List-Unsubscribe-Post"}
+
+
+def test_a_categorys_esp_down_leaves_the_other_streams_sending(streams, esp):
+    """One batch, two streams: the one whose server refuses connections is retried later;
+    the other is sent."""
+    streams.TRANSACTIONAL_MAIL = {**streams.TRANSACTIONAL_MAIL, "CATEGORIES": {
+        **CATEGORIES, "reviews": {**CATEGORIES["reviews"], "connection": {
+            "backend": "django.core.mail.backends.smtp.EmailBackend",
+            "host": "127.0.0.1", "port": 1, "timeout": 2}}}}
+    review = transactional_mail.send("review_request", "ann@example.com", ORDER_CONTEXT)
+    order = transactional_mail.send("order_confirmation", "ann@example.com", ORDER_CONTEXT)
+    outcomes = delivery.deliver_batch([review.pk, order.pk], 2)
+    assert outcomes[order.pk].status == EmailStatus.SENT
+    assert outcomes[review.pk].status == EmailStatus.QUEUED
+    assert outcomes[review.pk].retry_in
+    review.refresh_from_db()
+    assert "Connection refused" in review.last_error or "[Errno" in review.last_error
