@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transactional_mail"
 #: Bottom first: a module may import its own layer's modules and those below.
 LAYERS = [
     {"conf", "exceptions", "headers", "snapshots", "retries", "metadata", "send_checks",
-     "signals", "redaction"},
+     "signals", "redaction", "categories", "subscriptions"},
     {"rendering"},
     {"models", "migrations"},
     {"claims", "publishing", "failures"},
@@ -27,7 +27,7 @@ LAYERS = [
     {"api", "resending"},
     {"triggers", "tracking", "auth", "allauth"},
     {"checks", "schedule", "worker", "default_layout", "starters"},
-    {"admin", "management"},
+    {"admin", "management", "views", "urls"},
 ]
 #: What wires the layers together: the app config and the package's lazy ``send``.
 WIRING = {"apps", "__init__"}

@@ -56,7 +56,9 @@ def test_sends_through_anymail_and_records_the_esp_answer(template, esp):
     assert '<img src="https://cdn.example.com/logo.png"' in message["HtmlBody"]  # brand
     assert "Shop Ltd" in message["HtmlBody"]  # the layout's footer
     assert "Hello Ann," in message["TextBody"]
-    assert message["Metadata"] == {"order": "A-1001", "transactional_mail_id": str(email.pk)}
+    assert message["Metadata"] == {"order": "A-1001", "transactional_mail_id": str(email.pk),
+                                   "tm_template": "order_confirmation",
+                                   "tm_category": "orders"}
     assert message["Tag"] == "orders"
     assert {"Name": "X-Order", "Value": "A-1001"} in message["Headers"]
     assert message["Attachments"][0]["Name"] == "invoice.pdf"

@@ -91,7 +91,9 @@ def test_queries_are_per_batch_not_per_email(template, esp, django_assert_max_nu
     assert len(outcomes) == 20
 
 
-def test_each_email_gets_its_own_suppressions(template, esp):
+def test_each_email_gets_its_own_suppressions(template, esp, settings):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,
+                                   "CATEGORIES": {"news": {"essential": False}, "orders": {}}}
     Suppression.objects.create(address="ann@example.com", category="news",
                                reason=SuppressionReason.UNSUBSCRIBE)
     Suppression.objects.create(address="bob@example.com", category="",

@@ -214,6 +214,7 @@ def old_default():
     layout = Layout.objects.get(name=NAME)
     layout.html = (HISTORY / "v2.html").read_text(encoding="utf-8")
     layout.css = (HISTORY / "v2.css").read_text(encoding="utf-8")
+    layout.footer_html = "<p>{{ brand.name }}</p>"  # every version's footer before 5
     layout.primary_color = "#7c3aed"
     layout.save()
     layout.publish()

@@ -8,6 +8,7 @@ from transactional_mail.auth import PasswordResetForm
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("anymail/", include("anymail.urls")),
+    path("mail/", include("transactional_mail.urls")),
     # Django's own password reset views (USE_PASSWORD_RESET_FORM switches their form) ...
     path("accounts/", include("django.contrib.auth.urls")),
     # ... and a site's own view given the app's form.

@@ -15,6 +15,7 @@ from django.core.files.base import File
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
+from .categories import get_category
 from .conf import default_from_email, get_setting
 from .exceptions import InvalidEmailOption, TemplateNotFound
 from .headers import check_address, check_header_value, one_line
@@ -86,18 +87,24 @@ def send(
     _check_lengths(template_key=template_key, trigger_key=trigger_key, category=category,
                    language=language, idempotency_key=idempotency_key)
     template_category = _template_category(template_key, language)
+    category = template_category if category is None else category
+    # The category's sender and reply-to stand in for the ones the caller did not give;
+    # the row records the sender the email is sent from.
+    stream = get_category(category)
     now = timezone.now()
     due = _due_time(now, send_at, delay)
     recipients = {"to": _addresses("to", to), "cc": _addresses("cc", cc),
-                  "bcc": _addresses("bcc", bcc), "reply_to": _addresses("reply_to", reply_to)}
+                  "bcc": _addresses("bcc", bcc),
+                  "reply_to": _addresses("reply_to", reply_to or list(stream.reply_to))}
     _check_recipient_count(recipients)
     email = Email(
         status=EmailStatus.SCHEDULED if due > now else EmailStatus.QUEUED,
         template_key=template_key,
         trigger_key=trigger_key,
-        category=template_category if category is None else category,
+        category=category,
         language=normalize_language(language),
-        from_email=check_address("from_email", from_email or default_from_email()),
+        from_email=check_address("from_email",
+                                 from_email or stream.from_email or default_from_email()),
         **recipients,
         headers=_headers(headers),
         tags=[check_header_value("tags", str(tag)) for tag in _strings(tags)],

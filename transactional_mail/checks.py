@@ -34,6 +34,7 @@ _WHOLE_NUMBERS = {
     "RENDER_MAX_CHARS": 1,
     "RENDER_MAX_ITERATIONS": 1,
     "RENDER_MAX_CSS_RULES": 1,
+    "SOFT_BOUNCE_LIMIT": 1,
 }
 
 
@@ -109,6 +110,139 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     errors += _check_backend(user)
     errors += _check_from_email(user)
     errors += _check_accounts(user)
+    errors += _check_streams(user)
+    return errors
+
+
+def _check_streams(user) -> list[checks.CheckMessage]:
+    """E020: CATEGORIES malformed; E021: a trigger naming an undeclared category; E022:
+    BASE_URL, LIST_HELP or UNSUBSCRIBE_MAILTO malformed; E023: unsubscribe links that
+    cannot be built; W020/W021: non-essential mail without a one-click link."""
+    from .categories import definition_problems
+
+    declared = user.get("CATEGORIES", DEFAULTS["CATEGORIES"])
+    if not isinstance(declared, dict):
+        return [checks.Error(
+            "TRANSACTIONAL_MAIL['CATEGORIES'] must be a dict of category key -> definition.",
+            hint="For example {'reviews': {'essential': False}}; see the deliverability "
+            "guide.", id="transactional_mail.E020")]
+    errors = [
+        checks.Error(f"TRANSACTIONAL_MAIL['CATEGORIES']: {message}", hint=hint,
+                     id="transactional_mail.E020")
+        for key, definition in declared.items()
+        for message, hint in definition_problems(key, definition)
+        or _connection_problems(key, definition)
+    ]
+    triggers = user.get("TRIGGERS", {})
+    if declared and isinstance(triggers, dict):
+        for key, definition in triggers.items():
+            category = definition.get("category") if isinstance(definition, dict) else None
+            if isinstance(category, str) and category and category not in declared:
+                errors.append(checks.Error(
+                    f"TRANSACTIONAL_MAIL['TRIGGERS'][{key!r}]: the category {category!r} "
+                    "is not declared in TRANSACTIONAL_MAIL['CATEGORIES'].",
+                    hint="Declared: " + ", ".join(sorted(map(str, declared))) + ".",
+                    obj=f"trigger {key}", id="transactional_mail.E021"))
+    errors += _check_link_settings(user)
+    non_essential = [key for key, definition in declared.items()
+                     if isinstance(definition, dict) and definition.get("essential") is False]
+    if non_essential and not any(error.id == "transactional_mail.E022" for error in errors):
+        errors += _check_unsubscribe_links(user, non_essential)
+    return errors
+
+
+def _connection_problems(key: str, definition: dict) -> list[tuple[str, str]]:
+    """A category's own backend that cannot be imported (its mail would all fail)."""
+    from .categories import get_category
+
+    connection = definition.get("connection")
+    if connection is None:
+        return []
+    backend, _ = get_category(key).connection_arguments(settings.EMAIL_BACKEND)
+    try:
+        import_string(backend)
+    except ImportError as err:
+        return [(f"{key!r}: the connection's backend {backend!r} cannot be imported: {err}",
+                 "Give a Django email backend's dotted path, e.g. "
+                 "'anymail.backends.amazon_ses.EmailBackend'.")]
+    return []
+
+
+def _check_link_settings(user) -> list[checks.CheckMessage]:
+    problems = []
+    base_url = user.get("BASE_URL", "")
+    if base_url and not (isinstance(base_url, str) and _absolute_url(base_url)):
+        problems.append((f"TRANSACTIONAL_MAIL['BASE_URL'] is {base_url!r}; it must be the "
+                         "absolute URL of the site.", "For example 'https://shop.example.com'."))
+    list_help = user.get("LIST_HELP", "")
+    if list_help and not (isinstance(list_help, str) and (
+            _absolute_url(list_help) or _mailto(list_help))):
+        problems.append((f"TRANSACTIONAL_MAIL['LIST_HELP'] is {list_help!r}; it must be a "
+                         "URL or a mailto: address.",
+                         "For example 'https://shop.example.com/help/' or "
+                         "'mailto:help@example.com'."))
+    mailto = user.get("UNSUBSCRIBE_MAILTO", "")
+    if mailto and not (isinstance(mailto, str) and _mailto(f"mailto:{mailto}")):
+        problems.append((f"TRANSACTIONAL_MAIL['UNSUBSCRIBE_MAILTO'] is {mailto!r}; it must "
+                         "be a bare address.", "For example 'unsubscribe@example.com'."))
+    return [checks.Error(message, hint=hint, id="transactional_mail.E022")
+            for message, hint in problems]
+
+
+def _absolute_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    return (parts.scheme in ("http", "https") and bool(parts.netloc)
+            and value == value.strip() and not any(c in value for c in "<>, \r\n"))
+
+
+def _local(url: str) -> bool:
+    """Whether ``url`` is on this machine (development, where http is expected)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
+
+
+def _mailto(value: str) -> bool:
+    address = value[len("mailto:"):] if value.startswith("mailto:") else ""
+    return bool(address) and parseaddr(address)[1] == address and "@" in address and not any(
+        c in address for c in "<>, \r\n")
+
+
+def _check_unsubscribe_links(user, non_essential: list[str]) -> list[checks.CheckMessage]:
+    from django.urls import NoReverseMatch, reverse
+
+    base_url = user.get("BASE_URL", "")
+    if not base_url:
+        if user.get("UNSUBSCRIBE_MAILTO"):
+            return [checks.Warning(
+                "Non-essential mail (" + ", ".join(non_essential) + ") gets only a mailto: "
+                "unsubscribe: TRANSACTIONAL_MAIL['BASE_URL'] is not set.",
+                hint="Set BASE_URL to the site's https URL: Gmail and Yahoo require "
+                "one-click unsubscribe (RFC 8058) from bulk senders.",
+                id="transactional_mail.W020")]
+        return [checks.Warning(
+            "Non-essential mail (" + ", ".join(non_essential) + ") goes out without an "
+            "unsubscribe link: TRANSACTIONAL_MAIL['BASE_URL'] is not set.",
+            hint="Set BASE_URL to the site's https URL and add path('mail/', "
+            "include('transactional_mail.urls')) to your URLconf.",
+            id="transactional_mail.W020")]
+    errors = []
+    if not base_url.startswith("https://") and not _local(base_url):
+        errors.append(checks.Warning(
+            f"TRANSACTIONAL_MAIL['BASE_URL'] is {base_url!r}: non-essential mail gets no "
+            "List-Unsubscribe-Post header (RFC 8058 one-click needs https).",
+            hint="Use the site's https URL.", id="transactional_mail.W021"))
+    try:
+        reverse("transactional_mail:unsubscribe", args=["token"])
+    except NoReverseMatch:
+        errors.append(checks.Error(
+            "Non-essential mail needs the unsubscribe pages, and the URLconf does not "
+            "include them.",
+            hint="Add path('mail/', include('transactional_mail.urls')) to your URLconf.",
+            id="transactional_mail.E023"))
     return errors
 
 

@@ -74,6 +74,22 @@ DEFAULTS: dict[str, Any] = {
     # transactional_mail.allauth.AccountAdapter: more allauth template prefixes to send
     # through the app, {"account/email/my_notice": "my_notice"}, on top of the built-in map.
     "ALLAUTH_TEMPLATES": {},
+    # --- Categories as sending streams, unsubscribe (docs/deliverability.md) ---------
+    # The kinds of mail, by template category: {"reviews": {"essential": False,
+    # "from_email": ..., "reply_to": [...], "esp_extra": {...}, "connection": None,
+    # "description": "..."}}. An undeclared category is essential (no unsubscribe).
+    "CATEGORIES": {},
+    # Absolute https URL of the site ("https://shop.example.com"), for the unsubscribe
+    # and preferences links in non-essential mail.
+    "BASE_URL": "",
+    # A URL or mailto: address put in every email's List-Help header ("" for none).
+    "LIST_HELP": "",
+    # An address that processes unsubscribe requests by mail, added to List-Unsubscribe
+    # as a mailto: beside the one-click URL ("" for none).
+    "UNSUBSCRIBE_MAILTO": "",
+    # Consecutive soft bounces (no delivery in between) after which an address is
+    # suppressed for every category.
+    "SOFT_BOUNCE_LIMIT": 5,
 }
 
 

@@ -35,7 +35,14 @@ NAME = "Default"
 #: The shipped layout's HTML and CSS, kept as files beside the package.
 FILES = Path(__file__).resolve().parent / "layouts"
 
-FOOTER = "<p>{{ brand.name }}</p>"
+#: The footer: the brand's name and, in non-essential mail only, the email's own
+#: unsubscribe and preferences links (empty in essential mail, so the line is left out).
+FOOTER = (
+    "<p>{{ brand.name }}</p>\n"
+    '{% if unsubscribe_url %}<p class="unsubscribe"><a href="{{ unsubscribe_url }}">'
+    'Unsubscribe</a> · <a href="{{ preferences_url }}">Email preferences</a></p>'
+    "{% endif %}"
+)
 
 
 def default_layout_values() -> dict[str, str]:

@@ -26,11 +26,17 @@ from django.core.mail import get_connection
 from django.db import router, transaction
 from django.utils import timezone
 
-from . import claims, send_checks, signals
+from . import claims, send_checks, signals, subscriptions
+from .categories import Category, get_category
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError
 from .failures import Failure, classify_error, describe
-from .metadata import METADATA_ID_KEY
+from .metadata import (
+    METADATA_CATEGORY_KEY,
+    METADATA_ID_KEY,
+    METADATA_TEMPLATE_KEY,
+    METADATA_TRIGGER_KEY,
+)
 from .models import (
     AttemptOutcome,
     Email,
@@ -39,6 +45,7 @@ from .models import (
     EmailTemplate,
     LayoutRevision,
     Suppression,
+    SuppressionReason,
     TemplateRevision,
 )
 from .models.attempts import ERROR_MAX_LENGTH
@@ -85,11 +92,13 @@ def deliver_batch(email_ids: int | list[int] | None, limit: int) -> dict[int, Ou
 
 
 class _Batch:
-    """What the emails of one claim share: suppressions, revisions, a backend connection."""
+    """What the emails of one claim share: suppressions, revisions, categories, backend
+    connections (one per distinct connection the categories ask for)."""
 
     def __init__(self, claim: claims.Claim) -> None:
         self.claim = claim
-        self._connection = None
+        self._connections: dict[tuple[str, str], object] = {}
+        self._categories: dict[str, Category] = {}
         self._published_revisions: dict[tuple[str, str], tuple[int, int | None] | None] = {}
         self._suppressions: dict[str, list[Suppression]] = {}
 
@@ -105,13 +114,21 @@ class _Batch:
             _attach_revisions(email)
         return emails
 
+    def category(self, key: str) -> Category:
+        if key not in self._categories:
+            self._categories[key] = get_category(key)
+        return self._categories[key]
+
     def suppressions(self, email: Email) -> list[Suppression]:
-        """The suppressions that stop ``email`` (its category's, and every category's)."""
+        """The suppressions that stop ``email`` (its category's, and every category's);
+        an unsubscribe never stops essential mail."""
+        essential = self.category(email.category).essential
         return [
             suppression
             for address in {normalize_address(address) for address in email.recipients}
             for suppression in self._suppressions.get(address, ())
             if suppression.category in ("", email.category)
+            and not (essential and suppression.reason == SuppressionReason.UNSUBSCRIBE)
         ]
 
     def published_revisions(self, key: str, language: str) -> tuple[int, int | None] | None:
@@ -121,16 +138,20 @@ class _Batch:
             )
         return self._published_revisions[key, language]
 
-    def connection(self):
-        """The batch's open backend connection (one HTTP session or SMTP connection)."""
-        if self._connection is None:
-            self._connection = get_connection(email_backend())
-            self._connection.open()
-        return self._connection
+    def connection(self, category: Category):
+        """The batch's open backend connection for ``category``'s mail (one HTTP session
+        or SMTP connection per distinct backend and options)."""
+        backend, options = category.connection_arguments(email_backend())
+        key = (backend, repr(sorted(options.items())))
+        if key not in self._connections:
+            connection = get_connection(backend, **options)
+            connection.open()
+            self._connections[key] = connection
+        return self._connections[key]
 
     def close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
+        connections, self._connections = self._connections, {}
+        for connection in connections.values():
             try:
                 connection.close()
             except Exception:  # a broken connection may fail to close; it is dropped anyway
@@ -200,12 +221,16 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
         error = EmailTemplate.objects.not_found_error(email.template_key, email.language)
         return _fail(email, Failure.PERMANENT, error)
 
+    category = batch.category(email.category)
+    links = subscriptions.links(email.pk, category)
     try:
         rendered = render_email(
             email.template_revision,
             email.layout_revision,
             email.context,
             language=email.language or None,
+            unsubscribe_url=links.unsubscribe_url,
+            preferences_url=links.preferences_url,
         )
     except Exception as err:
         # A stored revision that does not render now will not render on a retry either.
@@ -218,12 +243,13 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     email.html_body = stored.html
     email.text_body = stored.text
     try:
-        message = build_message(email, rendered, **recipients)
+        message = build_message(email, rendered, category=category, links=links,
+                                **recipients)
     except InvalidEmailOption as err:
         # A stored value send() would refuse (a row written around it): never sendable.
         return _fail(email, Failure.PERMANENT, err)
     note = f"Not sent to suppressed addresses ({skipped})." if skipped else ""
-    connection = batch.connection()
+    connection = batch.connection(category)
     if not batch.claim.holds(email):
         # The sweep took this worker for dead and another attempt owns the email now.
         logger.warning("Email %s: claim lost before sending; not sent by this attempt.",
@@ -286,8 +312,16 @@ def _choose_revision(email: Email, batch: _Batch) -> bool:
     return True
 
 
-def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None):
+def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None,
+                  category: Category | None = None,
+                  links: subscriptions.Links | None = None):
     """The message for ``email``: an AnymailMessage, which any Django backend can send.
+
+    ``category`` (the email's, by default) gives the message its ESP options
+    (``esp_extra``) and, unless it is essential, its List-Unsubscribe headers with
+    ``links``; every message gets List-Help when set, its tags (its own, else its
+    category, else its template key) and metadata naming the email, its template, trigger
+    and category.
 
     Defence in depth for rows stored before ``send()`` checked their header values, or
     written around it: the subject, header values, tags and attachment names are made one
@@ -310,9 +344,21 @@ def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None):
         bcc=addresses("bcc", email.bcc if bcc is None else bcc),
         reply_to=addresses("reply_to", email.reply_to),
         headers={name: one_line(str(value)) for name, value in email.headers.items()},
-        tags=[one_line(str(tag)) for tag in email.tags],
-        metadata={**email.metadata, METADATA_ID_KEY: str(email.pk)},
+        tags=[one_line(str(tag)) for tag in email.tags or [email.category or email.template_key]],
+        metadata={**email.metadata, **_tracking_metadata(email)},
     )
+    if category is None:
+        category = get_category(email.category)
+    if links is None:
+        links = subscriptions.links(email.pk, category)
+    # The app's list headers replace a caller's of the same name: only the app's link
+    # is signed for this email.
+    message.extra_headers.update({
+        name: one_line(value)  # settings are not checked at run time: one line, always
+        for name, value in subscriptions.list_headers(email.pk, category, links).items()
+    })
+    if category.esp_extra:
+        message.esp_extra = dict(category.esp_extra)
     message.attach_alternative(rendered.html, "text/html")
     for attachment in email.attachments:
         message.attach(
@@ -321,6 +367,13 @@ def build_message(email: Email, rendered, *, to=None, cc=None, bcc=None):
             one_line(attachment["mimetype"]),
         )
     return message
+
+
+def _tracking_metadata(email: Email) -> dict[str, str]:
+    """What every message tells the ESP about its email (blank values left out)."""
+    metadata = {METADATA_ID_KEY: str(email.pk), METADATA_TEMPLATE_KEY: email.template_key,
+                METADATA_TRIGGER_KEY: email.trigger_key, METADATA_CATEGORY_KEY: email.category}
+    return {key: value for key, value in metadata.items() if value}
 
 
 def _unsuppressed_recipients(

@@ -191,6 +191,16 @@ TRANSACTIONAL_MAIL = {
     "USE_PASSWORD_RESET_FORM": True,
     # ... in the language of the customer the account belongs to.
     "PASSWORD_RESET_LANGUAGE": "customer.language",
+    # The kinds of mail and how each is sent (docs/deliverability.md): review requests
+    # may be refused, so they carry an unsubscribe link to /mail/unsubscribe/<token>/.
+    "BASE_URL": SHOP_BASE_URL,
+    "CATEGORIES": {
+        "account": {"essential": True, "description": "Your account: sign-up, password."},
+        "orders": {"essential": True, "description": "Receipts and shipping updates."},
+        "security": {"essential": True, "description": "Sign-ins from new devices."},
+        "reviews": {"essential": False,
+                    "description": "Requests to review what you bought."},
+    },
     # Short waits so that a visitor sees retries happen during the demo.
     "RETRY_BACKOFF": 5,
     "RETRY_BACKOFF_MAX": 300,

@@ -4,6 +4,7 @@ from .attempts import AttemptOutcome, EmailAttempt
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
 from .suppression import (
+    SoftBounceStreak,
     Suppression,
     SuppressionChange,
     SuppressionHistory,
@@ -21,6 +22,7 @@ __all__ = [
     "EmailTemplate",
     "Layout",
     "LayoutRevision",
+    "SoftBounceStreak",
     "Suppression",
     "SuppressionChange",
     "SuppressionHistory",

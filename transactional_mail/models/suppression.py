@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 class SuppressionReason(models.TextChoices):
     HARD_BOUNCE = "hard_bounce", _("hard bounce")
+    SOFT_BOUNCES = "soft_bounces", _("repeated soft bounces")
     COMPLAINT = "complaint", _("spam complaint")
     UNSUBSCRIBE = "unsubscribe", _("unsubscribed")
     MANUAL = "manual", _("added by staff")
@@ -113,3 +114,23 @@ class SuppressionHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address}: {self.get_change_display()}"
+
+
+class SoftBounceStreak(models.Model):
+    """The soft bounces of one address since its last delivery.
+
+    Tracking counts them (one atomic UPDATE per bounce, so concurrent webhooks never lose
+    one) and suppresses the address once ``SOFT_BOUNCE_LIMIT`` are in a row; a delivery
+    deletes the streak.
+    """
+
+    address = models.CharField(_("address"), max_length=254, unique=True)
+    count = models.PositiveIntegerField(_("consecutive soft bounces"), default=0)
+    updated_at = models.DateTimeField(_("last soft bounce"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("soft bounce streak")
+        verbose_name_plural = _("soft bounce streaks")
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.count}"

@@ -240,7 +240,20 @@ class EmailTemplate(TemplateFields, Revisioned):
     def clean(self) -> None:
         super().clean()
         self.language = normalize_language(self.language)
+        self.validate_category()
         self.validate_sources()
+
+    def validate_category(self) -> None:
+        """Refuse a category ``CATEGORIES`` does not declare (once any is declared): its
+        mail would go out in no stream, without the sender and unsubscribe it needs."""
+        from ..categories import is_declared
+
+        if self.category and not is_declared(self.category):
+            declared = ", ".join(sorted(map(str, get_setting("CATEGORIES"))))
+            raise ValidationError({"category": _(
+                "The category %(category)s is not declared in the site's settings "
+                "(TRANSACTIONAL_MAIL['CATEGORIES']). Declared categories: %(declared)s."
+            ) % {"category": self.category, "declared": declared}})
 
     def validate_sources(self) -> None:
         """Refuse a template the restricted engine would not accept, one whose stylesheets

@@ -121,18 +121,20 @@ def _compile(template: Any, layout: Any, *, precompile: bool = True) -> _Compile
     return _Compiled(sources, subject, preheader, text, html, inline_per_email=True, reason=reason)
 
 
-def inline_cache_key(template_pk: Any, layout_pk: Any,
-                     layout_language: str = "") -> tuple[str, Any, Any, str]:
+def inline_cache_key(template_pk: Any, layout_pk: Any, layout_language: str = "",
+                     subscription_links: bool = False) -> tuple[str, Any, Any, str, bool]:
     """The cache key of a (template revision, layout revision) pair.
 
     The one function used both to look entries up and to invalidate them. Revisions are
     immutable, so a key never goes stale; ``layout_pk`` is None for a template without a
-    layout. ``layout_language`` is the layout translation's language, when one applies.
+    layout. ``layout_language`` is the layout translation's language, when one applies;
+    ``subscription_links`` marks the layout's variant for non-essential mail.
     """
-    return ("transactional_mail.inline", template_pk, layout_pk, layout_language)
+    return ("transactional_mail.inline", template_pk, layout_pk, layout_language,
+            subscription_links)
 
 
-_cache: OrderedDict[tuple[str, Any, Any, str], _Compiled] = OrderedDict()
+_cache: OrderedDict[tuple[str, Any, Any, str, bool], _Compiled] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -156,7 +158,8 @@ def _compiled(template: Any, layout: Any) -> _Compiled:
     if not cacheable:  # an admin preview of unsaved edits
         return _compile(template, layout)
     key = inline_cache_key(template.pk, layout_pk,
-                           getattr(layout, "translation_language", "") or "")
+                           getattr(layout, "translation_language", "") or "",
+                           bool(getattr(layout, "subscription_links", False)))
     with _cache_lock:
         entry = _cache.get(key)
         if entry is not None:

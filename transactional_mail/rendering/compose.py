@@ -31,7 +31,7 @@ from .budget import render_budget
 from .compiled import _Compiled, _compiled
 from .context import freeze_context
 from .inlining import inline_css
-from .layout import localize, translated
+from .layout import localize, translated, with_subscription_links
 from .text import html_to_text
 
 __all__ = ["RenderedEmail", "one_line", "render_email"]
@@ -61,6 +61,8 @@ def render_email(
     context: Mapping[str, Any] | None,
     *,
     language: str | None = None,
+    unsubscribe_url: str = "",
+    preferences_url: str = "",
 ) -> RenderedEmail:
     """Render one email.
 
@@ -71,6 +73,9 @@ def render_email(
     ``context`` is the JSON snapshot; templates see a read-only copy. With ``language``,
     rendering runs under ``translation.override(language)`` (date names, number formats);
     a language missing from ``LANGUAGES`` renders in ``LANGUAGE_CODE``.
+    ``unsubscribe_url`` and ``preferences_url`` (non-essential mail) are what the layout's
+    ``{{ unsubscribe_url }}`` and ``{{ preferences_url }}`` render to; without them the
+    layout sees them empty.
 
     Raise :class:`~transactional_mail.exceptions.RenderError` when the stored template
     does not compile or the context holds something other than JSON data.
@@ -81,7 +86,10 @@ def render_email(
         else contextlib.nullcontext()
     )
     with override:
-        compiled = _compiled(template, translated(layout, translation.get_language()))
+        layout = translated(layout, translation.get_language())
+        if unsubscribe_url or preferences_url:
+            layout = with_subscription_links(layout)
+        compiled = _compiled(template, layout)
         try:
             subject, preheader, html, text = _render_parts(compiled, data)
             if preheader is None:  # no preheader of its own: the context's, as before
@@ -89,8 +97,10 @@ def render_email(
                 preheader = preheader if isinstance(preheader, str) else ""
             marks = {"language": translation.get_language() or settings.LANGUAGE_CODE,
                      "bidi": translation.get_language_bidi()}
-            html = localize(html, **marks, preheader=one_line(preheader))
-            subject, text = (localize(part, **marks).strip() for part in (subject, text))
+            links = {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
+            html = localize(html, **marks, **links, preheader=one_line(preheader))
+            subject = localize(subject, **marks).strip()
+            text = localize(text, **marks, **links, html=False).strip()
         except RenderError:
             raise
         except Exception as err:

@@ -16,6 +16,11 @@ in the template (in a layout, ``{{ order }}`` renders empty). The content slot
 *source*, and ``layout.css`` (rendered without autoescaping) goes into a ``<style>``
 element at the end of the head. Templates do not see ``brand``: a context key of that name
 stays the caller's.
+
+``{{ unsubscribe_url }}`` and ``{{ preferences_url }}`` (in the layout's html and footer)
+are each email's own links for non-essential mail, and empty for essential mail: a layout
+is rendered in two variants per revision, with markers :func:`localize` replaces by the
+email's links, and with empty values, so ``{% if unsubscribe_url %}`` holds in both.
 """
 
 from __future__ import annotations
@@ -54,15 +59,42 @@ _LAYOUT_PARTS = MappingProxyType(
 LANGUAGE_MARKER = "tm-email-language-3f9c"
 DIRECTION_MARKER = "tm-email-direction-3f9c"
 PREHEADER_MARKER = "tm-email-preheader-3f9c"
+#: What ``{{ unsubscribe_url }}`` and ``{{ preferences_url }}`` render to in the variant
+#: of a layout for non-essential mail (:func:`with_subscription_links`).
+UNSUBSCRIBE_MARKER = "tm-unsubscribe-url-3f9c"
+PREFERENCES_MARKER = "tm-preferences-url-3f9c"
 
 
-def localize(rendered: str, *, language: str, bidi: bool, preheader: str = "") -> str:
-    """Put the email's language, direction and preheader where the layout used markers."""
+def localize(rendered: str, *, language: str, bidi: bool, preheader: str = "",
+             unsubscribe_url: str = "", preferences_url: str = "", html: bool = True) -> str:
+    """Put the email's language, direction, preheader and links where the layout used
+    markers (the links escaped for HTML unless ``html`` is False: the text part)."""
+    quote = escape if html else str
     return (
         rendered.replace(LANGUAGE_MARKER, language)
         .replace(DIRECTION_MARKER, "rtl" if bidi else "ltr")
         .replace(PREHEADER_MARKER, escape(" ".join(preheader.split())))
+        .replace(UNSUBSCRIBE_MARKER, quote(unsubscribe_url))
+        .replace(PREFERENCES_MARKER, quote(preferences_url))
     )
+
+
+class _LinkedLayout:
+    """A layout (or its translation) rendered for non-essential mail: its
+    ``{{ unsubscribe_url }}`` and ``{{ preferences_url }}`` are markers."""
+
+    subscription_links = True
+
+    def __init__(self, layout: Any) -> None:
+        self._layout = layout
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_layout"], name)
+
+
+def with_subscription_links(layout: Any) -> Any:
+    """``layout`` as non-essential mail renders it (None stays None)."""
+    return None if layout is None else _LinkedLayout(layout)
 
 
 class TranslatedLayout:
@@ -99,6 +131,9 @@ def translated(layout: Any, language: str | None) -> Any:
 
 
 def _brand_context(layout: Any) -> dict[str, Any]:
+    linked = getattr(layout, "subscription_links", False)
+    links = {"unsubscribe_url": UNSUBSCRIBE_MARKER if linked else "",
+             "preferences_url": PREFERENCES_MARKER if linked else ""}
     brand: dict[str, Any] = {
         field: str(getattr(layout, field, "") or "") for field in _BRAND_FIELDS
     }
@@ -110,7 +145,7 @@ def _brand_context(layout: Any) -> dict[str, Any]:
     brand["footer_html"] = SafeString(
         _render_brand(
             footer,
-            {"brand": FrozenDict(dict(brand, footer_html=""))},
+            {"brand": FrozenDict(dict(brand, footer_html="")), **links},
             autoescape=True,
             name="layout footer",
         )
@@ -118,7 +153,7 @@ def _brand_context(layout: Any) -> dict[str, Any]:
         else ""
     )
     # Read-only, like the context of a template: a layout cannot clear its own values.
-    return {"brand": FrozenDict(brand)}
+    return {"brand": FrozenDict(brand), **links}
 
 
 def _render_brand(source: str, context: dict[str, Any], *, autoescape: bool, name: str) -> str:

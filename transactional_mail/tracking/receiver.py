@@ -22,7 +22,8 @@ from ..metadata import METADATA_ID_KEY
 from ..models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
 from ..models.suppression import normalize_address
 from ..redaction import redact_url, redact_urls
-from .outcomes import classify
+from . import streaks
+from .outcomes import DELIVERED, SOFT, classify
 from .raw_kinds import nested_value
 from .recipient_keys import recipient_key
 
@@ -102,6 +103,20 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
             _apply_status(email, event, outcome.status)
         if outcome.suppression and _recipient_is_certain(email, event, esp_name):
             _suppress(email, recipient, esp_name, event_id, outcome.suppression)
+        _follow_streak(email, event, esp_name, event_id, recipient, outcome)
+
+
+def _follow_streak(email: Email | None, event, esp_name: str, event_id: str,
+                   recipient: str, outcome) -> None:
+    """Count a soft bounce towards the address's streak; end it on a delivery."""
+    address = normalize_address(recipient)
+    if not _is_address(address):
+        return
+    if outcome is DELIVERED:
+        streaks.record_delivery(address)
+    elif (outcome is SOFT and event.event_type == "bounced"
+          and _recipient_is_certain(email, event, esp_name)):
+        streaks.record_soft_bounce(address, email, f"{esp_name} event {event_id}")
 
 
 def _apply_status(email: Email, event, new_status: str | None) -> None:
@@ -142,7 +157,7 @@ def _suppress(email: Email | None, recipient: str, esp_name: str, event_id: str,
               reason: str) -> None:
     category = email.category if email and reason == SuppressionReason.UNSUBSCRIBE else ""
     address = normalize_address(recipient)
-    if not address or len(address) > ADDRESS_MAX_CHARS or "@" not in address:
+    if not _is_address(address):
         if address:
             logger.warning("%s event %s: not suppressing %r, not an address",
                            esp_name, event_id, address[:100])
@@ -157,6 +172,11 @@ def _suppress(email: Email | None, recipient: str, esp_name: str, event_id: str,
             )
     except IntegrityError:
         pass  # a concurrent webhook added it
+
+
+def _is_address(address: str) -> bool:
+    """Whether a normalised recipient can be a suppression's (or a streak's) address."""
+    return bool(address) and len(address) <= ADDRESS_MAX_CHARS and "@" in address
 
 
 def _find_email(event) -> Email | None:
