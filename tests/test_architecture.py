@@ -21,13 +21,13 @@ LAYERS = [
      "signals", "redaction"},
     {"rendering"},
     {"models", "migrations"},
-    {"claims", "publishing", "failures"},
+    {"claims", "publishing", "failures", "alerts"},
     {"delivery"},
     {"tasks"},
     {"api", "resending"},
     {"triggers", "tracking", "auth", "allauth"},
     {"checks", "schedule", "worker", "default_layout", "starters"},
-    {"admin", "management"},
+    {"admin", "management", "templatetags"},
 ]
 #: What wires the layers together: the app config and the package's lazy ``send``.
 WIRING = {"apps", "__init__"}
