@@ -7,4 +7,5 @@ from .suppression import SuppressionAdmin
 from .templates import EmailTemplateAdmin
 from .triggers import TriggerAdmin
 
-__all__ = ["AlertAdmin", "EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin", "SuppressionAdmin", "TriggerAdmin"]
+__all__ = ["AlertAdmin", "EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin", "SuppressionAdmin",
+           "TriggerAdmin"]
