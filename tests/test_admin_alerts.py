@@ -74,3 +74,10 @@ def test_the_alert_list_is_read_only(admin_client, alert):
     assert admin_client.get("/admin/transactional_mail/alert/add/").status_code == 403
     change = admin_client.get(f"/admin/transactional_mail/alert/{alert.pk}/change/")
     assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
+
+
+def test_broken_alert_settings_do_not_break_the_admin(admin_client, alert, settings):
+    """manage.py check reports them (E012); the admin index still loads."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "ALERTS": {"NOPE": 1}}
+    response = admin_client.get("/admin/")
+    assert response.status_code == 200 and MESSAGE in response.content.decode()
