@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from tests.admin_clients import staff_client
 from transactional_mail.admin.alerts import INDEX_TEMPLATE, show_alerts_on_index
-from transactional_mail.models import Alert
+from transactional_mail.alerts import check_alerts
+from transactional_mail.models import Alert, Email
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +82,36 @@ def test_broken_alert_settings_do_not_break_the_admin(admin_client, alert, setti
     settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "ALERTS": {"NOPE": 1}}
     response = admin_client.get("/admin/")
     assert response.status_code == 200 and MESSAGE in response.content.decode()
+
+
+def test_a_stuck_outbox_shows_even_when_no_check_runs(admin_client):
+    """Broker or workers down: check_alerts cannot run either, so the banner measures the
+    outbox itself (one capped count over the outbox index)."""
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    Email.objects.create(template_key="welcome", from_email="shop@example.com",
+                         to=["a@example.com"], next_attempt_at=long_ago)
+    for url in ("/admin/", "/admin/transactional_mail/email/"):
+        page = admin_client.get(url).content.decode()
+        assert "Critical: outbox stuck" in page
+        assert "1 emails have been due in the outbox for more than 15 minutes" in page
+        assert "no alert check has recorded it" in page
+    assert not Alert.objects.exists()
+
+
+def test_a_recorded_stuck_outbox_is_shown_once(admin_client):
+    Email.objects.create(template_key="welcome", from_email="shop@example.com",
+                         to=["a@example.com"],
+                         next_attempt_at=timezone.now() - datetime.timedelta(hours=1))
+    check_alerts()
+    page = admin_client.get("/admin/").content.decode()
+    assert page.count("have been due in the outbox") == 1
+    assert "no alert check has recorded it" not in page
+
+
+def test_the_banner_costs_two_queries(admin_client, alert, django_assert_max_num_queries):
+    from django.template import Context, Template
+
+    request = admin_client.get("/admin/").wsgi_request
+    tag = Template("{% load transactional_mail_alerts %}{% transactional_mail_alerts %}")
+    with django_assert_max_num_queries(2):  # the alerts; the outbox count
+        assert MESSAGE in tag.render(Context({"request": request}))

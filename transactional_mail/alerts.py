@@ -215,6 +215,12 @@ def _stuck(config: Mapping[str, Any], now: datetime.datetime) -> Finding | None:
         count, config["STUCK_AFTER"])
 
 
+def outbox_stuck_now() -> Finding | None:
+    """The stuck-outbox condition measured now, for the admin banner: the beat task that
+    records alerts needs the broker and a worker, which may be what is down."""
+    return _stuck(alert_settings(), timezone.now())
+
+
 # --- Recording and notifying -------------------------------------------------------------
 
 
