@@ -208,8 +208,9 @@ def _stuck(config: Mapping[str, Any], now: datetime.datetime) -> Finding | None:
     oldest = stuck.aggregate(oldest=Min("next_attempt_at"))["oldest"]
     minutes = (now - oldest).total_seconds() / 60 if oldest else 0
     shown = f"{count}+" if count >= STUCK_COUNT_CAP else str(count)
+    emails_have = "email has" if count == 1 else "emails have"
     return Finding(AlertKind.OUTBOX_STUCK, AlertSeverity.CRITICAL, (
-        f"{shown} emails have been due in the outbox for more than "
+        f"{shown} {emails_have} been due in the outbox for more than "
         f"{config['STUCK_AFTER'] / 60:g} minutes (the oldest for {minutes:,.0f} minutes). "
         "Check that Celery workers and celery beat are running and the broker is up."),
         count, config["STUCK_AFTER"])
