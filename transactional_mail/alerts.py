@@ -110,8 +110,9 @@ def find(now: datetime.datetime | None = None) -> list[Finding]:
 def _rates(config: Mapping[str, Any], now: datetime.datetime) -> list[Finding | None]:
     """Bounce and complaint rates of the emails created in the window the ESP accepted.
 
-    One GROUP BY over the ``(status, created_at)`` index (``tmail_email_status_idx``):
-    on PostgreSQL an index-only scan of the window's accepted emails.
+    One GROUP BY over the window: a range of the ``(status, created_at)`` index
+    (``tmail_email_status_idx``) per status, or of ``created_at`` (``tmail_email_created_idx``)
+    with the status filtered, as the planner prefers; either reads the window's rows only.
     """
     if config["COMPLAINT_RATE"] is None and config["BOUNCE_RATE"] is None:
         return []
