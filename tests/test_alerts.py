@@ -314,6 +314,8 @@ def test_partial_settings_keep_the_other_defaults(settings):
     ({"STUCK_AFTER": -1}, "'STUCK_AFTER'] must be a positive number or None"),
     ({"WINDOW": None}, "'WINDOW'] must be a positive number; it is None"),
     ({"VOLUME_DROP": 2}, "below 1"),
+    ({"INTERVAL": 0.5}, "a whole number of seconds; it is 0.5"),
+    ({"INTERVAL": True}, "'INTERVAL'] must be a positive number; it is True"),
     ({"VOLUME_SPIKE": 0.5}, "above 1"),
 ])
 def test_bad_settings_say_what_to_fix(settings, values, message):

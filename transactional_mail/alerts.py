@@ -84,6 +84,10 @@ def alert_settings() -> dict[str, Any]:
             raise ConfigurationError(
                 f"TRANSACTIONAL_MAIL['ALERTS'][{key!r}] must be a positive number"
                 f"{'' if required else ' or None'}; it is {value!r}.")
+    if not isinstance(merged["INTERVAL"], int):
+        raise ConfigurationError(
+            "TRANSACTIONAL_MAIL['ALERTS']['INTERVAL'] is the beat row's interval, a whole "
+            f"number of seconds; it is {merged['INTERVAL']!r}.")
     if merged["VOLUME_DROP"] is not None and merged["VOLUME_DROP"] >= 1:
         raise ConfigurationError(
             "TRANSACTIONAL_MAIL['ALERTS']['VOLUME_DROP'] is the fraction of last week's "
