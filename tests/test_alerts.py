@@ -5,6 +5,7 @@ Django's mail_admins and never through the outbox."""
 from __future__ import annotations
 
 import datetime
+from unittest import mock
 
 import pytest
 from django.core import mail
@@ -143,6 +144,22 @@ def test_two_checks_at_the_same_moment_mail_once():
     assert alerts._record(finding, NOW) is not None
     assert alerts._record(finding, NOW) is None
     assert len(mail.outbox) == 1
+
+
+def test_two_checks_starting_a_new_episode_at_once_mail_once():
+    """Both read the row resolved; only one resets it, so the second cannot clear the
+    first one's notified_at and mail again."""
+    seed(100)
+    seed(10, EmailStatus.BOUNCED)
+    [finding] = alerts.find(NOW)
+    alerts._record(finding, NOW)
+    Alert.objects.update(resolved_at=NOW)
+    later = NOW + datetime.timedelta(minutes=5)
+    stale_read = Alert.objects.get()
+    assert alerts._record(finding, later) is not None
+    with mock.patch.object(Alert.objects, "get_or_create", return_value=(stale_read, False)):
+        assert alerts._record(finding, later) is None
+    assert len(mail.outbox) == 2  # the first episode's mail, and the second's once
 
 
 def test_an_ended_alert_is_resolved_and_a_new_episode_mails_again():

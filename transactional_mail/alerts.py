@@ -251,9 +251,10 @@ def _record(finding: Finding, now: datetime.datetime) -> Alert | None:
     alert, created = Alert.objects.get_or_create(
         kind=finding.kind, defaults={**fields, "raised_at": now})
     if not created:
-        if alert.resolved_at is not None:  # a new episode
-            fields.update(raised_at=now, resolved_at=None, notified_at=None,
-                          notified_severity="")
+        # A new episode after a resolved one. Conditional, so that of two checks at once
+        # only one resets the row (the other would clear the first one's notified_at).
+        Alert.objects.filter(pk=alert.pk, resolved_at__isnull=False).update(
+            raised_at=now, resolved_at=None, notified_at=None, notified_severity="")
         Alert.objects.filter(pk=alert.pk).update(**fields)
     # Claim the notification with one conditional UPDATE: of two checks running at once
     # (two beat processes, a manual run), one mails.
