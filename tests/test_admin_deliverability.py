@@ -148,3 +148,17 @@ def test_every_problem_at_once_is_one_warning_each(admin_client, categories):
     categories(orders={"essential": False})
     warnings = lint(admin_client, text="", html=CLEAN_HTML + '<img src="/a.png">')
     assert len(warnings) == 4  # text part, the image's alt and relative src, unsubscribe
+
+
+def test_a_draft_its_sample_cannot_render_says_so(admin_client, settings):
+    """A render over budget (here: the budget lowered after the save) is reported, not
+    raised: the publish still happens."""
+    template = make_template(layout=make_layout(), publish=False, text="Hi",
+                             html="{% for item in items %}<p>{{ item }}</p>{% endfor %}",
+                             subject="Hi", sample_context={"items": list(range(20))})
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "RENDER_MAX_ITERATIONS": 5}
+    response = admin_client.post(f"{ADMIN}/emailtemplate/{template.pk}/publish/")
+    [warning] = [m.message for m in get_messages(response.wsgi_request)
+                 if m.level_tag == "warning"]
+    assert "it does not render with its sample context, so its HTML could not be checked" \
+        in warning
