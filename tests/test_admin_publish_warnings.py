@@ -7,13 +7,21 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
-from tests.factories import ORDER_CONTEXT, PAID_ORDER_TRIGGER, make_layout, make_template
+from tests import factories
+from tests.factories import ORDER_CONTEXT, PAID_ORDER_TRIGGER, make_layout
 from tests.testapp.models import Customer, Order
 from transactional_mail.models import Email
 
 pytestmark = pytest.mark.django_db
 
 ADMIN = "/admin/transactional_mail"
+
+
+def make_template(*args, **fields):
+    """A template with a text part of its own: these tests are about variables, not the
+    deliverability lint (tests/test_admin_deliverability.py)."""
+    fields.setdefault("text", "Thanks for your order.")
+    return factories.make_template(*args, **fields)
 
 
 @pytest.fixture
@@ -83,7 +91,7 @@ def logged(template, trigger_key, context):
 
 
 def warnings_after_publishing(client, template, subject):
-    template.subject, template.html, template.text = subject, "<p>Hello</p>", ""
+    template.subject, template.html, template.text = subject, "<p>Hello</p>", "Hello"
     template.save()
     return [text for level, text in publish(client, template) if level == "warning"]
 

@@ -21,13 +21,13 @@ LAYERS = [
      "signals", "redaction", "categories", "subscriptions"},
     {"rendering"},
     {"models", "migrations"},
-    {"claims", "publishing", "failures"},
+    {"claims", "publishing", "failures", "alerts"},
     {"delivery"},
     {"tasks"},
     {"api", "resending"},
     {"triggers", "tracking", "auth", "allauth"},
     {"checks", "schedule", "worker", "default_layout", "starters"},
-    {"admin", "management", "views", "urls"},
+    {"admin", "management", "templatetags", "views", "urls"},
 ]
 #: What wires the layers together: the app config and the package's lazy ``send``.
 WIRING = {"apps", "__init__"}

@@ -261,3 +261,18 @@ def test_account_settings():
             id="transactional_mail.E011",
         ),
     ]
+
+
+@override_settings(TRANSACTIONAL_MAIL={"DEFAULT_FROM_EMAIL": "a@example.com",
+                                       "ALERTS": {"COMPLAINT_RATE": 0.003}})
+def test_alert_thresholds():
+    assert check_settings() == [
+        checks.Error(
+            "TRANSACTIONAL_MAIL['ALERTS']['COMPLAINT_RATE'] must be None or a pair (warning, "
+            "critical) of fractions between 0 and 1, warning first, e.g. (0.001, 0.003) for "
+            "0.1 % and 0.3 %; it is 0.003.",
+            hint="Give only the keys to change; the others keep their defaults "
+            "(docs/alerts.md).",
+            id="transactional_mail.E012",
+        ),
+    ]

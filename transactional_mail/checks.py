@@ -13,7 +13,9 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from .alerts import alert_settings
 from .conf import DEFAULTS
+from .exceptions import ConfigurationError
 from .headers import address_problem
 from .snapshots import private_segment
 
@@ -111,6 +113,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     errors += _check_from_email(user)
     errors += _check_accounts(user)
     errors += _check_streams(user)
+    errors += _check_alerts()
     return errors
 
 
@@ -244,6 +247,15 @@ def _check_unsubscribe_links(user, non_essential: list[str]) -> list[checks.Chec
             hint="Add path('mail/', include('transactional_mail.urls')) to your URLconf.",
             id="transactional_mail.E023"))
     return errors
+
+
+def _check_alerts() -> list[checks.CheckMessage]:
+    try:
+        alert_settings()
+    except ConfigurationError as err:
+        return [checks.Error(str(err), hint="Give only the keys to change; the others keep "
+                             "their defaults (docs/alerts.md).", id="transactional_mail.E012")]
+    return []
 
 
 def _check_accounts(user) -> list[checks.CheckMessage]:

@@ -90,6 +90,33 @@ DEFAULTS: dict[str, Any] = {
     # Consecutive soft bounces (no delivery in between) after which an address is
     # suppressed for every category.
     "SOFT_BOUNCE_LIMIT": 5,
+    # Operator alerts (docs/alerts.md), checked by the transactional_mail.check_alerts
+    # beat task. Give only the keys to change; the others keep these defaults. A
+    # threshold of None turns that alert off. Rates are fractions (0.001 is 0.1 %).
+    "ALERTS": {
+        # Seconds between two checks (the beat row's interval).
+        "INTERVAL": 300,
+        # Bounce and complaint rates are over the emails created in the last WINDOW
+        # seconds that the ESP accepted, once there are at least MIN_EMAILS of them.
+        "WINDOW": 86400,
+        "MIN_EMAILS": 100,
+        # (warning, critical). Gmail's sender rules: keep complaints under 0.1 %, never
+        # reach 0.3 %. Bounces: most ESPs ask for under 2 %; Amazon SES reviews at 5 %.
+        "COMPLAINT_RATE": (0.001, 0.003),
+        "BOUNCE_RATE": (0.02, 0.05),
+        # The last hour's emails against the same hour a week before: a warning below
+        # VOLUME_DROP times, or above VOLUME_SPIKE times, last week's count, when the
+        # larger of the two counts is at least VOLUME_MIN.
+        "VOLUME_DROP": 0.5,
+        "VOLUME_SPIKE": 3.0,
+        "VOLUME_MIN": 100,
+        # Critical when an email has been due in the outbox (queued, scheduled or
+        # sending) for more than this many seconds: workers, beat or broker are down.
+        "STUCK_AFTER": 900,
+        # Seconds before an alert still active is mailed to ADMINS again (a warning
+        # turning critical is mailed at once).
+        "REPEAT_AFTER": 21600,
+    },
 }
 
 

@@ -7,16 +7,19 @@ import logging
 from django.apps import apps
 from django.db import DatabaseError
 
+from .alerts import alert_settings
 from .conf import get_setting
 
 logger = logging.getLogger(__name__)
 
 SWEEP_TASK = "transactional_mail.sweep_outbox"
 PRUNE_TASK = "transactional_mail.prune_raw_events"
+ALERTS_TASK = "transactional_mail.check_alerts"
 
 
 def install_periodic_tasks(using: str = "default", **kwargs) -> None:
-    """Create or update the beat rows for the outbox sweep and the raw-event pruning.
+    """Create or update the beat rows for the outbox sweep, the raw-event pruning and the
+    operator alerts.
 
     Runs on ``post_migrate``. A row staff disabled stays disabled; its schedule and queue
     follow the settings.
@@ -31,6 +34,9 @@ def install_periodic_tasks(using: str = "default", **kwargs) -> None:
                      "Re-enqueue emails whose delivery task was lost (transactional_mail)."),
         PRUNE_TASK: (1, IntervalSchedule.DAYS,
                      "Drop raw ESP webhook payloads older than RAW_EVENT_RETENTION_DAYS."),
+        ALERTS_TASK: (alert_settings()["INTERVAL"], IntervalSchedule.SECONDS,
+                      "Check bounce and complaint rates, volume and the outbox; mail "
+                      "ADMINS about alerts (transactional_mail, docs/alerts.md)."),
     }
     try:
         for task, (every, period, description) in wanted.items():

@@ -9,3 +9,10 @@ email_sent = Signal()
 #: Sent when an email is marked failed (a permanent error, or retries exhausted).
 #: Arguments: ``sender`` (the Email class), ``email`` (the Email row), ``error`` (the exception).
 email_failed = Signal()
+
+#: Sent when an operator alert is raised (docs/alerts.md): when its condition is first
+#: found, when it turns critical, and again every ``ALERTS["REPEAT_AFTER"]`` seconds while
+#: it lasts; the same moments ``ADMINS`` are mailed. Arguments: ``sender`` (the Alert
+#: class), ``alert`` (the Alert row: ``kind``, ``severity``, ``message``, ``value``,
+#: ``threshold``, ``raised_at``).
+alert_raised = Signal()

@@ -16,7 +16,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import claims, delivery, publishing
+from . import alerts, claims, delivery, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
 from .models.log import CLAIMABLE_STATUSES, redact_final
@@ -116,6 +116,12 @@ def prune_raw_events() -> int:
     return EmailEvent.objects.filter(received_at__lt=cutoff, raw_pruned=False).update(
         raw=None, raw_pruned=True
     )
+
+
+@shared_task(name="transactional_mail.check_alerts", ignore_result=True)
+def check_alerts() -> list[str]:
+    """Check the operator alerts (docs/alerts.md); return the kinds raised by this check."""
+    return [alert.kind for alert in alerts.check_alerts()]
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from django.utils.translation import gettext, ngettext
 from ..models import EmailTemplate, TemplateRevision
 from ..rendering.preview import missing_variables
 from . import real_objects
+from .deliverability import LINK_PLACEHOLDERS, deliverability_warnings
 from .editor import TemplateEditorMixin
 from .history import RevisionsAdminMixin, UnpublishedFilter
 
@@ -46,8 +47,11 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
     def publish_warnings(self, obj) -> list[str]:
         """The variables the published revision uses that its sample context lacks, and
         those the context its trigger builds lacks (see ``real_objects.trigger_context``):
-        each would render as nothing."""
+        each would render as nothing; then its deliverability lint
+        (``deliverability.deliverability_warnings``)."""
         sample = obj.sample_context if isinstance(obj.sample_context, dict) else {}
+        # The app gives every email its unsubscribe and preferences links.
+        sample = {**LINK_PLACEHOLDERS, **sample}
         warnings = [self._missing_warning(obj, sample, gettext("its sample context"), (
             gettext("If a real email's context lacks it too, it renders as nothing; check "
                     "the spelling, or add it to the sample context."),
@@ -55,12 +59,13 @@ class EmailTemplateAdmin(TemplateEditorMixin, RevisionsAdminMixin, admin.ModelAd
                     "check the spelling, or add them to the sample context.")))]
         bound = real_objects.trigger_context(obj.key)
         if bound is not None:
-            warnings.append(self._missing_warning(obj, bound.context, bound.source, (
+            warnings.append(self._missing_warning(
+                obj, {**LINK_PLACEHOLDERS, **bound.context}, bound.source, (
                 gettext("Real emails render it as nothing: check the spelling, or add it "
                         "to the trigger's context."),
                 gettext("Real emails render them as nothing: check the spelling, or add "
                         "them to the trigger's context."))))
-        return [warning for warning in warnings if warning]
+        return [warning for warning in warnings if warning] + deliverability_warnings(obj)
 
     def _missing_warning(self, obj, context: dict, context_name: str,
                          advice: tuple[str, str]) -> str:

@@ -1,5 +1,6 @@
 """Models of transactional_mail, one module per concept."""
 
+from .alerts import Alert, AlertKind, AlertSeverity
 from .attempts import AttemptOutcome, EmailAttempt
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
@@ -14,6 +15,9 @@ from .templates import EmailTemplate, TemplateRevision
 from .triggers import Trigger
 
 __all__ = [
+    "Alert",
+    "AlertKind",
+    "AlertSeverity",
     "AttemptOutcome",
     "Email",
     "EmailAttempt",
