@@ -21,6 +21,7 @@ LAYERS = [
      "signals", "redaction"},
     {"rendering"},
     {"models", "migrations"},
+    {"privacy", "suppression_files"},
     {"claims", "publishing", "failures"},
     {"delivery"},
     {"tasks"},

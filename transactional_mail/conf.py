@@ -74,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     # transactional_mail.allauth.AccountAdapter: more allauth template prefixes to send
     # through the app, {"account/email/my_notice": "my_notice"}, on top of the built-in map.
     "ALLAUTH_TEMPLATES": {},
+    # Privacy (docs/privacy.md): the bodies, context snapshots and attachments of finished
+    # emails older than this many days are removed by the transactional_mail.redact_old_emails
+    # beat task; the rest of each row (status, template, category, times) stays. None keeps them.
+    "RETENTION_DAYS": None,
 }
 
 

@@ -13,10 +13,12 @@ logger = logging.getLogger(__name__)
 
 SWEEP_TASK = "transactional_mail.sweep_outbox"
 PRUNE_TASK = "transactional_mail.prune_raw_events"
+RETENTION_TASK = "transactional_mail.redact_old_emails"
 
 
 def install_periodic_tasks(using: str = "default", **kwargs) -> None:
-    """Create or update the beat rows for the outbox sweep and the raw-event pruning.
+    """Create or update the beat rows for the outbox sweep, the raw-event pruning and the
+    retention of bodies and contexts.
 
     Runs on ``post_migrate``. A row staff disabled stays disabled; its schedule and queue
     follow the settings.
@@ -31,6 +33,8 @@ def install_periodic_tasks(using: str = "default", **kwargs) -> None:
                      "Re-enqueue emails whose delivery task was lost (transactional_mail)."),
         PRUNE_TASK: (1, IntervalSchedule.DAYS,
                      "Drop raw ESP webhook payloads older than RAW_EVENT_RETENTION_DAYS."),
+        RETENTION_TASK: (1, IntervalSchedule.DAYS,
+                         "Redact bodies and contexts of emails older than RETENTION_DAYS."),
     }
     try:
         for task, (every, period, description) in wanted.items():

@@ -9,3 +9,9 @@ email_sent = Signal()
 #: Sent when an email is marked failed (a permanent error, or retries exhausted).
 #: Arguments: ``sender`` (the Email class), ``email`` (the Email row), ``error`` (the exception).
 email_failed = Signal()
+
+#: Sent when ``forget_address`` has erased an address from the log, inside its
+#: transaction (a receiver that raises undoes the erasure): erase what your site keeps
+#: about it here. Arguments: ``sender`` (the Email class), ``address`` (the normalised
+#: address), ``erasure`` (a ``transactional_mail.privacy.Erasure`` with the counts).
+address_forgotten = Signal()

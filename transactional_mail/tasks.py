@@ -16,7 +16,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import claims, delivery, publishing
+from . import claims, delivery, privacy, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
 from .models.log import CLAIMABLE_STATUSES, redact_final
@@ -116,6 +116,13 @@ def prune_raw_events() -> int:
     return EmailEvent.objects.filter(received_at__lt=cutoff, raw_pruned=False).update(
         raw=None, raw_pruned=True
     )
+
+
+@shared_task(name="transactional_mail.redact_old_emails", ignore_result=True)
+def redact_old_emails() -> int:
+    """Remove the bodies and context snapshots of finished emails older than
+    ``RETENTION_DAYS`` (``privacy.redact_expired``: batched, resumable)."""
+    return privacy.redact_expired()
 
 
 @contextlib.contextmanager
