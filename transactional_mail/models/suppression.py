@@ -30,10 +30,9 @@ class SuppressionQuerySet(models.QuerySet):
     def blocking(self, addresses: Iterable[str], *categories: str) -> SuppressionQuerySet:
         """Suppressions that stop mail of any of ``categories`` (every category's too) to
         any of ``addresses``."""
-        normalized = {normalize_address(address) for address in addresses}
         # A forgotten address is kept only as its keyed hash: look for those too.
-        hashed = {digest for address in normalized for digest in address_hashes(address)}
-        return self.filter(address__in=normalized | hashed, category__in={"", *categories})
+        keys = {key for address in addresses for key in address_keys(address)}
+        return self.filter(address__in=keys, category__in={"", *categories})
 
 
 def normalize_address(address: str) -> str:
@@ -50,6 +49,13 @@ def address_hashes(address: str) -> list[str]:
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return [HASH_PREFIX + salted_hmac(ADDRESS_HASH_SALT, normalized, secret=key,
                                       algorithm="sha256").hexdigest() for key in keys]
+
+
+def address_keys(address: str) -> list[str]:
+    """What a suppression of ``address`` may be stored as: the normalised address, or one
+    of its keyed hashes (the address was forgotten)."""
+    normalized = normalize_address(address)
+    return [normalized, *address_hashes(normalized)]
 
 
 def hash_address(address: str) -> str:
