@@ -217,8 +217,9 @@ def test_the_signal_is_sent_inside_the_transaction(log):
 
 
 def test_the_admin_log_entries_lose_the_address(log, admin_user):
-    LogEntry.objects.log_action(admin_user.pk, ContentType.objects.get_for_model(Email).pk,
-                                log["sent"].pk, str(log["sent"]), CHANGE, "Resent")
+    LogEntry.objects.create(user=admin_user, content_type=ContentType.objects.get_for_model(Email),
+                            object_id=str(log["sent"].pk), object_repr=str(log["sent"]),
+                            action_flag=CHANGE, change_message="Resent")
     privacy.forget_address(ANN)
     assert LogEntry.objects.get().object_repr == "[erased]"
 

@@ -76,7 +76,8 @@ class Erasure:
 def clean_address(address: str) -> str:
     """``address`` normalised, or ``InvalidAddress`` saying what is wrong with it."""
     normalized = normalize_address(address or "")
-    if any(ord(char) < 32 or ord(char) == 127 for char in address or "") or "@" not in normalized or any(char.isspace() for char in normalized):
+    control = any(ord(char) < 32 or ord(char) == 127 for char in address or "")
+    if control or "@" not in normalized or any(char.isspace() for char in normalized):
         raise InvalidAddress(f"{address!r} is not an email address: give one address, "
                              "e.g. ann@example.com.")
     return normalized
