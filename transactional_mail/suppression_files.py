@@ -216,10 +216,11 @@ def _records(stream: IO[str], fmt: str) -> Iterator[tuple[int | str, dict[str, A
             yield 1, RowError(f"the header lacks {', '.join(sorted(missing))}: is this a "
                               f"{fmt!r} file? (header read: {', '.join(header)[:200]!r})")
             return
+        start = reader.line_num + 1  # a quoted field may span lines: name the first
         for values in reader:
-            if not any(value.strip() for value in values):
-                continue
-            yield reader.line_num, dict(zip(header, values, strict=False))
+            if any(value.strip() for value in values):
+                yield start, dict(zip(header, values, strict=False))
+            start = reader.line_num + 1
     except csv.Error as err:
         # A broken quote or an oversized field: the reader cannot find the next row.
         yield reader.line_num, RowError(f"the CSV cannot be read past here ({err}); "
