@@ -197,7 +197,7 @@ def test_the_commands(tmp_path, listed):
 
 def test_a_file_that_is_not_utf8_is_reported(tmp_path):
     path = tmp_path / "latin1.csv"
-    path.write_bytes("address,reason\nok@example.com,manual\n".encode() + b"\xe9t\xe9@x.com,manual\n")
+    path.write_bytes(b"address,reason\nok@example.com,manual\n\xe9t\xe9@x.com,manual\n")
     err = io.StringIO()
     call_command("import_suppressions", str(path), stdout=io.StringIO(), stderr=err)
     assert "not UTF-8" in err.getvalue()
@@ -218,8 +218,8 @@ def upload(text: str, name="list.csv") -> SimpleUploadedFile:
 def test_admin_import_needs_the_add_permission(client, django_user_model):
     client.force_login(staff(django_user_model, "view_suppression"))
     assert "import/" not in client.get(URL).content.decode()
-    response = client.post(f"{URL}import/", {"file": upload("address,reason\na@example.com,manual\n"),
-                                             "format": "ours"})
+    response = client.post(f"{URL}import/", {
+        "file": upload("address,reason\na@example.com,manual\n"), "format": "ours"})
     assert response.status_code == 403 and not Suppression.objects.exists()
 
 
