@@ -166,6 +166,14 @@ def test_a_suppression_is_kept(log):
     assert Suppression.objects.get().address == ANN
 
 
+def test_the_history_of_a_reactivated_suppression_keeps_only_the_hash(log):
+    SuppressionHistory.objects.create(address=ANN, change="removed", suppression_reason="manual",
+                                      note="ann@example.com asked for her mail back")
+    privacy.forget_address(ANN)
+    entry = SuppressionHistory.objects.get()
+    assert (entry.address, entry.note) == (hash_address(ANN), "[erased] asked for her mail back")
+
+
 def test_a_hashed_suppression_still_blocks_sends(log, template, esp):
     suppression = Suppression.objects.create(address=ANN, category="",
                                              reason=SuppressionReason.COMPLAINT)

@@ -132,7 +132,8 @@ def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
 
     A suppression of the address is kept (it is what stops mail to it); with
     ``hash_suppressions`` it, and its history, keep only a keyed hash of the address,
-    which still blocks sends. ``address_forgotten`` is sent inside the transaction, so a
+    which still blocks sends. The history of a suppression no longer there (reactivated)
+    is reduced to the hash either way. ``address_forgotten`` is sent inside the transaction, so a
     receiver that erases its own data fails or succeeds with the rest.
     """
     address = clean_address(address)
@@ -193,9 +194,15 @@ def _erase_events(address: str, email_ids: list[int]) -> int:
 def _keep_suppressions(address: str, hash_suppressions: bool) -> int:
     """Keep the address's suppressions, as a keyed hash when asked; return how many."""
     suppressions = Suppression.objects.filter(address=address)
-    if not hash_suppressions:
-        return suppressions.count()
     digest = hash_address(address)
+    if not hash_suppressions:
+        kept = suppressions.count()
+        if not kept:
+            # No suppression to explain any more (staff reactivated it): its history keeps
+            # the audit trail under the hash, not the address.
+            SuppressionHistory.objects.filter(address=address).update(
+                address=digest, note=Replace("note", Value(address), Value(ERASED)))
+        return kept
     kept = 0
     for suppression in suppressions:
         if Suppression.objects.filter(address=digest, category=suppression.category).exists():
