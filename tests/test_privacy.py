@@ -370,3 +370,17 @@ def test_the_retention_task_is_installed_as_a_beat_row():
 
     install_periodic_tasks()
     assert PeriodicTask.objects.get(name="transactional_mail.redact_old_emails").interval.every == 1
+
+
+def test_many_emails_are_erased_and_exported_in_slices(template, monkeypatch):
+    """Every ``IN (...)`` is cut in slices (SQLite caps a statement's variables)."""
+    monkeypatch.setattr(privacy, "BATCH_SIZE", 2)
+    emails = [queue() for _ in range(5)]
+    for email in emails:
+        event(email, ANN)
+    data = privacy.export_address(ANN)
+    assert [e["id"] for e in data["emails"]] == [e.pk for e in emails]
+    assert all(len(e["events"]) == 1 for e in data["emails"])
+    erasure = privacy.forget_address(ANN)
+    assert (erasure.emails, erasure.cancelled, erasure.events) == (5, 5, 5)
+    assert not Email.objects.exclude(to=["[erased]"]).exists()

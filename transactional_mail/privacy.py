@@ -17,7 +17,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import transaction
-from django.db.models import Q, QuerySet, Value
+from django.db.models import Q, Value
 from django.db.models.functions import Replace
 from django.utils import timezone
 
@@ -87,8 +87,8 @@ def _is(entry: Any, address: str) -> bool:
     return isinstance(entry, str) and normalize_address(entry) == address
 
 
-def emails_of(address: str) -> QuerySet[Email]:
-    """The emails that name ``address`` (normalised) in To, Cc, Bcc or Reply-To.
+def email_ids_of(address: str) -> list[int]:
+    """The ids of the emails that name ``address`` (normalised) in To, Cc, Bcc or Reply-To.
 
     A case-insensitive text match on the JSON lists finds the candidates (a scan of the
     table: an erasure is rare, and no index covers every list), then each is confirmed
@@ -102,20 +102,25 @@ def emails_of(address: str) -> QuerySet[Email]:
         for name in ("to", "cc", "bcc", "reply_to"):
             query |= Q(**{f"{name}__icontains": form})
     candidates = Email.objects.filter(query).only("pk", "to", "cc", "bcc", "reply_to")
-    ids = [email.pk for email in candidates.iterator(chunk_size=2000)
-           if any(_is(entry, address)
-                  for entry in [*email.to, *email.cc, *email.bcc, *email.reply_to])]
-    return Email.objects.filter(pk__in=ids)
-
-
-def events_of(address: str, email_ids: list[int]) -> QuerySet[EmailEvent]:
-    """The events of ``email_ids`` and every event whose recipient is ``address``."""
-    return EmailEvent.objects.filter(Q(email_id__in=email_ids) | Q(recipient__iexact=address))
+    return sorted(email.pk for email in candidates.iterator(chunk_size=2000)
+                  if any(_is(entry, address)
+                         for entry in [*email.to, *email.cc, *email.bcc, *email.reply_to]))
 
 
 def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    """``ids`` in slices small enough for one ``IN (...)`` on every database."""
     for start in range(0, len(ids), BATCH_SIZE):
         yield ids[start:start + BATCH_SIZE]
+
+
+def event_ids_of(address: str, email_ids: list[int]) -> list[int]:
+    """The ids of the events of ``email_ids`` and of every event whose recipient is
+    ``address``."""
+    found = set(EmailEvent.objects.filter(recipient__iexact=address)
+                .values_list("pk", flat=True))
+    for chunk in _chunks(email_ids):
+        found.update(EmailEvent.objects.filter(email_id__in=chunk).values_list("pk", flat=True))
+    return sorted(found)
 
 
 def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
@@ -139,13 +144,14 @@ def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
     address = clean_address(address)
     now = timezone.now()
     with transaction.atomic():
-        email_ids = list(emails_of(address).order_by("pk").values_list("pk", flat=True))
+        email_ids = email_ids_of(address)
         cancelled = 0
         for chunk in _chunks(email_ids):
             # The same conditional UPDATE as the admin's cancel: a worker's claim wins.
             cancelled += Email.objects.filter(pk__in=chunk, status__in=CLAIMABLE_STATUSES).update(
                 status=EmailStatus.CANCELLED, status_changed_at=now)
-        busy = Email.objects.filter(pk__in=email_ids, status=EmailStatus.SENDING).count()
+        busy = sum(Email.objects.filter(pk__in=chunk, status=EmailStatus.SENDING).count()
+                   for chunk in _chunks(email_ids))
         if busy:
             raise AddressBusy(f"{busy} email(s) to this address are being sent right now; "
                               "nothing was erased. Run it again in a minute.")
@@ -180,9 +186,8 @@ def _erase_emails(email_ids: list[int], address: str, now: datetime.datetime) ->
 
 
 def _erase_events(address: str, email_ids: list[int]) -> int:
-    events = events_of(address, email_ids)
     erased = 0
-    for chunk in _chunks(list(events.values_list("pk", flat=True))):
+    for chunk in _chunks(event_ids_of(address, email_ids)):
         erased += EmailEvent.objects.filter(pk__in=chunk).update(
             raw=None, raw_pruned=True, description="", mta_response="", click_url="")
         # The recipient is kept where it is someone else (the other recipients of an
@@ -238,25 +243,27 @@ def export_address(address: str) -> dict[str, Any]:
     it with its bodies, context, attempts and events, the events naming it that belong to
     no email of it, its suppressions and their history."""
     address = clean_address(address)
-    emails = emails_of(address).order_by("created_at", "pk")
-    email_ids = list(emails.values_list("pk", flat=True))
-    events = events_of(address, email_ids).order_by("received_at", "pk")
+    email_ids = email_ids_of(address)
+    mine = set(email_ids)
     by_email: dict[int | None, list[dict]] = {}
-    for event in events:
-        by_email.setdefault(event.email_id if event.email_id in set(email_ids) else None,
-                            []).append(_event_data(event))
+    for chunk in _chunks(event_ids_of(address, email_ids)):
+        for event in EmailEvent.objects.filter(pk__in=chunk).order_by("received_at", "pk"):
+            by_email.setdefault(event.email_id if event.email_id in mine else None,
+                                []).append(_event_data(event))
     attempts: dict[int, list[dict]] = {}
-    for attempt in EmailAttempt.objects.filter(email_id__in=email_ids).order_by("pk"):
-        attempts.setdefault(attempt.email_id, []).append(
-            {"number": attempt.number, "started_at": attempt.started_at,
-             "finished_at": attempt.finished_at, "outcome": attempt.outcome,
-             "error": attempt.error, "esp_message_id": attempt.esp_message_id})
+    emails = []
+    for chunk in _chunks(email_ids):
+        for attempt in EmailAttempt.objects.filter(email_id__in=chunk).order_by("pk"):
+            attempts.setdefault(attempt.email_id, []).append(
+                {"number": attempt.number, "started_at": attempt.started_at,
+                 "finished_at": attempt.finished_at, "outcome": attempt.outcome,
+                 "error": attempt.error, "esp_message_id": attempt.esp_message_id})
+        emails.extend(Email.objects.filter(pk__in=chunk).order_by("pk"))
     return {
         "address": address,
         "exported_at": timezone.now(),
         "emails": [{**_email_data(email), "attempts": attempts.get(email.pk, []),
-                    "events": by_email.get(email.pk, [])}
-                   for email in emails.iterator(chunk_size=200)],
+                    "events": by_email.get(email.pk, [])} for email in emails],
         "other_events": by_email.get(None, []),
         "suppressions": [
             {"address": s.address, "category": s.category, "reason": s.reason,
