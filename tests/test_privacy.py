@@ -276,6 +276,9 @@ def test_the_forget_action_confirms_then_erases(log, admin_client):
         **data, "confirm": "yes", "addresses": [ANN], "hash_suppressions": "on"})
     assert Email.objects.get(pk=log["sent"].pk).to == ["[erased]"]
     assert Suppression.objects.get().address == hash_address(ANN)
+    entries = LogEntry.objects.filter(user__username="admin")
+    assert sorted(int(e.object_id) for e in entries) == [log["sent"].pk, log["shared"].pk]
+    assert "ann@example" not in everything().replace("joann@example", "")
 
 
 # --- the commands --------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class Erasure:
     """What ``forget_address`` did: rows it erased or cancelled, suppressions it kept."""
 
     emails: int = 0
+    email_ids: tuple[int, ...] = ()
     cancelled: int = 0
     attempts: int = 0
     events: int = 0
@@ -162,8 +163,8 @@ def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
         events = _erase_events(address, email_ids)
         suppressions = _keep_suppressions(address, hash_suppressions)
         _erase_admin_log(address, email_ids, hash_suppressions)
-        erasure = Erasure(emails=len(email_ids), cancelled=cancelled, attempts=attempts,
-                          events=events, suppressions=suppressions, hashed=hash_suppressions)
+        erasure = Erasure(emails=len(email_ids), email_ids=tuple(email_ids),
+                          cancelled=cancelled, attempts=attempts, events=events, suppressions=suppressions, hashed=hash_suppressions)
         address_forgotten.send(sender=Email, address=address, erasure=erasure)
     logger.info("Forgot an address: %d emails, %d events erased; %d suppressions kept%s.",
                 erasure.emails, erasure.events, erasure.suppressions,

@@ -67,7 +67,10 @@ def forget_selected(model_admin: admin.ModelAdmin, request, queryset):
             except AddressBusy as err:
                 model_admin.message_user(request, str(err), messages.ERROR)
                 continue
-            # The LogEntry names neither the address nor the emails' recipients.
+            # Who erased which emails, and when; the entries name no address (an email's
+            # text now reads "[erased]" where its recipient was).
+            for email in model_admin.model.objects.filter(pk__in=erasure.email_ids[:1000]):
+                model_admin.log_change(request, email, "Erased the data of a forgotten address")
             model_admin.message_user(request, ngettext(
                 "An address was forgotten: %(count)d email erased.",
                 "An address was forgotten: %(count)d emails erased.", erasure.emails)
