@@ -164,7 +164,8 @@ def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
         suppressions = _keep_suppressions(address, hash_suppressions)
         _erase_admin_log(address, email_ids, hash_suppressions)
         erasure = Erasure(emails=len(email_ids), email_ids=tuple(email_ids),
-                          cancelled=cancelled, attempts=attempts, events=events, suppressions=suppressions, hashed=hash_suppressions)
+                          cancelled=cancelled, attempts=attempts, events=events,
+                          suppressions=suppressions, hashed=hash_suppressions)
         address_forgotten.send(sender=Email, address=address, erasure=erasure)
     logger.info("Forgot an address: %d emails, %d events erased; %d suppressions kept%s.",
                 erasure.emails, erasure.events, erasure.suppressions,
