@@ -387,3 +387,18 @@ def test_many_emails_are_erased_and_exported_in_slices(template, monkeypatch):
     erasure = privacy.forget_address(ANN)
     assert (erasure.emails, erasure.cancelled, erasure.events) == (5, 5, 5)
     assert not Email.objects.exclude(to=["[erased]"]).exists()
+
+
+@pytest.mark.parametrize("value", [0, -1, "30", 1.5, True])
+def test_a_bad_retention_setting_fails_the_check(settings, value):
+    from django.core import checks
+
+    from transactional_mail.checks import check_settings
+
+    settings.TRANSACTIONAL_MAIL = {"RETENTION_DAYS": value}
+    assert checks.Error(
+        f"TRANSACTIONAL_MAIL['RETENTION_DAYS'] is {value!r}; it must be a whole number of "
+        "days >= 1, or None to keep bodies and contexts.",
+        hint="Emails older than it lose their bodies and context snapshots (docs/privacy.md).",
+        id="transactional_mail.E003",
+    ) in check_settings()

@@ -250,3 +250,12 @@ def test_admin_export_action_streams_our_csv(admin_client, listed, client, djang
     assert b"".join(response.streaming_content).decode() == export()
     client.force_login(staff(django_user_model))  # staff without the view permission
     assert client.post(URL, {"action": "export_csv", "_selected_action": ids}).status_code == 403
+
+
+def test_admin_import_of_a_binary_file_says_what_is_wrong(admin_client):
+    response = admin_client.post(f"{URL}import/", {
+        "file": SimpleUploadedFile("list.xlsx", b"PK\x03\x04\xff\xfe\x00\x00binary"),
+        "format": "ours"}, follow=True)
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("not UTF-8" in m or "header lacks" in m for m in messages), messages
+    assert not Suppression.objects.exists()
