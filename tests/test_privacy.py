@@ -13,6 +13,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -402,3 +403,31 @@ def test_a_bad_retention_setting_fails_the_check(settings, value):
         hint="Emails older than it lose their bodies and context snapshots (docs/privacy.md).",
         id="transactional_mail.E003",
     ) in check_settings()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="concurrent sessions need PostgreSQL (TM_TEST_POSTGRES runs this)")
+@pytest.mark.django_db(transaction=True)
+def test_two_retention_runs_at_once_redact_each_row_once(template):
+    import threading
+
+    emails = [queue() for _ in range(40)]
+    Email.objects.filter(pk__in=[e.pk for e in emails]).update(
+        status=EmailStatus.SENT, created_at=timezone.now() - datetime.timedelta(days=90))
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(privacy.redact_expired(30, batch_size=5))
+        except Exception as err:
+            errors.append(err)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and sum(results) == 40
+    assert not Email.objects.filter(redacted_at__isnull=True).exists()
