@@ -128,6 +128,25 @@ def test_erasure_keeps_what_happened_and_other_people(log):
     assert Email.objects.get(pk=log["joann"].pk).to == ["joann@example.com"]
 
 
+def test_a_late_event_does_not_store_the_forgotten_address_again(log, client):
+    from tests.esp_server import click_event, open_event, post_webhook
+
+    sent, shared = log["sent"], log["shared"]
+    late = [click_event(sent, url="https://shop.example.com/o/1?u=ann@example.com",
+                        recipient=ANN), open_event(shared, recipient=ANN)]
+    privacy.forget_address(ANN)
+    for payload in late:
+        assert post_webhook(client, payload).status_code == 200
+    click = EmailEvent.objects.filter(email=sent, event_type="clicked").latest("pk")
+    assert (click.recipient, click.click_url, click.raw) == ("", "", None)
+    assert click.recipient_key  # still stored once per recipient
+    assert EmailEvent.objects.filter(email=shared, event_type="opened", recipient="").exists()
+    assert "ann@example" not in everything().replace("joann@example", "")
+    post_webhook(client, open_event(shared, recipient="bob@example.com"))
+    assert EmailEvent.objects.filter(email=shared, recipient="bob@example.com",
+                                     event_type="opened").exists()
+
+
 def test_a_wildcard_address_erases_only_itself(log):
     """``_`` and ``%`` are LIKE wildcards: a_n@example.com must not match ann@..."""
     assert privacy.forget_address("a_n@example.com").emails == 0

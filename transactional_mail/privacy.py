@@ -124,6 +124,14 @@ def event_ids_of(address: str, email_ids: list[int]) -> list[int]:
     return sorted(found)
 
 
+def is_forgotten_recipient(email: Email | None, recipient: str) -> bool:
+    """Whether an event for ``recipient`` of ``email`` arrives after the address was
+    erased from it (a late open or click): the event must not store it again."""
+    if email is None or email.redacted_at is None or ERASED not in email.recipients:
+        return False
+    return not any(_is(entry, normalize_address(recipient)) for entry in email.recipients)
+
+
 def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
     """Erase everything the log holds about ``address``, in one transaction.
 
