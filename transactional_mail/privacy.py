@@ -43,8 +43,8 @@ ERASED = "[erased]"
 #: Rows one statement of an erasure or a redaction touches.
 BATCH_SIZE = 500
 
-#: Statuses of emails that will not be rendered again: only these lose their bodies and
-#: context to the retention (a scheduled email's context is what it will be rendered from).
+#: Statuses of emails still to be rendered (or being rendered): the retention leaves them,
+#: since their context is what they will be rendered from.
 _UNFINISHED = (*CLAIMABLE_STATUSES, EmailStatus.SENDING)
 
 #: What an erasure or a redaction writes on an Email: no body, no context, no files.
@@ -147,8 +147,8 @@ def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
     A suppression of the address is kept (it is what stops mail to it); with
     ``hash_suppressions`` it, and its history, keep only a keyed hash of the address,
     which still blocks sends. The history of a suppression no longer there (reactivated)
-    is reduced to the hash either way. ``address_forgotten`` is sent inside the transaction, so a
-    receiver that erases its own data fails or succeeds with the rest.
+    is reduced to the hash either way. ``address_forgotten`` is sent inside the
+    transaction, so a receiver that erases its own data fails or succeeds with the rest.
     """
     address = clean_address(address)
     now = timezone.now()

@@ -31,6 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .exceptions import TransactionalMailError
 from .models import Suppression, SuppressionHistory, SuppressionReason
 from .models.suppression import HASH_PREFIX, SuppressionChange, normalize_address
 
@@ -60,7 +61,7 @@ _SES_REASONS = {"BOUNCE": SuppressionReason.HARD_BOUNCE,
                 "COMPLAINT": SuppressionReason.COMPLAINT}
 
 
-class RowError(ValueError):
+class RowError(TransactionalMailError, ValueError):
     """One row of an import cannot be used; the message says why."""
 
 
