@@ -26,8 +26,4 @@ class Migration(migrations.Migration):
             name='created_at',
             field=models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created at'),
         ),
-        migrations.AddIndex(
-            model_name='email',
-            index=models.Index(condition=models.Q(('redacted_at__isnull', True)), fields=['created_at'], name='tmail_email_unredacted_idx'),
-        ),
     ]
