@@ -21,6 +21,7 @@ LAYERS = [
      "signals", "redaction", "categories", "subscriptions"},
     {"rendering"},
     {"models", "migrations"},
+    {"privacy", "suppression_files"},
     {"claims", "publishing", "failures", "alerts"},
     {"delivery"},
     {"tasks"},

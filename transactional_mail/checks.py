@@ -83,6 +83,18 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             hint="Raw payloads hold personal data; 30 days is the default.",
             id="transactional_mail.E003",
         ))
+    body_retention = user.get("RETENTION_DAYS", DEFAULTS["RETENTION_DAYS"])
+    if body_retention is not None and (
+        isinstance(body_retention, bool) or not isinstance(body_retention, int)
+        or body_retention < 1
+    ):
+        errors.append(checks.Error(
+            f"TRANSACTIONAL_MAIL['RETENTION_DAYS'] is {body_retention!r}; it must be a whole "
+            "number of days >= 1, or None to keep bodies and contexts.",
+            hint="Emails older than it lose their bodies and context snapshots "
+            "(docs/privacy.md).",
+            id="transactional_mail.E003",
+        ))
     seconds = user.get("RENDER_MAX_SECONDS", DEFAULTS["RENDER_MAX_SECONDS"])
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         errors.append(checks.Error(

@@ -117,6 +117,10 @@ DEFAULTS: dict[str, Any] = {
         # turning critical is mailed at once).
         "REPEAT_AFTER": 21600,
     },
+    # Privacy (docs/privacy.md): the bodies, context snapshots and attachments of finished
+    # emails older than this many days are removed by the transactional_mail.redact_old_emails
+    # beat task; the rest of each row (status, template, category, times) stays. None keeps them.
+    "RETENTION_DAYS": None,
 }
 
 

@@ -50,7 +50,7 @@ from .models import (
 )
 from .models.attempts import ERROR_MAX_LENGTH
 from .models.log import CLAIMABLE_STATUSES
-from .models.suppression import normalize_address
+from .models.suppression import address_keys, normalize_address
 from .redaction import redact_context, redact_text
 from .rendering import RenderedEmail, render_email
 from .retries import attempts_exhausted, retry_delay
@@ -126,7 +126,8 @@ class _Batch:
         return [
             suppression
             for address in {normalize_address(address) for address in email.recipients}
-            for suppression in self._suppressions.get(address, ())
+            for key in address_keys(address)  # the address, or its hash once forgotten
+            for suppression in self._suppressions.get(key, ())
             if suppression.category in ("", email.category)
             and not (essential and suppression.reason == SuppressionReason.UNSUBSCRIBE)
         ]
@@ -383,8 +384,14 @@ def _unsuppressed_recipients(
 
     The row keeps every recipient it was queued for: the log says who was skipped and why.
     """
-    blocked = {
+    reasons = {
         suppression.address: suppression.get_reason_display() for suppression in suppressions
+    }
+    # Keyed by the recipient's address, also where the suppression holds only its hash.
+    blocked = {
+        address: reasons[key]
+        for address in {normalize_address(address) for address in email.recipients}
+        for key in reversed(address_keys(address)) if key in reasons
     }
     recipients = {
         field: [address for address in getattr(email, field)

@@ -64,7 +64,8 @@ def resend_ids(emails: QuerySet[Email], *, force: bool = False) -> list[int]:
     The rows are locked and re-checked in one transaction, so two concurrent calls (an
     operator's double click) queue each email once: the second finds it in ``queued``.
     """
-    emails = emails.filter(secret_keys=[])
+    # A redacted email (RETENTION_DAYS, a forgotten address) has no context to render.
+    emails = emails.filter(secret_keys=[], redacted_at__isnull=True)
     if force:
         emails = emails.exclude(status__in=IN_PROGRESS_STATUSES)
     else:

@@ -15,11 +15,12 @@ logger = logging.getLogger(__name__)
 SWEEP_TASK = "transactional_mail.sweep_outbox"
 PRUNE_TASK = "transactional_mail.prune_raw_events"
 ALERTS_TASK = "transactional_mail.check_alerts"
+RETENTION_TASK = "transactional_mail.redact_old_emails"
 
 
 def install_periodic_tasks(using: str = "default", **kwargs) -> None:
-    """Create or update the beat rows for the outbox sweep, the raw-event pruning and the
-    operator alerts.
+    """Create or update the beat rows for the outbox sweep, the raw-event pruning, the
+    operator alerts and the retention of bodies and contexts.
 
     Runs on ``post_migrate``. A row staff disabled stays disabled; its schedule and queue
     follow the settings.
@@ -37,6 +38,8 @@ def install_periodic_tasks(using: str = "default", **kwargs) -> None:
         ALERTS_TASK: (alert_settings()["INTERVAL"], IntervalSchedule.SECONDS,
                       "Check bounce and complaint rates, volume and the outbox; mail "
                       "ADMINS about alerts (transactional_mail, docs/alerts.md)."),
+        RETENTION_TASK: (1, IntervalSchedule.DAYS,
+                         "Redact bodies and contexts of emails older than RETENTION_DAYS."),
     }
     try:
         for task, (every, period, description) in wanted.items():

@@ -16,3 +16,9 @@ email_failed = Signal()
 #: class), ``alert`` (the Alert row: ``kind``, ``severity``, ``message``, ``value``,
 #: ``threshold``, ``raised_at``).
 alert_raised = Signal()
+
+#: Sent when ``forget_address`` has erased an address from the log, inside its
+#: transaction (a receiver that raises undoes the erasure): erase what your site keeps
+#: about it here. Arguments: ``sender`` (the Email class), ``address`` (the normalised
+#: address), ``erasure`` (a ``transactional_mail.privacy.Erasure`` with the counts).
+address_forgotten = Signal()

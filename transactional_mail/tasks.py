@@ -16,7 +16,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import alerts, claims, delivery, publishing
+from . import alerts, claims, delivery, privacy, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
 from .models.log import CLAIMABLE_STATUSES, redact_final
@@ -122,6 +122,13 @@ def prune_raw_events() -> int:
 def check_alerts() -> list[str]:
     """Check the operator alerts (docs/alerts.md); return the kinds raised by this check."""
     return [alert.kind for alert in alerts.check_alerts()]
+
+
+@shared_task(name="transactional_mail.redact_old_emails", ignore_result=True)
+def redact_old_emails() -> int:
+    """Remove the bodies and context snapshots of finished emails older than
+    ``RETENTION_DAYS`` (``privacy.redact_expired``: batched, resumable)."""
+    return privacy.redact_expired()
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 from .. import resending
 from ..models import Email, EmailStatus
 from ..models.log import CLAIMABLE_STATUSES, redact_final
-from . import log_pages, log_queries
+from . import log_pages, log_queries, privacy
 from .log_queries import (
     CappedPaginator,
     CategoryFilter,
@@ -59,7 +59,7 @@ class EmailAdmin(admin.ModelAdmin):
     show_full_result_count = False  # COUNT(*) on millions of rows is slow
     paginator = CappedPaginator
     list_per_page = 100
-    actions = ["resend_selected", "retry_failed", "cancel_scheduled"]
+    actions = ["resend_selected", "retry_failed", "cancel_scheduled", "forget_addresses"]
     if hasattr(admin, "ShowFacets"):  # Django 5.0+: facet counts are a COUNT per choice
         show_facets = admin.ShowFacets.NEVER
 
@@ -94,6 +94,9 @@ class EmailAdmin(admin.ModelAdmin):
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("transactional_mail.cancel_email")
+
+    def has_forget_permission(self, request) -> bool:
+        return request.user.has_perm("transactional_mail.forget_address")
 
     def get_urls(self):
         info = f"{self.opts.app_label}_{self.opts.model_name}"
@@ -166,6 +169,11 @@ class EmailAdmin(admin.ModelAdmin):
     @admin.action(permissions=["cancel"], description=_("Cancel scheduled or queued emails"))
     def cancel_scheduled(self, request, queryset):
         return self.cancel(request, queryset)
+
+    @admin.action(permissions=["forget"],
+                  description=_("Forget the addresses of the selected emails (GDPR erasure)"))
+    def forget_addresses(self, request, queryset):
+        return privacy.forget_selected(self, request, queryset)
 
     def resend(self, request, queryset, *, force: bool) -> None:
         """Queue again; each email once however often the button is pressed (see

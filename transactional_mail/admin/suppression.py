@@ -10,12 +10,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from ..models import EmailEvent, Suppression, SuppressionHistory, SuppressionReason
 from ..models.suppression import SuppressionChange, normalize_address
+from . import privacy
 from .log_queries import CategoryFilter, clean_term
 
 
@@ -58,6 +59,7 @@ class SuppressionAdmin(admin.ModelAdmin):
     search_fields = ["address"]  # the search box; get_search_results does the searching
     search_help_text = _("An exact address.")
     readonly_fields = ["caused_by", "history", "created_at"]
+    actions = ["export_csv"]
     show_full_result_count = False
     if hasattr(admin, "ShowFacets"):
         show_facets = admin.ShowFacets.NEVER
@@ -90,6 +92,21 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_urls(self):
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name=f"{info}_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        """Add the suppressions of an uploaded CSV or ESP export (add permission)."""
+        return privacy.import_view(self, request)
+
+    @admin.action(permissions=["view"], description=_("Export as CSV"))
+    def export_csv(self, request, queryset):
+        return privacy.export_response(queryset)
 
     def save_model(self, request, obj, form, change):
         with transaction.atomic():

@@ -153,6 +153,13 @@ class Email(models.Model):
     )
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("status changed at"), auto_now_add=True)
+    redacted_at = models.DateTimeField(
+        _("redacted at"),
+        null=True,
+        blank=True,
+        help_text=_("When its bodies, context and attachments were removed (RETENTION_DAYS, "
+                    "or its address forgotten); status, template and times stay."),
+    )
 
     class Meta:
         verbose_name = _("email")
@@ -161,6 +168,7 @@ class Email(models.Model):
         permissions = [
             ("resend_email", _("Can resend emails and retry failed ones")),
             ("cancel_email", _("Can cancel scheduled or queued emails")),
+            ("forget_address", _("Can erase the personal data of an address")),
         ]
         constraints = [
             # Several NULLs are allowed: only emails given a key are deduplicated.
@@ -192,6 +200,10 @@ class Email(models.Model):
                 fields=["source_content_type", "source_object_id"],
                 name="tmail_email_source_idx",
             ),
+            # The retention task's walk, oldest first: only rows not yet redacted are in
+            # it, so a run resumes where the last one stopped instead of re-reading them.
+            models.Index(fields=["created_at"], condition=models.Q(redacted_at__isnull=True),
+                         name="tmail_email_unredacted_idx"),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,17 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
+
+#: How a suppression reduced to a keyed hash (``forget_address --hash``) starts: it can
+#: never be an address (no "@"), so it is never mailed nor shown as one.
+HASH_PREFIX = "sha256:"
+
+#: The salt of the key (derived from SECRET_KEY) that hashes a forgotten address. It
+#: never changes: every hashed suppression depends on it.
+ADDRESS_HASH_SALT = "transactional_mail.suppression.address_hash"
 
 
 class SuppressionReason(models.TextChoices):
@@ -21,8 +31,9 @@ class SuppressionQuerySet(models.QuerySet):
     def blocking(self, addresses: Iterable[str], *categories: str) -> SuppressionQuerySet:
         """Suppressions that stop mail of any of ``categories`` (every category's too) to
         any of ``addresses``."""
-        normalized = {normalize_address(address) for address in addresses}
-        return self.filter(address__in=normalized, category__in={"", *categories})
+        # A forgotten address is kept only as its keyed hash: look for those too.
+        keys = {key for address in addresses for key in address_keys(address)}
+        return self.filter(address__in=keys, category__in={"", *categories})
 
 
 def normalize_address(address: str) -> str:
@@ -30,6 +41,32 @@ def normalize_address(address: str) -> str:
     from email.utils import parseaddr
 
     return parseaddr(address)[1].strip().lower() or address.strip().lower()
+
+
+def address_hashes(address: str) -> list[str]:
+    """The keyed hashes of ``address`` under SECRET_KEY and each of SECRET_KEY_FALLBACKS,
+    current first: a hashed suppression still blocks while its key is being rotated out."""
+    normalized = normalize_address(address)
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [HASH_PREFIX + salted_hmac(ADDRESS_HASH_SALT, normalized, secret=key,
+                                      algorithm="sha256").hexdigest() for key in keys]
+
+
+def address_keys(address: str) -> list[str]:
+    """What a suppression of ``address`` may be stored as: the normalised address, or one
+    of its keyed hashes (the address was forgotten)."""
+    normalized = normalize_address(address)
+    return [normalized, *address_hashes(normalized)]
+
+
+def hash_address(address: str) -> str:
+    """The keyed hash a forgotten address is kept as (under the current SECRET_KEY)."""
+    return address_hashes(address)[0]
+
+
+def is_hashed(address: str) -> bool:
+    """Whether a suppression's address is a forgotten address's hash."""
+    return address.startswith(HASH_PREFIX)
 
 
 class Suppression(models.Model):
@@ -54,7 +91,8 @@ class Suppression(models.Model):
         related_name="+",
         verbose_name=_("caused by email"),
     )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # A default, not auto_now_add: an imported list keeps the dates it was suppressed at.
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     objects = SuppressionQuerySet.as_manager()
 
@@ -73,7 +111,8 @@ class Suppression(models.Model):
         return f"{self.address}{scope}: {self.get_reason_display()}"
 
     def save(self, *args, **kwargs):
-        self.address = normalize_address(self.address)
+        if not is_hashed(self.address):
+            self.address = normalize_address(self.address)
         super().save(*args, **kwargs)
 
 

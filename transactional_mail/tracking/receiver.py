@@ -21,6 +21,7 @@ from django.utils import timezone
 from ..metadata import METADATA_ID_KEY
 from ..models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
 from ..models.suppression import normalize_address
+from ..privacy import is_forgotten_recipient
 from ..redaction import redact_url, redact_urls
 from . import streaks
 from .outcomes import DELIVERED, SOFT, classify
@@ -77,6 +78,11 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
             # A click on an email with secrets may be the reset link itself: neither the
             # event nor its raw payload keeps a URL past its origin.
             click_url, raw = redact_url(click_url), redact_urls(raw)
+        stored = (recipient, _text(event.description), _text(event.mta_response))
+        if is_forgotten_recipient(email, recipient):
+            # An event after the address was forgotten (a late open): what happened is
+            # kept, nothing that names the person (docs/privacy.md).
+            stored, click_url, raw, raw_bytes = ("", "", ""), "", None, 0
         try:
             with transaction.atomic():
                 EmailEvent.objects.create(
@@ -86,12 +92,12 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
                     recipient_key=recipient_key(esp_name, event_id, recipient),
                     event_type=str(event.event_type or "unknown")[:30],
                     timestamp=event.timestamp,
-                    recipient=recipient[:320],
+                    recipient=stored[0][:320],
                     esp_message_id=str(event.message_id or "")[:255],
                     hard_bounce=outcome.suppression == SuppressionReason.HARD_BOUNCE,
                     reject_reason=str(event.reject_reason or "")[:50],
-                    description=_text(event.description),
-                    mta_response=_text(event.mta_response),
+                    description=stored[1],
+                    mta_response=stored[2],
                     click_url=click_url,
                     raw=raw if raw_bytes <= RAW_MAX_BYTES else {"truncated": True,
                                                                 "bytes": raw_bytes},

@@ -1,0 +1,342 @@
+"""Personal data in the send log: erase one address, export one address, redact old rows.
+
+What each keeps and why is in ``docs/privacy.md``. In short: an erasure or a redaction
+removes what was said to a person (recipients, bodies, context, errors, raw events) and
+keeps what happened (each row's status, category, template and times), so the counts
+of the log and its statistics stay true.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.apps import apps
+from django.db import transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Replace
+from django.utils import timezone
+
+from .conf import get_setting
+from .exceptions import TransactionalMailError
+from .models import (
+    Email,
+    EmailAttempt,
+    EmailEvent,
+    EmailStatus,
+    Suppression,
+    SuppressionHistory,
+)
+from .models.log import CLAIMABLE_STATUSES
+from .models.suppression import hash_address, normalize_address
+from .signals import address_forgotten
+
+logger = logging.getLogger(__name__)
+
+#: What an erased recipient, note or log entry reads as.
+ERASED = "[erased]"
+
+#: Rows one statement of an erasure or a redaction touches.
+BATCH_SIZE = 500
+
+#: Statuses of emails still to be rendered (or being rendered): the retention leaves them,
+#: since their context is what they will be rendered from.
+_UNFINISHED = (*CLAIMABLE_STATUSES, EmailStatus.SENDING)
+
+#: What an erasure or a redaction writes on an Email: no body, no context, no files.
+_REDACTED_COPIES = {"html_compressed": b"", "text_compressed": b"", "context": {},
+                    "attachments": [], "secret_keys": []}
+
+
+class InvalidAddress(TransactionalMailError, ValueError):
+    """The address given to erase or export is not an email address."""
+
+
+class AddressBusy(TransactionalMailError, RuntimeError):
+    """An email to the address is being sent right now: erasing it would race the
+    worker, which writes the rendered bodies back when the ESP answers."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Erasure:
+    """What ``forget_address`` did: rows it erased or cancelled, suppressions it kept."""
+
+    emails: int = 0
+    email_ids: tuple[int, ...] = ()
+    cancelled: int = 0
+    attempts: int = 0
+    events: int = 0
+    suppressions: int = 0
+    hashed: bool = False
+
+
+def clean_address(address: str) -> str:
+    """``address`` normalised, or ``InvalidAddress`` saying what is wrong with it."""
+    normalized = normalize_address(address or "")
+    control = any(ord(char) < 32 or ord(char) == 127 for char in address or "")
+    if control or "@" not in normalized or any(char.isspace() for char in normalized):
+        raise InvalidAddress(f"{address!r} is not an email address: give one address, "
+                             "e.g. ann@example.com.")
+    return normalized
+
+
+def _is(entry: Any, address: str) -> bool:
+    return isinstance(entry, str) and normalize_address(entry) == address
+
+
+def email_ids_of(address: str) -> list[int]:
+    """The ids of the emails that name ``address`` (normalised) in To, Cc, Bcc or Reply-To.
+
+    A case-insensitive text match on the JSON lists finds the candidates (a scan of the
+    table: an erasure is rare, and no index covers every list), then each is confirmed
+    entry by entry, so "joann@example.com" is not taken for "ann@example.com".
+    """
+    # The address as written, and as JSON escapes it where the database stores the text
+    # of the JSON (SQLite): "ü" is "\\u00fc" there.
+    forms = {address, json.dumps(address)[1:-1]}
+    query = Q()
+    for form in forms:
+        for name in ("to", "cc", "bcc", "reply_to"):
+            query |= Q(**{f"{name}__icontains": form})
+    candidates = Email.objects.filter(query).only("pk", "to", "cc", "bcc", "reply_to")
+    return sorted(email.pk for email in candidates.iterator(chunk_size=2000)
+                  if any(_is(entry, address)
+                         for entry in [*email.to, *email.cc, *email.bcc, *email.reply_to]))
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    """``ids`` in slices small enough for one ``IN (...)`` on every database."""
+    for start in range(0, len(ids), BATCH_SIZE):
+        yield ids[start:start + BATCH_SIZE]
+
+
+def event_ids_of(address: str, email_ids: list[int]) -> list[int]:
+    """The ids of the events of ``email_ids`` and of every event whose recipient is
+    ``address``."""
+    found = set(EmailEvent.objects.filter(recipient__iexact=address)
+                .values_list("pk", flat=True))
+    for chunk in _chunks(email_ids):
+        found.update(EmailEvent.objects.filter(email_id__in=chunk).values_list("pk", flat=True))
+    return sorted(found)
+
+
+def is_forgotten_recipient(email: Email | None, recipient: str) -> bool:
+    """Whether an event for ``recipient`` of ``email`` arrives after the address was
+    erased from it (a late open or click): the event must not store it again."""
+    if email is None or email.redacted_at is None or ERASED not in email.recipients:
+        return False
+    return not any(_is(entry, normalize_address(recipient)) for entry in email.recipients)
+
+
+def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
+    """Erase everything the log holds about ``address``, in one transaction.
+
+    Emails naming it keep their status, category, template, language, sender, tags,
+    ESP message id and times; they lose the address (each entry naming it becomes
+    ``[erased]``), the subject, bodies, context, headers, metadata, attachments, errors,
+    idempotency key and source id. Emails not yet claimed are cancelled first (they
+    would be sent with an empty context); one a worker is sending right now raises
+    ``AddressBusy`` and nothing is erased. Events of those emails and every event naming
+    the address lose their raw payload, texts and clicked URL; the address itself is
+    blanked where it is the event's recipient. Attempts lose their error text.
+
+    A suppression of the address is kept (it is what stops mail to it); with
+    ``hash_suppressions`` it, and its history, keep only a keyed hash of the address,
+    which still blocks sends. The history of a suppression no longer there (reactivated)
+    is reduced to the hash either way. ``address_forgotten`` is sent inside the
+    transaction, so a receiver that erases its own data fails or succeeds with the rest.
+    """
+    address = clean_address(address)
+    now = timezone.now()
+    with transaction.atomic():
+        email_ids = email_ids_of(address)
+        cancelled = 0
+        for chunk in _chunks(email_ids):
+            # The same conditional UPDATE as the admin's cancel: a worker's claim wins.
+            cancelled += Email.objects.filter(pk__in=chunk, status__in=CLAIMABLE_STATUSES).update(
+                status=EmailStatus.CANCELLED, status_changed_at=now)
+        busy = sum(Email.objects.filter(pk__in=chunk, status=EmailStatus.SENDING).count()
+                   for chunk in _chunks(email_ids))
+        if busy:
+            raise AddressBusy(f"{busy} email(s) to this address are being sent right now; "
+                              "nothing was erased. Run it again in a minute.")
+        for chunk in _chunks(email_ids):
+            _erase_emails(chunk, address, now)
+        attempts = sum(EmailAttempt.objects.filter(email_id__in=chunk).exclude(error="")
+                       .update(error="") for chunk in _chunks(email_ids))
+        events = _erase_events(address, email_ids)
+        suppressions = _keep_suppressions(address, hash_suppressions)
+        _erase_admin_log(address, email_ids, hash_suppressions)
+        erasure = Erasure(emails=len(email_ids), email_ids=tuple(email_ids),
+                          cancelled=cancelled, attempts=attempts, events=events,
+                          suppressions=suppressions, hashed=hash_suppressions)
+        address_forgotten.send(sender=Email, address=address, erasure=erasure)
+    logger.info("Forgot an address: %d emails, %d events erased; %d suppressions kept%s.",
+                erasure.emails, erasure.events, erasure.suppressions,
+                " (hashed)" if hash_suppressions else "")
+    return erasure
+
+
+def _erase_emails(email_ids: list[int], address: str, now: datetime.datetime) -> None:
+    emails = list(Email.objects.filter(pk__in=email_ids)
+                  .only("pk", "to", "cc", "bcc", "reply_to"))
+    for email in emails:
+        for name in ("to", "cc", "bcc", "reply_to"):
+            setattr(email, name, [ERASED if _is(entry, address) else entry
+                                  for entry in getattr(email, name)])
+    Email.objects.bulk_update(emails, ["to", "cc", "bcc", "reply_to"])
+    Email.objects.filter(pk__in=email_ids).update(
+        **_REDACTED_COPIES, subject="", headers={}, metadata={}, last_error="",
+        idempotency_key=None, source_object_id="", redacted_at=now,
+    )
+
+
+def _erase_events(address: str, email_ids: list[int]) -> int:
+    erased = 0
+    for chunk in _chunks(event_ids_of(address, email_ids)):
+        erased += EmailEvent.objects.filter(pk__in=chunk).update(
+            raw=None, raw_pruned=True, description="", mta_response="", click_url="")
+        # The recipient is kept where it is someone else (the other recipients of an
+        # email the address shared): their data is not this erasure's to remove.
+        EmailEvent.objects.filter(pk__in=chunk, recipient__iexact=address).update(recipient="")
+    return erased
+
+
+def _keep_suppressions(address: str, hash_suppressions: bool) -> int:
+    """Keep the address's suppressions, as a keyed hash when asked; return how many."""
+    suppressions = Suppression.objects.filter(address=address)
+    digest = hash_address(address)
+    if not hash_suppressions:
+        kept = suppressions.count()
+        if not kept:
+            # No suppression to explain any more (staff reactivated it): its history keeps
+            # the audit trail under the hash, not the address.
+            SuppressionHistory.objects.filter(address=address).update(
+                address=digest, note=Replace("note", Value(address), Value(ERASED)))
+        return kept
+    kept = 0
+    for suppression in suppressions:
+        if Suppression.objects.filter(address=digest, category=suppression.category).exists():
+            suppression.delete()  # already kept as a hash (forgotten before, then re-added)
+        else:
+            Suppression.objects.filter(pk=suppression.pk).update(address=digest)
+        kept += 1
+    SuppressionHistory.objects.filter(address=address).update(
+        address=digest, note=Replace("note", Value(address), Value(ERASED)))
+    return kept
+
+
+def _erase_admin_log(address: str, email_ids: list[int], hashed: bool) -> None:
+    """Blank what the admin's LogEntry kept of the address: an Email's text names its
+    recipients; a Suppression's names its address (only erased when it is hashed: a
+    plain suppression still shows the address anyway)."""
+    if not apps.is_installed("django.contrib.admin"):
+        return
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    for chunk in _chunks(email_ids):
+        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Email),
+                                object_id__in=[str(pk) for pk in chunk]).update(
+            object_repr=ERASED)
+    if hashed:
+        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Suppression),
+                                object_repr__icontains=address).update(object_repr=ERASED)
+
+
+def export_address(address: str) -> dict[str, Any]:
+    """Everything the log holds about ``address``, as JSON-ready data: each email naming
+    it with its bodies, context, attempts and events, the events naming it that belong to
+    no email of it, its suppressions and their history."""
+    address = clean_address(address)
+    email_ids = email_ids_of(address)
+    mine = set(email_ids)
+    by_email: dict[int | None, list[dict]] = {}
+    for chunk in _chunks(event_ids_of(address, email_ids)):
+        for event in EmailEvent.objects.filter(pk__in=chunk).order_by("received_at", "pk"):
+            by_email.setdefault(event.email_id if event.email_id in mine else None,
+                                []).append(_event_data(event))
+    attempts: dict[int, list[dict]] = {}
+    emails = []
+    for chunk in _chunks(email_ids):
+        for attempt in EmailAttempt.objects.filter(email_id__in=chunk).order_by("pk"):
+            attempts.setdefault(attempt.email_id, []).append(
+                {"number": attempt.number, "started_at": attempt.started_at,
+                 "finished_at": attempt.finished_at, "outcome": attempt.outcome,
+                 "error": attempt.error, "esp_message_id": attempt.esp_message_id})
+        emails.extend(Email.objects.filter(pk__in=chunk).order_by("pk"))
+    return {
+        "address": address,
+        "exported_at": timezone.now(),
+        "emails": [{**_email_data(email), "attempts": attempts.get(email.pk, []),
+                    "events": by_email.get(email.pk, [])} for email in emails],
+        "other_events": by_email.get(None, []),
+        "suppressions": [
+            {"address": s.address, "category": s.category, "reason": s.reason,
+             "source": s.source, "created_at": s.created_at}
+            for s in Suppression.objects.filter(address__in=[address, hash_address(address)])
+        ],
+        "suppression_history": [
+            {"category": h.category, "change": h.change, "reason": h.suppression_reason,
+             "note": h.note, "created_at": h.created_at}
+            for h in SuppressionHistory.objects.filter(
+                address__in=[address, hash_address(address)]).order_by("created_at", "pk")
+        ],
+    }
+
+
+def _email_data(email: Email) -> dict[str, Any]:
+    return {
+        "id": email.pk, "status": email.status, "template_key": email.template_key,
+        "trigger_key": email.trigger_key, "category": email.category,
+        "language": email.language, "from_email": email.from_email, "to": email.to,
+        "cc": email.cc, "bcc": email.bcc, "reply_to": email.reply_to,
+        "headers": email.headers, "subject": email.subject, "context": email.context,
+        "html_body": email.html_body, "text_body": email.text_body,
+        "attachments": email.attachments, "metadata": email.metadata, "tags": email.tags,
+        "esp_name": email.esp_name, "esp_message_id": email.esp_message_id,
+        "last_error": email.last_error, "created_at": email.created_at,
+        "sent_at": email.sent_at, "status_changed_at": email.status_changed_at,
+        "redacted_at": email.redacted_at,
+    }
+
+
+def _event_data(event: EmailEvent) -> dict[str, Any]:
+    return {
+        "esp_name": event.esp_name, "event_id": event.event_id,
+        "event_type": event.event_type, "timestamp": event.timestamp,
+        "recipient": event.recipient, "description": event.description,
+        "mta_response": event.mta_response, "click_url": event.click_url,
+        "raw": event.raw, "received_at": event.received_at,
+    }
+
+
+def redact_expired(days: int | None = None, *, batch_size: int = 1000,
+                   max_batches: int | None = None) -> int:
+    """Remove the bodies, context and attachments of finished emails older than ``days``
+    (``RETENTION_DAYS`` by default; None keeps them); return how many rows it redacted.
+
+    Works oldest first, ``batch_size`` rows per UPDATE, each its own transaction, over a
+    partial index that holds only unredacted rows: stopped anywhere (``max_batches``, a
+    killed worker), the next run carries on where it was, and two runs at once only
+    write the same values twice.
+    """
+    days = get_setting("RETENTION_DAYS") if days is None else days
+    if days is None:
+        return 0
+    cutoff = timezone.now() - datetime.timedelta(days=days)
+    pending = (Email.objects.filter(redacted_at__isnull=True, created_at__lt=cutoff)
+               .exclude(status__in=_UNFINISHED).order_by("created_at", "pk"))
+    redacted = batches = 0
+    while max_batches is None or batches < max_batches:
+        ids = list(pending.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        redacted += Email.objects.filter(pk__in=ids, redacted_at__isnull=True).update(
+            **_REDACTED_COPIES, redacted_at=timezone.now())
+        batches += 1
+    return redacted
