@@ -56,7 +56,7 @@ def main() -> dict:
 
     said["signup"] = flash(browser.post("/signup/", {
         "signup-name": "Max", "signup-email": "max@example.com", "signup-password": "pw1",
-        "signup-language": "de"}, follow=True))
+        "signup-language": "fr"}, follow=True))
     browser.post("/logout/", follow=True)  # reads its "Logged out."
 
     switch("order_confirmation", False)
@@ -88,15 +88,16 @@ def main() -> dict:
     asked_fr = Email.objects.filter(trigger_key="shipping_update").latest("pk")
     Email.objects.filter(pk=asked_fr.pk).update(
         language="fr", template_revision=default.published_revision, status=EmailStatus.SENT)
-    german = Email.objects.filter(trigger_key="welcome", to__icontains="max@").get()
-    Email.objects.filter(pk=german.pk).update(
-        template_revision=EmailTemplate.objects.get(key="welcome", language="de")
-        .published_revision, status=EmailStatus.SENT)
+    # ... and one rendered in the French template it asked for.
+    french = Email.objects.filter(trigger_key="order_confirmation").latest("pk")
+    Email.objects.filter(pk=french.pk).update(
+        language="fr", status=EmailStatus.SENT, template_revision=EmailTemplate.objects.get(
+            key="order_confirmation", language="fr").published_revision)
     page = browser.get("/").content.decode()
     rows = re.findall(r"<tr><td>(\d+)</td><td>(.*?)</td>", page)
     labels = {int(pk): html.unescape(label) for pk, label in rows}
     said["labels"] = {"asked fr, rendered default": labels[asked_fr.pk],
-                      "asked de, rendered de": labels[german.pk],
+                      "asked fr, rendered fr": labels[french.pk],
                       "not rendered yet": labels[Email.objects.filter(
                           template_revision__isnull=True).latest("pk").pk]}
     return said

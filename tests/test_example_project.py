@@ -148,37 +148,39 @@ def test_signing_up_says_the_welcome_email_is_queued_only_when_it_is(said):
 
 
 def test_order_messages_say_what_the_request_queued(said):
+    """Placed, shipped, delivered: an email is said to be queued (or scheduled) only when
+    the request wrote one; a trigger switched off is said so."""
     number = re.compile(r"A\d{5}")
-    assert [number.sub("N", message) for message in said["order"]] == [
-        "Order N placed: its confirmation email is queued, and your welcome email is queued."]
+    assert [number.sub("N", message) for message in said["ship, shipping update off"]] == [
+        "Order N shipped: its shipping update is not sent (its trigger is switched off)."]
+    assert [number.sub("N", message) for message in said["deliver, review request off"]] == [
+        "Order N delivered: its review request is not sent (its trigger is switched off)."]
     assert [number.sub("N", message) for message in said["order, confirmation off"]] == [
         "Order N placed: its confirmation email is not sent (its trigger is switched off), "
         "and your welcome email is queued."]
+    assert [number.sub("N", message) for message in said["order"]] == [
+        "Order N placed: its confirmation email is queued, and your welcome email is queued."]
     assert [number.sub("N", message) for message in said["ship"]] == [
         "Order N shipped: its shipping update is queued."]
-    assert [number.sub("N", message) for message in said["ship, shipping update off"]] == [
-        "Order N shipped: its shipping update is not sent (its trigger is switched off)."]
     assert [re.sub(r"\d\d:\d\d:\d\d", "T", number.sub("N", message))
             for message in said["deliver"]] == [
         "Order N delivered: its review request is scheduled for T UTC."]
-    assert [number.sub("N", message) for message in said["deliver, review request off"]] == [
-        "Order N delivered: its review request is not sent (its trigger is switched off)."]
 
 
 def test_a_refund_mentions_the_review_request_only_when_one_is_pending(said):
     number = re.compile(r"A\d{5}")
-    assert [number.sub("N", message) for message in said["refund, review request pending"]] == [
-        "Order N refunded: its refund email is queued, and its scheduled review request will "
-        "be cancelled when it is due."]
     assert [number.sub("N", message)
             for message in said["refund, no review request pending"]] == [
         "Order N refunded: its refund email is queued."]
+    assert [number.sub("N", message) for message in said["refund, review request pending"]] == [
+        "Order N refunded: its refund email is queued, and its scheduled review request will "
+        "be cancelled when it is due."]
 
 
 def test_the_send_log_labels_each_email_with_the_language_it_was_rendered_in(said):
     assert said["labels"] == {
         "asked fr, rendered default": "shipping_update [default]",
-        "asked de, rendered de": "welcome [de]",
+        "asked fr, rendered fr": "order_confirmation [fr]",
         "not rendered yet": "refund",
     }
 
