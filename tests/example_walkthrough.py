@@ -6,8 +6,8 @@ steps around a real ``celery worker`` of the shop:
 
 - ``python example_walkthrough.py walk``: the demo's setup, then the way a visitor uses
   the demo (sign-up, an order, ship, deliver, refund, a login from a new device, the
-  password reset box); the triggers queue their emails, and the commits hand them to the
-  broker;
+  password reset box), and staff emailing the invoice again; the triggers queue their
+  emails, and the commits hand them to the broker;
 - (the test runs the worker until it has sent them;)
 - ``python example_walkthrough.py log``: the send log as the worker left it, and, for
   each trigger (and the invoice staff email again), the variables its template uses, in
@@ -26,6 +26,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_site.settings")
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
+from django.db import transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from shop import mail  # noqa: E402
 from shop.models import Customer, Order  # noqa: E402
@@ -52,6 +53,9 @@ def walk() -> None:
     phone.post("/login/", {"login-email": "zoe@example.com", "login-password": PASSWORD})
     # The reset box queues a task whatever the address: the worker sends the email.
     Client(HTTP_HOST="localhost").post("/password-reset/", {"reset-email": "zoe@example.com"})
+    # Staff email the invoice again (the admin action's call).
+    with transaction.atomic():
+        mail.send_invoice(order)
 
 
 def missing(template_key: str, context: dict) -> dict[str, list[str]]:
@@ -91,6 +95,8 @@ def log() -> None:
                              if email.template_revision else None),
              "category": email.category, "subject": email.subject,
              "attachments": [item["filename"] for item in email.attachments],
+             # The layout's French footer (Layout.translations), shown in French emails.
+             "french_footer": "Vous recevez cet e-mail" in (email.html_body or ""),
              "error": email.last_error}
             # The demo's seeded history (idempotency keys "demo:...") is not the visitor's.
             for email in emails.select_related("template_revision")

@@ -86,7 +86,8 @@ def walk(tmp_path_factory) -> dict:
 
 def test_a_visitors_walk_through_the_shop_sends_each_trigger_once(walk):
     """Sign-up, order (paid), ship, deliver, refund, a login from a new device, then a
-    password reset (not a trigger: the app's drop-in form); a real worker sends each
+    password reset (not a trigger: the app's drop-in form) and the invoice emailed again
+    by staff (a direct send()); a real worker sends each
     starter template in the customer's language (French), the review request stays
     scheduled (7 days after delivery, cancelled when due)."""
     send_log = walk["emails"]
@@ -97,19 +98,23 @@ def test_a_visitors_walk_through_the_shop_sends_each_trigger_once(walk):
         ("review_request", "review_request", "scheduled"),
         ("order_refunded", "refund", "sent"),
         ("login_alert", "new_sign_in", "sent"),
-        ("password_reset", "password_reset", "sent"),
+        ("invoice", "invoice", "sent"),  # staff's "email the invoice again": a send()
+        ("password_reset", "password_reset", "sent"),  # written by the worker's task
     ]
     assert all(email["error"] == "" and email["language"] == "fr" for email in send_log)
     assert [email["rendered_in"] for email in send_log if email["status"] == "sent"] == [
-        "fr"] * 6
+        "fr"] * 7
+    assert [email["french_footer"] for email in send_log if email["status"] == "sent"] == [
+        True] * 7
     assert send_log[0]["to"] == ['"Zoé" <zoe@example.com>']
     assert send_log[0]["subject"] == "Bienvenue sur Demo Shop"
-    assert send_log[-1]["to"] == ["zoe@example.com"]
-    assert send_log[-1]["secret_keys"] == ["reset_url"]
-    assert send_log[1]["attachments"] == ["invoice-A00001.pdf"]
+    assert send_log[7]["to"] == ["zoe@example.com"]
+    assert send_log[7]["secret_keys"] == ["reset_url"]
+    assert send_log[1]["attachments"] == send_log[6]["attachments"] == ["invoice-A00001.pdf"]
     # The triggers' own categories, not the starters' (welcome's is "onboarding").
     assert [email["category"] for email in send_log[:6]] == [
         "account", "orders", "orders", "reviews", "orders", "security"]
+    assert send_log[6]["category"] == "orders"
 
 
 def test_every_variable_of_each_triggers_template_is_in_the_context_the_shop_builds(walk):
@@ -187,16 +192,33 @@ def test_the_send_log_labels_each_email_with_the_language_it_was_rendered_in(sai
 
 DEMO_HISTORY = """
 import json
-from transactional_mail.models import Email, EmailTemplate, SuppressionHistory
+from transactional_mail.models import Email, EmailTemplate, Layout, SuppressionHistory
 shipping = EmailTemplate.objects.get(key="shipping_update", language="")
 emails = Email.objects.filter(idempotency_key__startswith="demo:").order_by("pk")
+layout = Layout.objects.get()
 print(json.dumps({
     "draft": [shipping.has_unpublished_changes, shipping.published_revision.number,
               shipping.current_revision.number, shipping.current_revision.note],
-    "emails": [[e.status, e.is_test, e.attempts, bool(e.html_body),
+    "emails": [[e.status, e.is_test, e.attempts, bool(e.html_body), e.template_key,
+                e.context["site_name"], "Demo Shop" in e.html_body,
                 [a.outcome for a in e.attempt_log.order_by("number")]] for e in emails],
     "history": list(SuppressionHistory.objects.values_list("address", "change")),
+    "templates": sorted({(t.key, t.language or "default", t.layout.name)
+                         for t in EmailTemplate.objects.select_related("layout")}),
+    "layout": [layout.name, layout.published_revision.footer_html,
+               layout.published_revision.footer_address, layout.published_revision.legal_text,
+               layout.published_revision.help_url, layout.published_revision.logo_url,
+               sorted(layout.published_revision.translations)],
 }))
+"""
+
+# Staff rewrite the legal text and publish it, between two starts of the demo.
+STAFF_EDITS_THE_LAYOUT = """
+from transactional_mail.models import Layout
+layout = Layout.objects.get(name="Default")
+layout.legal_text = "Edited by staff."
+layout.save()
+layout.publish()
 """
 
 
@@ -208,6 +230,36 @@ def test_the_demo_data_shows_drafts_attempts_tests_and_suppressions(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["draft"][:3] == [True, 1, 2] and "review" in data["draft"][3]
-    assert data["emails"] == [["sent", False, 2, True, ["transient", "sent"]],
-                              ["sent", True, 1, True, ["sent"]]]
+    assert data["emails"] == [
+        ["sent", False, 2, True, "order_confirmation", "Demo Shop", True, ["transient", "sent"]],
+        ["sent", True, 1, True, "order_confirmation", "Demo Shop", True, ["sent"]]]
     assert data["history"] == [["old-address@example.com", "added"]]
+
+
+def test_make_demo_installs_every_starter_in_every_language_in_the_branded_layout(tmp_path):
+    """The starters (18 kinds, default English and four languages) in the layout named
+    Default, branded as the shop (the footer in French and German too); a restart keeps
+    what staff changed in the layout since."""
+    setup = run_example("manage.py", "demo", "--setup-only", data_dir=tmp_path)
+    assert setup.returncode == 0, setup.stderr
+    assert "starter templates (18 kinds in en, fr, de, it, ar): 90 created" in setup.stdout
+    assert "the Demo Shop brand in layout 'Default'" in setup.stdout
+    result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(data["templates"]) == 90
+    assert {language for _key, language, _layout in data["templates"]} == {
+        "default", "fr", "de", "it", "ar"}
+    assert {layout for _key, _language, layout in data["templates"]} == {"Default"}
+    name, footer, address, legal, help_url, logo, translations = data["layout"]
+    assert (name, footer, address) == ("Default", "<p>Demo Shop</p>",
+                                       "Demo Shop\n1 Example Street\nSpringfield")
+    assert legal.startswith("You get this email because") and help_url.endswith("/#help")
+    assert logo.endswith("/static/shop/logo.png") and translations == ["de", "fr"]
+
+    edited = run_example("manage.py", "shell", "-c", STAFF_EDITS_THE_LAYOUT, data_dir=tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    again = run_example("manage.py", "demo", "--setup-only", data_dir=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Seeded" not in again.stdout  # nothing created, nothing rebranded
+    result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
+    assert json.loads(result.stdout.strip().splitlines()[-1])["layout"][3] == "Edited by staff."
