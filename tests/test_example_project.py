@@ -147,9 +147,9 @@ def said(tmp_path_factory) -> dict:
 
 
 def test_signing_up_says_the_welcome_email_is_queued_only_when_it_is(said):
-    assert said["signup"] == ["Welcome, Max! Your welcome email is queued."]
+    assert said["signup"] == ["Welcome, Max: your welcome email is queued."]
     assert said["signup, welcome off"] == [
-        "Welcome, Lin! Your welcome email is not sent (its trigger is switched off)."]
+        "Welcome, Lin: your welcome email is not sent (its trigger is switched off)."]
 
 
 def test_order_messages_say_what_the_request_queued(said):

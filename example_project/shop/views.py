@@ -77,9 +77,11 @@ def email_note(obj, trigger_key: str, since, what: str) -> str:
     return f"{what} is {email.get_status_display()}{reason}"
 
 
-def with_note(message: str, note: str) -> str:
-    """``message`` and ``note`` as one sentence: "Order A00001 shipped: <note>."."""
-    return f"{message}: {note}." if note else f"{message}."
+def with_notes(message: str, *notes: str) -> str:
+    """``message`` and its non-empty ``notes`` as one sentence: "Order A00001 placed: <note>,
+    and <note>.", or "Order A00001 placed." without any."""
+    said = ", and ".join(note for note in notes if note)
+    return f"{message}: {said}." if said else f"{message}."
 
 
 #: The email each status change sends: new status -> (trigger key, what it is called).
@@ -162,9 +164,8 @@ def sign_up(request):
             customer.save(update_fields=["user"])
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     if created:
-        note = email_note(customer, "welcome", started, "your welcome email")
-        message = f"Welcome, {customer.name}!" + (f" {note[0].upper()}{note[1:]}." if note
-                                                 else "")
+        message = with_notes(f"Welcome, {customer.name}",
+                             email_note(customer, "welcome", started, "your welcome email"))
     else:
         message = f"Welcome, {customer.name}! Your account is linked to your earlier orders."
     messages.success(request, message)
@@ -235,8 +236,7 @@ def place_order(request):
     notes = [email_note(order, "order_confirmation", started, "its confirmation email")]
     if new_customer:  # a guest's first order: the new customer's welcome
         notes.append(email_note(customer, "welcome", started, "your welcome email"))
-    note = ", and ".join(note for note in notes if note)
-    messages.success(request, with_note(f"Order {order.number} placed", note))
+    messages.success(request, with_notes(f"Order {order.number} placed", *notes))
     return redirect(reverse("shop:index") + f"#order-{order.pk}")
 
 
@@ -260,8 +260,7 @@ def change_order(request, pk, action):
     if new_status == Order.Status.REFUNDED and emails_about(order).filter(
             trigger_key="review_request", status=EmailStatus.SCHEDULED).exists():
         notes.append("its scheduled review request will be cancelled when it is due")
-    note = ", and ".join(note for note in notes if note)
-    messages.success(request, with_note(f"Order {order.number} {new_status.label}", note))
+    messages.success(request, with_notes(f"Order {order.number} {new_status.label}", *notes))
     return redirect(reverse("shop:index") + f"#order-{order.pk}")
 
 
