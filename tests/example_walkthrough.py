@@ -33,6 +33,7 @@ from shop.models import Customer, Order  # noqa: E402
 
 from transactional_mail.models import Email, EmailTemplate  # noqa: E402
 from transactional_mail.rendering.preview import missing_variables  # noqa: E402
+from transactional_mail.starters import load_starters  # noqa: E402
 from transactional_mail.triggers.definitions import all_triggers  # noqa: E402
 
 PASSWORD = "correct horse"
@@ -85,6 +86,7 @@ def log() -> None:
         for key, trigger in all_triggers().items()
     }
     contexts["invoice (admin action)"] = ("invoice", mail.invoice_context(order))
+    starters = load_starters()
     emails = Email.objects.exclude(idempotency_key__startswith="demo:").order_by("pk")
     print(json.dumps({
         "emails": [
@@ -105,6 +107,12 @@ def log() -> None:
                     for key, (template, context) in contexts.items()},
         "templates": {key: EmailTemplate.objects.filter(key=template).count()
                       for key, (template, _context) in contexts.items()},
+        # The starter's secret keys (a link that signs in...) a trigger does not mark.
+        "unmarked_secrets": {
+            key: sorted(set(starters[trigger.template].secret)
+                        - set(trigger.definition.get("secret_keys", [])))
+            for key, trigger in all_triggers().items()
+        },
     }))
 
 

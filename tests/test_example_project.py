@@ -119,12 +119,14 @@ def test_a_visitors_walk_through_the_shop_sends_each_trigger_once(walk):
 
 def test_every_variable_of_each_triggers_template_is_in_the_context_the_shop_builds(walk):
     """Each trigger's template (and the invoice's), in all five languages, rendered for a
-    real object of the walk: no variable it uses is missing from the context."""
+    real object of the walk: no variable it uses is missing from the context, and every
+    key its starter calls secret is marked so in the trigger's secret_keys."""
     assert walk["templates"] == {key: 5 for key in walk["missing"]}
     assert walk["missing"] == {
         key: {language: [] for language in ("default", "fr", "de", "it", "ar")}
         for key in walk["missing"]
     }
+    assert walk["unmarked_secrets"] == {key: [] for key in walk["unmarked_secrets"]}
     assert set(walk["missing"]) == {"welcome", "order_confirmation", "shipping_update",
                                     "review_request", "order_refunded", "login_alert",
                                     "invoice (admin action)"}

@@ -94,8 +94,8 @@ def seed() -> list[str]:
 
 
 def install_templates() -> list[str]:
-    """Install (or upgrade) every starter in every language, and give the new ones the
-    shop's name in their sample context; describe what changed."""
+    """Install (or upgrade) every starter in every language, and put the shop's name and
+    URL in the sample contexts that still hold the starter's; describe what changed."""
     starters = load_starters()
     outcomes = install_starters(starters.values(), LANGUAGES)
     for starter in starters.values():
@@ -113,11 +113,6 @@ def install_templates() -> list[str]:
             f"{counts[CREATED]} created, {counts[UPDATED]} updated"]
 
 
-#: The brand values the seed sets, besides the footer HTML (covered by the fingerprint).
-BRAND_FIELDS = ("logo_url", "primary_color", "background_color", "text_color",
-                "footer_address", "legal_text", "help_url", "translations")
-
-
 def is_unbranded(layout: Layout) -> bool:
     """Whether ``layout`` is still the shipped default layout as ``migrate`` or the
     installer left it: its HTML, CSS and footer a shipped version, its brand values the
@@ -127,8 +122,9 @@ def is_unbranded(layout: Layout) -> bool:
         return False
     if layout_fingerprint(published) not in shipped_versions().values():
         return False
+    # The footer HTML is in the fingerprint; the other brand values must be the defaults.
     return all(getattr(published, field) == Layout._meta.get_field(field).get_default()
-               for field in BRAND_FIELDS)
+               for field in brand() if field != "footer_html")
 
 
 #: The idempotency keys of the demo's logged emails: seeded once, never again.

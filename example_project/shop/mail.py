@@ -64,9 +64,9 @@ def absolute_url(path: str) -> str:
     return settings.SHOP_BASE_URL.rstrip("/") + path
 
 
-def shop_url(anchor: str) -> str:
-    """The absolute URL of a section of the shop's page, e.g. ``#help``."""
-    return absolute_url(reverse("shop:index") + anchor)
+def shop_url(suffix: str) -> str:
+    """The absolute URL of the shop's page with ``suffix``: a section (``#help``), a query."""
+    return absolute_url(reverse("shop:index") + suffix)
 
 
 def order_url(order: Order) -> str:
@@ -156,8 +156,7 @@ def review_context(order: Order) -> dict:
             "number": order.number,
             "items": [
                 {"name": line.product,
-                 "review_url": absolute_url(reverse("shop:index")
-                                            + f"?review={quote(line.product)}#order-{order.pk}")}
+                 "review_url": shop_url(f"?review={quote(line.product)}#order-{order.pk}")}
                 for line in order.lines.all()
             ],
         },
