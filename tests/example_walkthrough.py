@@ -95,7 +95,7 @@ def log() -> None:
              "reply_to": email.reply_to, "language": email.language,
              "rendered_in": (email.template_revision.language or "default"
                              if email.template_revision else None),
-             "category": email.category, "subject": email.subject,
+             "category": email.category, "subject": email.subject, "context": email.context,
              "attachments": [item["filename"] for item in email.attachments],
              # The layout's French footer (Layout.translations), shown in French emails.
              "french_footer": "Vous recevez cet e-mail" in (email.html_body or ""),

@@ -115,6 +115,9 @@ def test_a_visitors_walk_through_the_shop_sends_each_trigger_once(walk):
     assert [email["category"] for email in send_log[:6]] == [
         "account", "orders", "orders", "reviews", "orders", "security"]
     assert send_log[6]["category"] == "orders"
+    # The few words the shop writes itself are in the email's language too.
+    assert send_log[4]["context"]["refund"]["method"] == "votre carte de paiement"
+    assert send_log[6]["context"]["invoice"]["payment_method"] == "Carte bancaire"
 
 
 def test_every_variable_of_each_triggers_template_is_in_the_context_the_shop_builds(walk):

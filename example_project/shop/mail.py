@@ -53,11 +53,14 @@ REFUND_DAYS = 5
 #: ``refund.method`` is a phrase of the email's language); "" is the default template's.
 REFUND_METHODS = {
     "": "the card you paid with",
-    "fr": "la carte utilisée pour le paiement",
-    "de": "die Karte, mit der Sie bezahlt haben",
-    "it": "la carta con cui hai pagato",
-    "ar": "البطاقة التي دفعت بها",
+    "fr": "votre carte de paiement",
+    "de": "Ihre Zahlungskarte",
+    "it": "carta di credito",  # "su carta di credito": the template writes "su"
+    "ar": "بطاقتك",
 }
+#: How an order was paid, for the invoice's ``payment_method`` (a label in its table).
+PAYMENT_METHODS = {"": "Card", "fr": "Carte bancaire", "de": "Karte", "it": "Carta",
+                   "ar": "بطاقة"}
 
 
 def absolute_url(path: str) -> str:
@@ -209,7 +212,7 @@ def invoice_context(order: Order) -> dict:
             "due_at": "",  # paid at checkout: nothing is due
             "paid": True,
             "paid_at": order.created_at.isoformat(),
-            "payment_method": "Card",
+            "payment_method": in_language(PAYMENT_METHODS, order.customer.language),
             "items": [
                 {"description": line.product, "quantity": line.quantity,
                  "amount": money(line.subtotal)}
