@@ -1,19 +1,25 @@
-"""The example shop: its settings pass the checks, and its triggers queue what docs/example.md
-says, driven through its own views (tests/example_walkthrough.py, in a subprocess with the
-example's settings)."""
+"""The example shop: its settings pass the checks, its triggers queue what docs/example.md
+says and a real worker sends the starter templates with every variable they use, driven
+through its own views (tests/example_walkthrough.py, in a subprocess with the example's
+settings); its flash messages and send log say what happened (tests/example_slips.py)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example_project"
+WALKTHROUGH = ROOT / "tests" / "example_walkthrough.py"
 
 
 def run_example(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
@@ -30,51 +36,194 @@ def test_example_settings_pass_every_check(tmp_path):
     assert "System check identified no issues" in result.stdout
 
 
+def worker_until_sent(data_dir: Path, timeout: float = 90) -> None:
+    """Run the shop's real ``celery worker`` on the walk's broker and database until no
+    email of the walk is waiting for it (queued or sending) and the password reset (a
+    task the reset box queued) is written; then stop it."""
+    env = {**os.environ, "SHOP_DATA_DIR": str(data_dir),
+           "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(ROOT)]),
+           # Django's in-memory backend: the worker renders and "sends" each email.
+           "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    log = open(data_dir / "worker.log", "wb")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "shop_site", "worker", "-P", "solo",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
+        cwd=EXAMPLE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    database = data_dir / "db.sqlite3"
+
+    def done() -> bool:
+        with sqlite3.connect(database, timeout=20) as connection:
+            waiting, resets = connection.execute(
+                "SELECT SUM(status IN ('queued', 'sending')), SUM(template_key = "
+                "'password_reset') FROM transactional_mail_email").fetchone()
+        return waiting == 0 and resets == 1
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert worker.poll() is None, (data_dir / "worker.log").read_text()
+            assert time.monotonic() < deadline, (data_dir / "worker.log").read_text()
+            time.sleep(0.5)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+        log.close()
+
+
 @pytest.fixture(scope="module")
-def send_log(tmp_path_factory) -> list[dict]:
-    result = run_example(str(ROOT / "tests" / "example_walkthrough.py"),
-                         data_dir=tmp_path_factory.mktemp("shop"))
+def walk(tmp_path_factory) -> dict:
+    """The visitor's walk (tests/example_walkthrough.py), the worker's sending, and the
+    send log with the templates' missing variables."""
+    data_dir = tmp_path_factory.mktemp("shop")
+    walked = run_example(str(WALKTHROUGH), "walk", data_dir=data_dir)
+    assert walked.returncode == 0, walked.stderr
+    worker_until_sent(data_dir)
+    result = run_example(str(WALKTHROUGH), "log", data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_a_visitors_walk_through_the_shop_queues_each_trigger_once(send_log):
+def test_a_visitors_walk_through_the_shop_sends_each_trigger_once(walk):
     """Sign-up, order (paid), ship, deliver, refund, a login from a new device, then a
-    password reset (not a trigger: the app's drop-in form)."""
-    assert [(email["trigger"], email["status"]) for email in send_log] == [
-        ("welcome", "queued"),
-        ("order_confirmation", "queued"),
-        ("shipping_update", "queued"),
-        ("review_request", "scheduled"),  # 7 days after delivery, cancelled when due
-        ("order_refunded", "queued"),
-        ("login_alert", "queued"),
-        ("password_reset", "queued"),
+    password reset (not a trigger: the app's drop-in form) and the invoice emailed again
+    by staff (a direct send()); a real worker sends each
+    starter template in the customer's language (French), the review request stays
+    scheduled (7 days after delivery, cancelled when due)."""
+    send_log = walk["emails"]
+    assert [(email["trigger"], email["template"], email["status"]) for email in send_log] == [
+        ("welcome", "welcome", "sent"),
+        ("order_confirmation", "order_confirmation", "sent"),
+        ("shipping_update", "shipping_update", "sent"),
+        ("review_request", "review_request", "scheduled"),
+        ("order_refunded", "refund", "sent"),
+        ("login_alert", "new_sign_in", "sent"),
+        ("invoice", "invoice", "sent"),  # staff's "email the invoice again": a send()
+        ("password_reset", "password_reset", "sent"),  # written by the worker's task
     ]
     assert all(email["error"] == "" and email["language"] == "fr" for email in send_log)
+    assert [email["rendered_in"] for email in send_log if email["status"] == "sent"] == [
+        "fr"] * 7
+    assert [email["french_footer"] for email in send_log if email["status"] == "sent"] == [
+        True] * 7
     assert send_log[0]["to"] == ['"Zoé" <zoe@example.com>']
-    assert send_log[-1]["to"] == ["zoe@example.com"]
-    assert send_log[-1]["secret_keys"] == ["reset_url"]
+    assert send_log[0]["subject"] == "Bienvenue sur Demo Shop"
+    assert send_log[7]["to"] == ["zoe@example.com"]
+    assert send_log[7]["secret_keys"] == ["reset_url"]
+    assert send_log[1]["attachments"] == send_log[6]["attachments"] == ["invoice-A00001.pdf"]
+    # The triggers' own categories, not the starters' (welcome's is "onboarding").
+    assert [email["category"] for email in send_log[:6]] == [
+        "account", "orders", "orders", "reviews", "orders", "security"]
+    assert send_log[6]["category"] == "orders"
+    # The few words the shop writes itself are in the email's language too.
+    assert send_log[4]["context"]["refund"]["method"] == "votre carte de paiement"
+    assert send_log[6]["context"]["invoice"]["payment_method"] == "Carte bancaire"
 
 
-def test_order_emails_reply_to_the_desk_speaking_the_customers_language(send_log):
-    replies = {email["trigger"]: email["reply_to"] for email in send_log}
+def test_every_variable_of_each_triggers_template_is_in_the_context_the_shop_builds(walk):
+    """Each trigger's template (and the invoice's), in all five languages, rendered for a
+    real object of the walk: no variable it uses is missing from the context, and every
+    key its starter calls secret is marked so in the trigger's secret_keys."""
+    assert walk["templates"] == {key: 5 for key in walk["missing"]}
+    assert walk["missing"] == {
+        key: {language: [] for language in ("default", "fr", "de", "it", "ar")}
+        for key in walk["missing"]
+    }
+    assert walk["unmarked_secrets"] == {key: [] for key in walk["unmarked_secrets"]}
+    assert set(walk["missing"]) == {"welcome", "order_confirmation", "shipping_update",
+                                    "review_request", "order_refunded", "login_alert",
+                                    "invoice (admin action)"}
+
+
+def test_order_emails_reply_to_the_desk_speaking_the_customers_language(walk):
+    replies = {email["trigger"]: email["reply_to"] for email in walk["emails"]}
     assert replies["order_confirmation"] == ["Service client Demo Shop <sav@example.com>"]
     assert replies["order_refunded"] == ["Service client Demo Shop <sav@example.com>"]
     assert replies["shipping_update"] == []
 
 
+@pytest.fixture(scope="module")
+def said(tmp_path_factory) -> dict:
+    """What the shop's flash messages and send log said (tests/example_slips.py)."""
+    result = run_example(str(ROOT / "tests" / "example_slips.py"),
+                         data_dir=tmp_path_factory.mktemp("slips"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_signing_up_says_the_welcome_email_is_queued_only_when_it_is(said):
+    assert said["signup"] == ["Welcome, Max: your welcome email is queued."]
+    assert said["signup, welcome off"] == [
+        "Welcome, Lin: your welcome email is not sent (its trigger is switched off)."]
+
+
+def test_order_messages_say_what_the_request_queued(said):
+    """Placed, shipped, delivered: an email is said to be queued (or scheduled) only when
+    the request wrote one; a trigger switched off is said so."""
+    number = re.compile(r"A\d{5}")
+    assert [number.sub("N", message) for message in said["ship, shipping update off"]] == [
+        "Order N shipped: its shipping update is not sent (its trigger is switched off)."]
+    assert [number.sub("N", message) for message in said["deliver, review request off"]] == [
+        "Order N delivered: its review request is not sent (its trigger is switched off)."]
+    assert [number.sub("N", message) for message in said["order, confirmation off"]] == [
+        "Order N placed: its confirmation email is not sent (its trigger is switched off), "
+        "and your welcome email is queued."]
+    assert [number.sub("N", message) for message in said["order"]] == [
+        "Order N placed: its confirmation email is queued, and your welcome email is queued."]
+    assert [number.sub("N", message) for message in said["ship"]] == [
+        "Order N shipped: its shipping update is queued."]
+    assert [re.sub(r"\d\d:\d\d:\d\d", "T", number.sub("N", message))
+            for message in said["deliver"]] == [
+        "Order N delivered: its review request is scheduled for T UTC."]
+
+
+def test_a_refund_mentions_the_review_request_only_when_one_is_pending(said):
+    number = re.compile(r"A\d{5}")
+    assert [number.sub("N", message)
+            for message in said["refund, no review request pending"]] == [
+        "Order N refunded: its refund email is queued."]
+    assert [number.sub("N", message) for message in said["refund, review request pending"]] == [
+        "Order N refunded: its refund email is queued, and its scheduled review request will "
+        "be cancelled when it is due."]
+
+
+def test_the_send_log_labels_each_email_with_the_language_it_was_rendered_in(said):
+    assert said["labels"] == {
+        "asked fr, rendered default": "shipping_update [default]",
+        "asked fr, rendered fr": "order_confirmation [fr]",
+        "not rendered yet": "refund",
+    }
+
+
 DEMO_HISTORY = """
 import json
-from transactional_mail.models import Email, EmailTemplate, SuppressionHistory
+from transactional_mail.models import Email, EmailTemplate, Layout, SuppressionHistory
 shipping = EmailTemplate.objects.get(key="shipping_update", language="")
 emails = Email.objects.filter(idempotency_key__startswith="demo:").order_by("pk")
+layout = Layout.objects.get()
 print(json.dumps({
     "draft": [shipping.has_unpublished_changes, shipping.published_revision.number,
               shipping.current_revision.number, shipping.current_revision.note],
-    "emails": [[e.status, e.is_test, e.attempts, bool(e.html_body),
+    "emails": [[e.status, e.is_test, e.attempts, bool(e.html_body), e.template_key,
+                e.context["site_name"], "Demo Shop" in e.html_body,
                 [a.outcome for a in e.attempt_log.order_by("number")]] for e in emails],
     "history": list(SuppressionHistory.objects.values_list("address", "change")),
+    "templates": sorted({(t.key, t.language or "default", t.layout.name)
+                         for t in EmailTemplate.objects.select_related("layout")}),
+    "layout": [layout.name, layout.published_revision.footer_html,
+               layout.published_revision.footer_address, layout.published_revision.legal_text,
+               layout.published_revision.help_url, layout.published_revision.logo_url,
+               sorted(layout.published_revision.translations)],
 }))
+"""
+
+# Staff rewrite the legal text and publish it, between two starts of the demo.
+STAFF_EDITS_THE_LAYOUT = """
+from transactional_mail.models import Layout
+layout = Layout.objects.get(name="Default")
+layout.legal_text = "Edited by staff."
+layout.save()
+layout.publish()
 """
 
 
@@ -86,6 +235,36 @@ def test_the_demo_data_shows_drafts_attempts_tests_and_suppressions(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout.strip().splitlines()[-1])
     assert data["draft"][:3] == [True, 1, 2] and "review" in data["draft"][3]
-    assert data["emails"] == [["sent", False, 2, True, ["transient", "sent"]],
-                              ["sent", True, 1, True, ["sent"]]]
+    assert data["emails"] == [
+        ["sent", False, 2, True, "order_confirmation", "Demo Shop", True, ["transient", "sent"]],
+        ["sent", True, 1, True, "order_confirmation", "Demo Shop", True, ["sent"]]]
     assert data["history"] == [["old-address@example.com", "added"]]
+
+
+def test_make_demo_installs_every_starter_in_every_language_in_the_branded_layout(tmp_path):
+    """The starters (18 kinds, default English and four languages) in the layout named
+    Default, branded as the shop (the footer in French and German too); a restart keeps
+    what staff changed in the layout since."""
+    setup = run_example("manage.py", "demo", "--setup-only", data_dir=tmp_path)
+    assert setup.returncode == 0, setup.stderr
+    assert "starter templates (18 kinds in en, fr, de, it, ar): 90 created" in setup.stdout
+    assert "the Demo Shop brand in layout 'Default'" in setup.stdout
+    result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(data["templates"]) == 90
+    assert {language for _key, language, _layout in data["templates"]} == {
+        "default", "fr", "de", "it", "ar"}
+    assert {layout for _key, _language, layout in data["templates"]} == {"Default"}
+    name, footer, address, legal, help_url, logo, translations = data["layout"]
+    assert (name, footer, address) == ("Default", "<p>Demo Shop</p>",
+                                       "Demo Shop\n1 Example Street\nSpringfield")
+    assert legal.startswith("You get this email because") and help_url.endswith("/#help")
+    assert logo.endswith("/static/shop/logo.png") and translations == ["de", "fr"]
+
+    edited = run_example("manage.py", "shell", "-c", STAFF_EDITS_THE_LAYOUT, data_dir=tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    again = run_example("manage.py", "demo", "--setup-only", data_dir=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Seeded" not in again.stdout  # nothing created, nothing rebranded
+    result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
+    assert json.loads(result.stdout.strip().splitlines()[-1])["layout"][3] == "Edited by staff."

@@ -1,17 +1,18 @@
-"""The demo's seed data: a branded layout, the shop's email templates and two customers,
+"""The demo's seed data: the app's starter templates in the shop's brand, two customers,
 and a little history for the admin to show (``seed_history()``): a template with an
 unpublished draft, an email whose first attempt failed (HTTP 500) and whose retry was sent,
 a test email, and a suppression with its history.
 
-One template per trigger in ``TRANSACTIONAL_MAIL["TRIGGERS"]`` (welcome,
-order_confirmation, shipping_update, review_request, order_refunded, login_alert), plus
-password_reset for the direct ``send()``; each with a sample context (example data for
-previews). ``seed()`` creates what is missing and never overwrites rows that exist, so edits
-made in the admin survive a restart of the demo.
+The templates are the app's starters, installed in every language they are written in
+(``install_starter_templates``: created when missing, upgraded while nobody edited them)
+into the layout named *Default*, which the seed brands as Demo Shop while it is still the
+unbranded shipped layout. ``seed()`` never overwrites what staff changed, so edits made in
+the admin survive a restart of the demo.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from transactional_mail.default_layout import NAME, layout_fingerprint, shipped_versions
 from transactional_mail.models import (
     Email,
     EmailTemplate,
@@ -30,271 +32,38 @@ from transactional_mail.models.attempts import AttemptOutcome, EmailAttempt
 from transactional_mail.models.log import EmailStatus
 from transactional_mail.models.suppression import SuppressionChange, SuppressionReason
 from transactional_mail.rendering import render_email
+from transactional_mail.starters import LANGUAGES, load_starters
+from transactional_mail.starters.installer import CREATED, UPDATED, install_starters
 
+from .mail import SITE_NAME, shop_url, site_context
 from .models import Customer
 
-# The layout renders once per layout revision with the brand values only ({{ brand.* }});
-# {{ content }} is where each template's body goes.
-LAYOUT_HTML = """<!DOCTYPE html>
-<html>
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-</head>
-<body>
-<table class="wrapper" role="presentation" width="100%" cellpadding="0" cellspacing="0">
-  <tr><td align="center">
-    <table class="card" role="presentation" width="600" cellpadding="0" cellspacing="0">
-      <tr><td class="header">
-        {% if brand.logo_url %}<img src="{{ brand.logo_url }}" alt="{{ brand.name }}" height="31">
-        {% else %}{{ brand.name }}{% endif %}
-      </td></tr>
-      <tr><td class="content">{{ content }}</td></tr>
-      <tr><td class="footer">{{ brand.footer_html }}</td></tr>
-    </table>
-  </td></tr>
-</table>
-</body>
-</html>
-"""
+LEGAL_TEXT = "You get this email because of an order or an account at Demo Shop."
+FOOTER_ADDRESS = "Demo Shop\n1 Example Street\nSpringfield"
 
-# Inlined into every element by premailer, once per (template, layout) revision pair.
-LAYOUT_CSS = """
-body { margin: 0; padding: 0; background-color: {{ brand.background_color }}; }
-.wrapper { background-color: {{ brand.background_color }}; padding: 24px 0; }
-.card {
-  background-color: #ffffff; border-radius: 8px;
-  font-family: Helvetica, Arial, sans-serif; color: {{ brand.text_color }};
-}
-.header {
-  background-color: {{ brand.primary_color }}; color: #ffffff; padding: 16px 24px;
-  font-size: 20px; font-weight: bold; border-radius: 8px 8px 0 0;
-}
-.content { padding: 24px; font-size: 15px; line-height: 1.5; }
-.footer { padding: 16px 24px; font-size: 12px; color: #6b7280; border-top: 1px solid #e5e7eb; }
-h1 { font-size: 22px; margin: 0 0 16px; color: {{ brand.primary_color }}; }
-a { color: {{ brand.primary_color }}; }
-a.button {
-  display: inline-block; background-color: {{ brand.primary_color }}; color: #ffffff;
-  padding: 10px 18px; border-radius: 6px; text-decoration: none;
-}
-table.items { width: 100%; border-collapse: collapse; margin: 16px 0; }
-table.items th { text-align: left; border-bottom: 2px solid #e5e7eb; padding: 6px 4px; }
-table.items td { border-bottom: 1px solid #e5e7eb; padding: 6px 4px; }
-table.items tr.total td { font-weight: bold; border-bottom: none; }
-""".strip()
 
-LAYOUT_FOOTER = (
-    "Demo Shop · 1 Example Street · Springfield<br>"
-    "You get this email because of an order or an account at Demo Shop."
-)
-
-CUSTOMER_SAMPLE = {
-    "customer": {"name": "Ada Lovelace", "first_name": "Ada", "email": "ada@example.com"},
-    "shop": {
-        "name": "Demo Shop",
-        "support_email": "support@example.com",
-        "url": "http://127.0.0.1:8000/",
-    },
-}
-ORDER_SAMPLE = {
-    **CUSTOMER_SAMPLE,
-    "order": {
-        "id": 1,
-        "number": "A00001",
-        "status": "paid",
-        "status_display": "paid",
-        "date": "23 November 2026",
-        "total": "$36.50",
-        "url": "http://127.0.0.1:8000/#order-1",
-        "tracking_number": "1Z999AA10123456784",
-        "tracking_url": "https://tracking.example.com/?n=1Z999AA10123456784",
-    },
-    "items": [
-        {"product": "Logo mug", "quantity": 2, "unit_price": "$12.00", "subtotal": "$24.00"},
-        {"product": "Sticker pack", "quantity": 1, "unit_price": "$4.50", "subtotal": "$4.50"},
-        {"product": "T-shirt", "quantity": 1, "unit_price": "$8.00", "subtotal": "$8.00"},
-    ],
-}
-
-REVIEW_SAMPLE = {
-    **ORDER_SAMPLE,
-    "order": {**ORDER_SAMPLE["order"], "status": "delivered", "status_display": "delivered"},
-    "items": [
-        {**item, "review_url": f"http://127.0.0.1:8000/?review={item['product']}#order-1"}
-        for item in ORDER_SAMPLE["items"]
-    ],
-}
-REFUND_SAMPLE = {
-    **ORDER_SAMPLE,
-    "order": {**ORDER_SAMPLE["order"], "status": "refunded", "status_display": "refunded"},
-}
-LOGIN_SAMPLE = {
-    "user": {"name": "Ada Lovelace", "first_name": "Ada", "email": "ada@example.com"},
-    "device": {
-        "summary": "Firefox on Linux",
-        "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-        "ip_address": "203.0.113.7",
-    },
-    "login_time": "2026-11-23T16:41:07.123Z",
-    "shop": CUSTOMER_SAMPLE["shop"],
-    "reset_url": "http://127.0.0.1:8000/#password-reset",
-}
-
-ITEMS_TABLE = """<table class="items">
-  <tr><th>Product</th><th>Qty</th><th>Price</th></tr>
-  {% for item in items %}<tr>
-    <td>{{ item.product }}</td><td>{{ item.quantity }}</td><td>{{ item.subtotal }}</td>
-  </tr>
-  {% endfor %}<tr class="total"><td colspan="2">Total</td><td>{{ order.total }}</td></tr>
-</table>"""
-
-TEMPLATES = [
-    {
-        "key": "order_confirmation",
-        "language": "",
-        "category": "orders",
-        "subject": "Order {{ order.number }} confirmed",
-        "html": """<h1>Thank you, {{ customer.first_name }}!</h1>
-<p>We have received your order <strong>{{ order.number }}</strong> of {{ order.date }}.</p>
-"""
-        + ITEMS_TABLE
-        + """
-<p>Your invoice is attached. We will email you again when the order ships.</p>
-<p><a class="button" href="{{ order.url }}">View your order</a></p>""",
-        "text": "",  # derived from the HTML
-        "sample_context": ORDER_SAMPLE,
-    },
-    {
-        "key": "order_confirmation",
-        "language": "fr",
-        "category": "orders",
-        "subject": "Commande {{ order.number }} confirmée",
-        "html": """<h1>Merci, {{ customer.first_name }} !</h1>
-<p>Nous avons bien reçu votre commande <strong>{{ order.number }}</strong> du {{ order.date }}.</p>
-"""
-        + ITEMS_TABLE.replace("Product", "Article")
-        .replace("Qty", "Qté")
-        .replace("Price", "Prix")
-        .replace(">Total<", ">Total<")
-        + """
-<p>Votre facture est jointe. Nous vous écrirons à l'expédition de la commande.</p>
-<p><a class="button" href="{{ order.url }}">Voir votre commande</a></p>""",
-        "text": "",
-        "sample_context": ORDER_SAMPLE,
-    },
-    {
-        "key": "welcome",
-        "language": "",
-        "category": "account",
-        "subject": "Welcome to {{ shop.name }}, {{ customer.first_name }}",
-        "html": """<h1>Welcome, {{ customer.first_name }}!</h1>
-<p>Thank you for choosing {{ shop.name }}. You will find your orders and their status on
-our site, and we will email you at every step: payment, shipping, delivery.</p>
-<p><a class="button" href="{{ shop.url }}">Visit the shop</a></p>
-<p>Questions? Reply to this email or write to {{ shop.support_email }}.</p>""",
-        "text": "",
-        "sample_context": CUSTOMER_SAMPLE,
-    },
-    {
-        # Sent by transactional_mail.auth.PasswordResetForm, with its context keys (those
-        # of the app's password_reset starter). Seeded only while no password_reset
-        # template exists: installed starter templates take its place.
-        "key": "password_reset",
-        "language": "",
-        "category": "account",
-        "subject": "Reset your {{ site_name }} password",
-        "html": """<h1>Reset your password</h1>
-<p>Hello {{ user.name }}, someone (hopefully you) asked to reset the password of your
-{{ site_name }} account.</p>
-<p><a class="button" href="{{ reset_url }}">Choose a new password</a></p>
-<p>The link is valid for {{ link_valid_hours }} hours. If you did not ask for it, ignore
-this email: your password stays the same.</p>""",
-        # A hand-written text part, used as is instead of one derived from the HTML.
-        "text": """Hello {{ user.name }},
-
-Someone (hopefully you) asked to reset the password of your {{ site_name }} account.
-Choose a new password here (valid for {{ link_valid_hours }} hours):
-
-{{ reset_url }}
-
-If you did not ask for it, ignore this email: your password stays the same.""",
-        "sample_context": {
-            "user": {"name": "Ada Lovelace", "email": "ada@example.com"},
-            "reset_url": "http://127.0.0.1:8000/accounts/reset/MQ/sample-token/",
-            "link_valid_hours": 72,
-            "site_name": "Demo Shop",
-            "site_url": "http://127.0.0.1:8000",
+def brand() -> dict:
+    """The shop's brand values for the default layout (URLs from the settings)."""
+    return {
+        "logo_url": f"{settings.SHOP_BASE_URL}/static/shop/logo.png",
+        "primary_color": "#1a73e8",
+        "background_color": "#f4f4f5",
+        "text_color": "#1f2937",
+        # The layout's name is "Default" (the installer and migrate find it by that name),
+        # so the footer names the shop itself instead of {{ brand.name }}.
+        "footer_html": f"<p>{SITE_NAME}</p>",
+        "footer_address": FOOTER_ADDRESS,
+        "legal_text": LEGAL_TEXT,
+        "help_url": shop_url("#help"),
+        "translations": {
+            # The address, name and help link read the same in every language.
+            "fr": {"legal_text": "Vous recevez cet e-mail à la suite d'une commande ou de "
+                                 "l'ouverture d'un compte chez Demo Shop."},
+            "de": {"legal_text": "Sie erhalten diese E-Mail wegen einer Bestellung oder "
+                                 "eines Kontos bei Demo Shop."},
         },
-    },
-    {
-        "key": "shipping_update",
-        "language": "",
-        "category": "orders",
-        "subject": "Your order {{ order.number }} is on its way",
-        "html": """<h1>Good news, {{ customer.first_name }}!</h1>
-<p>Your order <strong>{{ order.number }}</strong> has shipped.</p>
-{% if order.tracking_number %}<p>Tracking number: <strong>{{ order.tracking_number }}</strong></p>
-<p><a class="button" href="{{ order.tracking_url }}">Track your parcel</a></p>{% endif %}
-"""
-        + ITEMS_TABLE,
-        "text": "",
-        "sample_context": ORDER_SAMPLE,
-    },
-    {
-        "key": "review_request",
-        "language": "",
-        "category": "reviews",
-        "subject": "How do you like your order {{ order.number }}, {{ customer.first_name }}?",
-        "html": """<h1>How was it, {{ customer.first_name }}?</h1>
-<p>Your order <strong>{{ order.number }}</strong> arrived a little while ago. A few words
-about what you bought help other customers choose, and help us do better.</p>
-<table class="items">
-  <tr><th>Product</th><th></th></tr>
-  {% for item in items %}<tr>
-    <td>{{ item.product }}</td><td><a href="{{ item.review_url }}">Write a review</a></td>
-  </tr>
-  {% endfor %}</table>
-<p>Something wrong with the order? Just reply: {{ shop.support_email }} reads every email.</p>""",
-        "text": "",
-        "sample_context": REVIEW_SAMPLE,
-    },
-    {
-        "key": "order_refunded",
-        "language": "",
-        "category": "orders",
-        "subject": "Your order {{ order.number }} has been refunded",
-        "html": """<h1>Refund on its way</h1>
-<p>Hello {{ customer.first_name }}, we have refunded your order
-<strong>{{ order.number }}</strong>: {{ order.total }} goes back to your card within a few
-days.</p>
-"""
-        + ITEMS_TABLE
-        + """
-<p>Questions about the refund? Reply to this email.</p>""",
-        "text": "",
-        "sample_context": REFUND_SAMPLE,
-    },
-    {
-        "key": "login_alert",
-        "language": "",
-        "category": "security",
-        "subject": "New login to your {{ shop.name }} account",
-        "html": """<h1>New login from {{ device.summary }}</h1>
-<p>Hello {{ user.first_name|default:user.name }}, your {{ shop.name }} account
-({{ user.email }}) was just used to log in from a device we had not seen before:</p>
-<table class="items">
-  <tr><td>Device</td><td>{{ device.summary }}<br>
-    <small>{{ device.user_agent|default:"(no user agent)" }}</small></td></tr>
-  <tr><td>IP address</td><td>{{ device.ip_address|default:"unknown" }}</td></tr>
-  <tr><td>Time</td><td>{{ login_time|as_datetime|date:"j F Y, H:i" }} UTC</td></tr>
-</table>
-<p>If this was you, there is nothing to do. If it was not, reset your password now:</p>
-<p><a class="button" href="{{ reset_url }}">Reset my password</a></p>""",
-        "text": "",
-        "sample_context": LOGIN_SAMPLE,
-    },
-]
+    }
+
 
 CUSTOMERS = [
     {"name": "Ada Lovelace", "email": "ada@example.com", "language": ""},
@@ -302,43 +71,18 @@ CUSTOMERS = [
 ]
 
 
-#: The demo's templates that stand in for the app's starter templates until those are
-#: installed: seeded only while no template has their key.
-STARTER_KEYS = {"password_reset"}
-
-
 @transaction.atomic
 def seed() -> list[str]:
     """Create the demo rows that are missing; return a description of what was created."""
-    created = []
-    layout, layout_created = Layout.objects.get_or_create(
-        name="Demo Shop",
-        defaults={
-            "html": LAYOUT_HTML,
-            "css": LAYOUT_CSS,
-            "logo_url": f"{settings.SHOP_BASE_URL}/static/shop/logo.png",
-            "primary_color": "#1a73e8",
-            "background_color": "#f4f4f5",
-            "text_color": "#1f2937",
-            "footer_html": LAYOUT_FOOTER,
-        },
-    )
-    if layout_created:
+    created = install_templates()
+    layout = Layout.objects.filter(name=NAME).first()
+    if layout is not None and is_unbranded(layout):
+        for field, value in brand().items():
+            setattr(layout, field, value)
+        layout.revision_note = "The Demo Shop brand (seeded by the demo)."
+        layout.save()
         layout.publish()  # demo data is ready to send: nothing to review first
-        created.append(f"layout {layout.name!r}")
-    for template in TEMPLATES:
-        if template["key"] in STARTER_KEYS and EmailTemplate.objects.filter(
-                key=template["key"]).exists():
-            continue  # installed starter templates (any language) take its place
-        row, template_created = EmailTemplate.objects.get_or_create(
-            key=template["key"],
-            language=template["language"],
-            defaults={**template, "layout": layout},
-        )
-        if template_created:
-            row.publish()
-            language = f" [{template['language']}]" if template["language"] else ""
-            created.append(f"template {template['key']}{language}")
+        created.append(f"the Demo Shop brand in layout {NAME!r}")
     # bulk_create sends no post_save signal, so the "welcome" trigger does not fire:
     # seeding is not a sign-up.
     existing = set(Customer.objects.values_list("email", flat=True))
@@ -347,6 +91,40 @@ def seed() -> list[str]:
     created += [f"customer {customer.email}" for customer in missing]
     created += seed_history()
     return created
+
+
+def install_templates() -> list[str]:
+    """Install (or upgrade) every starter in every language, and put the shop's name and
+    URL in the sample contexts that still hold the starter's; describe what changed."""
+    starters = load_starters()
+    outcomes = install_starters(starters.values(), LANGUAGES)
+    for starter in starters.values():
+        # Still the starter's own sample site (not staff's): the shop's name instead.
+        # update(): the sample context is not part of a revision, so none is added.
+        stock = starter.sample_context.get("site_name")
+        for template in EmailTemplate.objects.filter(key=starter.key):
+            if (template.sample_context or {}).get("site_name") == stock:
+                EmailTemplate.objects.filter(pk=template.pk).update(
+                    sample_context={**template.sample_context, **site_context()})
+    counts = Counter(outcome.action for outcome in outcomes[1:])  # [0] is the layout
+    if not counts[CREATED] and not counts[UPDATED]:
+        return []
+    return [f"starter templates ({len(starters)} kinds in {', '.join(LANGUAGES)}): "
+            f"{counts[CREATED]} created, {counts[UPDATED]} updated"]
+
+
+def is_unbranded(layout: Layout) -> bool:
+    """Whether ``layout`` is still the shipped default layout as ``migrate`` or the
+    installer left it: its HTML, CSS and footer a shipped version, its brand values the
+    model's defaults, no draft. Anything else is staff's, and the seed leaves it alone."""
+    published = layout.published_revision
+    if published is None or layout.has_unpublished_changes:
+        return False
+    if layout_fingerprint(published) not in shipped_versions().values():
+        return False
+    # The footer HTML is in the fingerprint; the other brand values must be the defaults.
+    return all(getattr(published, field) == Layout._meta.get_field(field).get_default()
+               for field in brand() if field != "footer_html")
 
 
 #: The idempotency keys of the demo's logged emails: seeded once, never again.

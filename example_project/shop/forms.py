@@ -3,7 +3,9 @@ from django.contrib.auth import get_user_model
 
 from .catalog import PRODUCTS, money
 
-LANGUAGES = [("", "English (default)"), ("fr", "French"), ("fr-ca", "French (Canada)")]
+#: The languages the starter templates are written in, and a variant that falls back to fr.
+LANGUAGES = [("", "English (default)"), ("fr", "French"), ("fr-ca", "French (Canada)"),
+             ("de", "German"), ("it", "Italian"), ("ar", "Arabic")]
 
 
 class OrderForm(forms.Form):

@@ -1,5 +1,12 @@
 """The shop's emails: what each template sees, and the callables the triggers name.
 
+The shop sends the app's starter templates (``manage.py install_starter_templates``, run
+by the demo's seed): each starter documents its context keys in
+``transactional_mail/starters/<key>/starter.json`` (and ``docs/starter-templates.md``),
+and the ``*_context`` functions here build exactly those keys from the shop's objects.
+``tests/test_example_project.py`` renders each trigger's template with the context built
+for a real order and fails on any variable the template uses that the context lacks.
+
 Most of the shop's emails are triggers in ``TRANSACTIONAL_MAIL["TRIGGERS"]``
 (``shop_site/settings.py``): the shop's code only changes its data, and a save that
 matches a trigger queues the email. The functions here are what those triggers name by
@@ -20,6 +27,7 @@ password reset goes through the app's drop-in form (``send_password_reset``).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import quote
 
 from django.conf import settings
@@ -28,77 +36,154 @@ from django.utils import timezone
 
 import transactional_mail
 from transactional_mail.auth import PasswordResetForm
+from transactional_mail.models.templates import language_fallbacks
 
 from .catalog import money
 from .devices import device_of, device_summary
 from .models import Customer, Order
 
-SHOP = {"name": "Demo Shop", "support_email": "support@example.com"}
+SITE_NAME = "Demo Shop"
 SUPPORT = "Demo Shop support <support@example.com>"
+#: The demo ships nothing, so every order "goes" to the shop's pickup point.
+PICKUP_POINT = ["Demo Shop pickup point", "1 Example Street", "Springfield"]
+CARRIER = "Demo Post"
+#: How long the demo's bank takes to show a refund, in business days.
+REFUND_DAYS = 5
+#: Where a refund goes, in each language a refund template is written in (the starter's
+#: ``refund.method`` is a phrase of the email's language); "" is the default template's.
+REFUND_METHODS = {
+    "": "the card you paid with",
+    "fr": "votre carte de paiement",
+    "de": "Ihre Zahlungskarte",
+    "it": "carta di credito",  # "su carta di credito": the template writes "su"
+    "ar": "بطاقتك",
+}
+#: How an order was paid, for the invoice's ``payment_method`` (a label in its table).
+PAYMENT_METHODS = {"": "Card", "fr": "Carte bancaire", "de": "Karte", "it": "Carta",
+                   "ar": "بطاقة"}
 
 
 def absolute_url(path: str) -> str:
     return settings.SHOP_BASE_URL.rstrip("/") + path
 
 
+def shop_url(suffix: str) -> str:
+    """The absolute URL of the shop's page with ``suffix``: a section (``#help``), a query."""
+    return absolute_url(reverse("shop:index") + suffix)
+
+
+def order_url(order: Order) -> str:
+    return shop_url(f"#order-{order.pk}")
+
+
+def in_language(texts: dict[str, str], language: str) -> str:
+    """The text of ``texts`` for ``language``, falling back as templates do (fr-ca, fr,
+    then the default): the text then matches the template the email is rendered in."""
+    return next(texts[code] for code in language_fallbacks(language) if code in texts)
+
+
 # --- Contexts (named by the triggers) ------------------------------------------------------
+# Each returns the keys its starter documents, and no others.
+
+
+def site_context() -> dict:
+    """The keys every starter uses: the site's name and home page."""
+    return {"site_name": SITE_NAME, "site_url": absolute_url("/")}
 
 
 def customer_context(customer: Customer) -> dict:
-    """The welcome email's context, and the base of the others."""
+    """The base of the order emails: the site and the customer's name."""
+    return {**site_context(), "customer": {"name": customer.name}}
+
+
+def welcome_context(customer: Customer) -> dict:
+    """The ``welcome`` starter's context: the new customer, and where to start."""
     return {
-        "customer": {
-            "name": customer.name,
-            "first_name": customer.name.split()[0] if customer.name.strip() else "",
-            "email": customer.email,
-        },
-        "shop": {**SHOP, "url": absolute_url("/")},
+        **site_context(),
+        "user": {"name": customer.name},
+        "get_started_url": shop_url("#place-order"),
     }
 
 
-def order_context(order: Order) -> dict:
-    """The context of every order email: the order, its lines and its customer."""
+def shipping_address(order: Order) -> list[str]:
+    return [order.customer.name, *PICKUP_POINT]
+
+
+def order_confirmation_context(order: Order) -> dict:
+    """The ``order_confirmation`` starter's context: the order, its lines and totals."""
     lines = list(order.lines.all())
-    context = customer_context(order.customer)
-    context["order"] = {
-        "id": order.pk,
-        "number": order.number,
-        "status": order.status,
-        "status_display": order.get_status_display(),
-        "date": order.created_at.strftime("%d %B %Y"),
-        "total": money(order.total),
-        "url": absolute_url(reverse("shop:index") + f"#order-{order.pk}"),
-        "tracking_number": order.tracking_number,
-        "tracking_url": (
-            f"https://tracking.example.com/?n={quote(order.tracking_number)}"
-            if order.tracking_number
-            else ""
-        ),
+    total = money(order.total)
+    return {
+        **customer_context(order.customer),
+        "order": {
+            "number": order.number,
+            "created_at": order.created_at.isoformat(),
+            "items": [
+                {"name": line.product, "quantity": line.quantity, "price": money(line.subtotal)}
+                for line in lines
+            ],
+            "subtotal": total,
+            "shipping": money(0),  # a pickup costs nothing (and "$0.00" needs no translation)
+            "total": total,
+            "url": order_url(order),
+        },
+        "shipping_address": shipping_address(order),
     }
-    context["items"] = [
-        {
-            "product": line.product,
-            "quantity": line.quantity,
-            "unit_price": money(line.unit_price),
-            "subtotal": money(line.subtotal),
-        }
-        for line in lines
-    ]
-    return context
+
+
+def shipping_context(order: Order) -> dict:
+    """The ``shipping_update`` starter's context: the whole order in one parcel."""
+    tracking = order.tracking_number
+    return {
+        **customer_context(order.customer),
+        "order": {"number": order.number, "url": order_url(order)},
+        "shipment": {
+            "carrier": CARRIER,
+            "tracking_number": tracking,
+            "tracking_url": (f"https://tracking.example.com/?n={quote(tracking)}"
+                             if tracking else ""),
+            "estimated_delivery": (timezone.localdate() + timedelta(days=3)).isoformat(),
+            "partial": False,
+            "items": [{"name": line.product, "quantity": line.quantity}
+                      for line in order.lines.all()],
+        },
+        "shipping_address": shipping_address(order),
+    }
 
 
 def review_context(order: Order) -> dict:
-    """The review request's context: the order, and one review link per product."""
-    context = order_context(order)
-    for item in context["items"]:
-        item["review_url"] = absolute_url(
-            reverse("shop:index") + f"?review={quote(item['product'])}#order-{order.pk}"
-        )
-    return context
+    """The ``review_request`` starter's context: one review link per product."""
+    return {
+        **customer_context(order.customer),
+        "order": {
+            "number": order.number,
+            "items": [
+                {"name": line.product,
+                 "review_url": shop_url(f"?review={quote(line.product)}#order-{order.pk}")}
+                for line in order.lines.all()
+            ],
+        },
+        "preferences_url": shop_url("#account"),
+    }
 
 
-def login_context(user, request=None) -> dict:
-    """The login alert's context: who, from which device, when.
+def refund_context(order: Order) -> dict:
+    """The ``refund`` starter's context: the demo refunds whole orders to the card."""
+    return {
+        **customer_context(order.customer),
+        "order": {"number": order.number, "url": order_url(order)},
+        "refund": {
+            "amount": money(order.total),
+            "method": in_language(REFUND_METHODS, order.customer.language),
+            "reason": "",  # optional: the demo's refunds have none to give
+            "expected_days": REFUND_DAYS,
+        },
+        "support_url": shop_url("#help"),
+    }
+
+
+def new_sign_in_context(user, request=None) -> dict:
+    """The ``new_sign_in`` starter's context: who, from which device, when.
 
     The trigger is a ``user_logged_in`` signal trigger, so this gets the signal's
     ``request`` argument too (by its parameter name). ``request`` is None in a dry run.
@@ -106,20 +191,40 @@ def login_context(user, request=None) -> dict:
     customer = getattr(user, "customer", None)
     user_agent, ip_address = device_of(request) if request is not None else ("", "")
     return {
-        "user": {
-            "name": customer.name if customer else user.get_username(),
-            "first_name": (customer.name.split() or [""])[0] if customer else "",
-            "email": user.email,
+        **site_context(),
+        "user": {"name": customer.name if customer else user.get_username()},
+        "signed_in_at": timezone.now().isoformat(),
+        "ip_address": ip_address,
+        "location": "",  # optional: the demo has no IP geolocation
+        "device": device_summary(user_agent),
+        "security_url": shop_url("#password-reset"),
+    }
+
+
+def invoice_context(order: Order) -> dict:
+    """The ``invoice`` starter's context: the paid receipt of an order, PDF attached."""
+    total = money(order.total)
+    return {
+        **customer_context(order.customer),
+        "invoice": {
+            "number": invoice_number(order),
+            "issued_at": order.created_at.date().isoformat(),
+            "due_at": "",  # paid at checkout: nothing is due
+            "paid": True,
+            "paid_at": order.created_at.isoformat(),
+            "payment_method": in_language(PAYMENT_METHODS, order.customer.language),
+            "items": [
+                {"description": line.product, "quantity": line.quantity,
+                 "amount": money(line.subtotal)}
+                for line in order.lines.all()
+            ],
+            "subtotal": total,
+            "tax": "",  # optional: the demo's prices include no tax line
+            "tax_label": "",
+            "total": total,
+            "url": order_url(order),
+            "pdf_attached": True,
         },
-        "device": {
-            "summary": device_summary(user_agent),
-            "user_agent": user_agent,
-            "ip_address": ip_address,
-        },
-        # An ISO date-time in the snapshot; the template formats it with as_datetime|date.
-        "login_time": timezone.now(),
-        "shop": {**SHOP, "url": absolute_url("/")},
-        "reset_url": absolute_url(reverse("shop:index") + "#password-reset"),
     }
 
 
@@ -142,11 +247,15 @@ def support_desk(order: Order) -> str:
     return SUPPORT_DESKS.get(language, SUPPORT)
 
 
+def invoice_number(order: Order) -> str:
+    return f"INV-{order.number}"
+
+
 def invoice_lines(order: Order) -> list[str]:
     rows = [
         "Demo Shop - 1 Example Street - Springfield",
         "",
-        f"Invoice for order {order.number}",
+        f"Invoice {invoice_number(order)} for order {order.number}",
         f"Date: {order.created_at:%d %B %Y}",
         f"Customer: {order.customer.name} <{order.customer.email}>",
         "",
@@ -222,16 +331,17 @@ def send_password_reset(address: str, request) -> bool:
 
 
 def send_invoice(order: Order):
-    """Email the invoice again (an admin action): the order confirmation, sent on demand.
+    """Email the invoice again (an admin action): the ``invoice`` starter as a paid
+    receipt, with the PDF attached.
 
-    No idempotency key, unlike the trigger's ``once``: staff asked for another copy.
+    No idempotency key, unlike the triggers' ``once``: staff asked for another copy.
     """
     return transactional_mail.send(
-        "order_confirmation",
+        "invoice",
         order.customer.mailbox,
-        order_context(order),
+        invoice_context(order),
         language=order.customer.language,
-        reply_to=[SUPPORT],
+        reply_to=[support_desk(order)],
         attachments=invoice_attachments(order),
         tags=["orders"],  # one tag: Postmark refuses more (AnymailUnsupportedFeature)
         metadata={"order": order.number, "copy": True},

@@ -20,10 +20,12 @@ from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from transactional_mail import auth
-from transactional_mail.models import Email
+from transactional_mail.models import Email, Trigger
+from transactional_mail.models.log import EmailStatus
 
 from .catalog import PRODUCTS
 from .forms import LoginForm, OrderForm, SignUpForm
@@ -39,14 +41,55 @@ ACTIONS = {
 }
 
 
+def emails_about(obj):
+    """The emails whose source is ``obj`` (a queryset), oldest first."""
+    return Email.objects.filter(
+        source_content_type=ContentType.objects.get_for_model(obj),
+        source_object_id=str(obj.pk),
+    ).order_by("created_at", "pk")
+
+
 def emails_for(obj) -> list[Email]:
     """The emails whose source is ``obj``, oldest first."""
-    return list(
-        Email.objects.filter(
-            source_content_type=ContentType.objects.get_for_model(obj),
-            source_object_id=str(obj.pk),
-        ).order_by("created_at")
-    )
+    return list(emails_about(obj))
+
+
+def email_note(obj, trigger_key: str, since, what: str) -> str:
+    """What became of trigger ``trigger_key``'s email about ``obj`` in this request, for
+    a flash message: ``what`` ("its shipping update") "is queued".
+
+    Read from the Email rows the request wrote (created since ``since``), not assumed: a
+    trigger staff switched off, a ``once`` email already sent, or a condition that did not
+    match writes none, and the message must not claim one. "" when there is nothing to
+    say.
+    """
+    email = (emails_about(obj).filter(trigger_key=trigger_key, created_at__gte=since)
+             .order_by("-created_at", "-pk").first())
+    if email is None:
+        if trigger_key in Trigger.objects.disabled_keys():
+            return f"{what} is not sent (its trigger is switched off)"
+        return ""
+    if email.status == EmailStatus.QUEUED:
+        return f"{what} is queued"
+    if email.status == EmailStatus.SCHEDULED:
+        return f"{what} is scheduled for {email.next_attempt_at:%H:%M:%S} UTC"
+    reason = f" ({email.last_error})" if email.last_error else ""
+    return f"{what} is {email.get_status_display()}{reason}"
+
+
+def with_notes(message: str, *notes: str) -> str:
+    """``message`` and its non-empty ``notes`` as one sentence: "Order A00001 placed: <note>,
+    and <note>.", or "Order A00001 placed." without any."""
+    said = ", and ".join(note for note in notes if note)
+    return f"{message}: {said}." if said else f"{message}."
+
+
+#: The email each status change sends: new status -> (trigger key, what it is called).
+STATUS_EMAILS = {
+    Order.Status.SHIPPED: ("shipping_update", "its shipping update"),
+    Order.Status.DELIVERED: ("review_request", "its review request"),
+    Order.Status.REFUNDED: ("order_refunded", "its refund email"),
+}
 
 
 def buttons(order: Order) -> list[tuple[str, str]]:
@@ -80,7 +123,7 @@ def index(request, forms=None, status=200):
             "devices": (KnownDevice.objects.filter(user=request.user)
                         if request.user.is_authenticated else []),
             "orders": [(order, emails_for(order), buttons(order)) for order in orders],
-            "recent_emails": Email.objects.all()[:12],
+            "recent_emails": Email.objects.select_related("template_revision")[:12],
             "review_delay": settings.SHOP_REVIEW_DELAY,
             "review": request.GET.get("review", ""),
             "fake_esp_url": (
@@ -105,6 +148,7 @@ def sign_up(request):
     if not form.is_valid():
         return index(request, forms={"signup": form}, status=400)
     data = form.cleaned_data
+    started = timezone.now()
     with transaction.atomic():
         user = get_user_model().objects.create_user(
             username=data["email"], email=data["email"], password=data["password"]
@@ -119,11 +163,12 @@ def sign_up(request):
             customer.user = user
             customer.save(update_fields=["user"])
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    messages.success(
-        request,
-        f"Welcome, {customer.name}! " + ("Your welcome email is queued." if created else
-                                         "Your account is linked to your earlier orders."),
-    )
+    if created:
+        message = with_notes(f"Welcome, {customer.name}",
+                             email_note(customer, "welcome", started, "your welcome email"))
+    else:
+        message = f"Welcome, {customer.name}! Your account is linked to your earlier orders."
+    messages.success(request, message)
     return redirect("shop:index")
 
 
@@ -167,10 +212,12 @@ def place_order(request):
         return index(request, forms={"order": form}, status=400)
     data = form.cleaned_data
     product, unit_price = PRODUCTS[data["product"]]
+    started = timezone.now()
     with transaction.atomic():
         customer = current_customer(request)
+        new_customer = False
         if customer is None:
-            customer, _created = Customer.objects.get_or_create(
+            customer, new_customer = Customer.objects.get_or_create(
                 email=data["email"].lower(),
                 defaults={"name": data["name"], "language": data["language"]},
             )
@@ -186,7 +233,10 @@ def place_order(request):
         order.status = Order.Status.PAID
         order.save(update_fields=["status", "updated_at"])
     logger.info("Order %s placed and paid", order.number)
-    messages.success(request, f"Order {order.number} placed: its confirmation email is queued.")
+    notes = [email_note(order, "order_confirmation", started, "its confirmation email")]
+    if new_customer:  # a guest's first order: the new customer's welcome
+        notes.append(email_note(customer, "welcome", started, "your welcome email"))
+    messages.success(request, with_notes(f"Order {order.number} placed", *notes))
     return redirect(reverse("shop:index") + f"#order-{order.pk}")
 
 
@@ -194,6 +244,7 @@ def place_order(request):
 def change_order(request, pk, action):
     """Ship, deliver or refund an order; the status change fires its trigger."""
     new_status = ACTIONS[action]
+    started = timezone.now()
     with transaction.atomic():
         order = get_object_or_404(Order.objects.select_for_update(), pk=pk)
         if order.status not in Order.TRANSITIONS[new_status]:
@@ -204,13 +255,12 @@ def change_order(request, pk, action):
         if new_status == Order.Status.SHIPPED:
             order.tracking_number = uuid.uuid4().hex[:12].upper()
         order.save()
-    notes = {
-        Order.Status.SHIPPED: "its shipping update is queued",
-        Order.Status.DELIVERED: f"its review request is scheduled in {settings.SHOP_REVIEW_DELAY}",
-        Order.Status.REFUNDED: "its refund email is queued, and a pending review request "
-                               "will be cancelled when it is due",
-    }
-    messages.success(request, f"Order {order.number} {new_status.label}: {notes[new_status]}.")
+    trigger_key, what = STATUS_EMAILS[new_status]
+    notes = [email_note(order, trigger_key, started, what)]
+    if new_status == Order.Status.REFUNDED and emails_about(order).filter(
+            trigger_key="review_request", status=EmailStatus.SCHEDULED).exists():
+        notes.append("its scheduled review request will be cancelled when it is due")
+    messages.success(request, with_notes(f"Order {order.number} {new_status.label}", *notes))
     return redirect(reverse("shop:index") + f"#order-{order.pk}")
 
 

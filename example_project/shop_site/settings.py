@@ -208,6 +208,8 @@ TRANSACTIONAL_MAIL = {
     # The shop's emails, bound to its events. The shop's code only changes its data; each
     # matching save (or login) queues one Email row per recipient in the same transaction.
     # Strings name callables in shop/mail.py and shop/devices.py, or attribute paths.
+    # Each sends one of the app's starter templates (installed by the demo's seed), with
+    # the context keys that starter documents.
     "TRIGGERS": {
         "welcome": {
             "description": "A new customer: sign-up, or a first order as a guest.",
@@ -215,7 +217,7 @@ TRANSACTIONAL_MAIL = {
             "on": "created",
             "template": "welcome",
             "to": "mailbox",
-            "context": "shop.mail.customer_context",
+            "context": "shop.mail.welcome_context",
             "language": "language",
             "category": "account",
             "once": True,
@@ -229,7 +231,7 @@ TRANSACTIONAL_MAIL = {
             "to_value": "paid",
             "template": "order_confirmation",
             "to": "customer.mailbox",
-            "context": "shop.mail.order_context",
+            "context": "shop.mail.order_confirmation_context",
             "language": "customer.language",
             "reply_to": "shop.mail.support_desk",  # the desk speaking their language
             "category": "orders",
@@ -245,7 +247,7 @@ TRANSACTIONAL_MAIL = {
             "to_value": "shipped",
             "template": "shipping_update",
             "to": "customer.mailbox",
-            "context": "shop.mail.order_context",
+            "context": "shop.mail.shipping_context",
             "language": "customer.language",
             "category": "orders",
             "tags": ["orders"],
@@ -272,9 +274,9 @@ TRANSACTIONAL_MAIL = {
             "on": "changed",
             "field": "status",
             "to_value": "refunded",
-            "template": "order_refunded",
+            "template": "refund",
             "to": "customer.mailbox",
-            "context": "shop.mail.order_context",
+            "context": "shop.mail.refund_context",
             "language": "customer.language",
             "reply_to": "shop.mail.support_desk",  # the desk speaking their language
             "category": "orders",
@@ -285,9 +287,9 @@ TRANSACTIONAL_MAIL = {
             "signal": "django.contrib.auth.signals.user_logged_in",
             "instance_arg": "user",
             "when": "shop.devices.is_new_device",  # (user, request) -> bool
-            "template": "login_alert",
+            "template": "new_sign_in",
             "to": "email",
-            "context": "shop.mail.login_context",  # (user, request) -> dict
+            "context": "shop.mail.new_sign_in_context",  # (user, request) -> dict
             "language": "shop.mail.user_language",
             "category": "security",
         },

@@ -1,7 +1,8 @@
 """``manage.py demo``: set up the demo shop and run everything it needs.
 
-Migrates, creates the admin user (admin / admin), seeds the layout, templates and
-customers, then runs as child processes: the fake ESP, a Celery worker with beat inside
+Migrates, creates the admin user (admin / admin), installs the app's starter templates
+(``install_starter_templates``' installer, every language), brands their layout and seeds
+the customers, then runs as child processes: the fake ESP, a Celery worker with beat inside
 it (-B, DatabaseScheduler) and the development server. Ctrl-C stops them all.
 
 The children get ``SHOP_REVIEW_DELAY`` (``--review-delay``, 30s by default) so that the
