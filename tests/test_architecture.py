@@ -18,10 +18,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transactional_mail"
 #: Bottom first: a module may import its own layer's modules and those below.
 LAYERS = [
     {"conf", "exceptions", "headers", "snapshots", "retries", "metadata", "send_checks",
-     "signals", "redaction"},
+     "signals", "redaction", "durations"},
     {"rendering"},
     {"models", "migrations"},
-    {"claims", "publishing", "failures"},
+    {"claims", "publishing", "failures", "pacing"},
     {"delivery"},
     {"tasks"},
     {"api", "resending"},

@@ -1,6 +1,8 @@
 """Models of transactional_mail, one module per concept."""
 
 from .attempts import AttemptOutcome, EmailAttempt
+from .caps import CapCount
+from .digests import DigestItem, DigestWindow
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
 from .suppression import (
@@ -14,6 +16,9 @@ from .triggers import Trigger
 
 __all__ = [
     "AttemptOutcome",
+    "CapCount",
+    "DigestItem",
+    "DigestWindow",
     "Email",
     "EmailAttempt",
     "EmailEvent",
