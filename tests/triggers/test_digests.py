@@ -55,6 +55,15 @@ def test_events_wait_in_the_window_then_go_out_in_one_email(use_triggers, custom
     assert set(DigestItem.objects.values_list("email", flat=True)) == {email.pk}
 
 
+def test_without_a_category_the_digest_has_its_templates(use_triggers, customer,
+                                                        digest_template):
+    use_triggers(digest={key: value for key, value in DIGEST.items() if key != "category"}
+                 | {"digest": {"window": "1h"}})
+    new_order(customer, "A-1")
+    digests.close_due_windows(now=later(hours=2))
+    assert emails()[0].category == digest_template.category == "orders"
+
+
 def test_an_event_after_the_close_opens_a_new_window(use_triggers, customer,
                                                      digest_template):
     use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})

@@ -62,7 +62,10 @@ class DigestWindow(models.Model):
     )
     recipient = models.CharField(_("recipient"), max_length=320)
     template_key = models.CharField(_("template key"), max_length=100)
-    category = models.CharField(_("category"), max_length=50, blank=True)
+    category = models.CharField(
+        _("category"), max_length=50, blank=True,
+        help_text=_("The trigger's category; empty: the template's."),
+    )
     language = models.CharField(_("language"), max_length=15, blank=True)
     options = models.JSONField(
         _("send options"), default=dict, blank=True,
@@ -109,7 +112,7 @@ class DigestItem(models.Model):
         verbose_name=_("window"),
     )
     context = models.JSONField(_("context"), default=dict, encoder=DjangoJSONEncoder)
-    created_at = models.DateTimeField(_("created at"), db_index=True)
+    created_at = models.DateTimeField(_("created at"))
     email = models.ForeignKey(
         "transactional_mail.Email", on_delete=models.PROTECT, null=True, blank=True,
         related_name="digest_items", verbose_name=_("email"),

@@ -113,8 +113,9 @@ def _send_digest(window: DigestWindow, context: dict[str, Any]) -> Email:
     """The window's email, queued; a failed row saying why when it cannot be (the
     template was deleted), so the events are not lost silently."""
     try:
+        # No category on the window: the template's, as for any email of the trigger.
         return api.send(window.template_key, window.recipient, context,
-                        language=window.language or None, category=window.category,
+                        language=window.language or None, category=window.category or None,
                         trigger_key=window.trigger_key,
                         idempotency_key=f"digest:{window.pk}", **window.options)
     except Exception as err:
