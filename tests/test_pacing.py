@@ -173,6 +173,7 @@ class TestFrequencyCaps:
             delivery.deliver(queue().pk)
         CapCount.objects.update(counted_at=timezone.now() - timedelta(days=1, seconds=1))
         assert delivery.deliver(queue().pk).status == EmailStatus.SENT
+        assert CapCount.objects.count() == 1  # the expired counts are gone
 
     def test_a_retry_keeps_its_slot(self, capped, templates):
         email = queue()

@@ -167,8 +167,11 @@ def _frequency_cap(email: Email, now: datetime.datetime) -> Hold | None:
         # count below sees every other worker's committed row too.
         counts.create(recipient_key=recipient, category=email.category, counted_at=now,
                       email_id=email.pk)
-        recent = counts.filter(recipient_key=recipient, category=email.category,
-                               counted_at__gt=now - period)
+        mine = counts.filter(recipient_key=recipient, category=email.category)
+        # Counts out of the period matter no more: dropped here, under the same lock, so
+        # the table holds about `count` rows per recipient and category.
+        mine.filter(counted_at__lte=now - period).delete()
+        recent = mine.filter(counted_at__gt=now - period)
         if recent.count() <= limit:
             return None
         oldest = recent.order_by("counted_at").values_list("counted_at", flat=True).first()
