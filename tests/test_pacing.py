@@ -127,6 +127,15 @@ class TestQuietHours:
         assert pacing.hold(queue(key="order_confirmation"), now) is None  # undeclared
         assert pacing.hold(queue(), now).until == at("2026-06-11 06:00")
 
+    def test_a_staff_test_send_is_never_held(self, mail, templates):
+        mail(QUIET_HOURS=QUIET, FREQUENCY_CAPS={"reviews": {"count": 1, "period": "1d"}})
+        now = at("2026-06-10 21:30", "Europe/Paris")
+        for _ in range(2):
+            email = transactional_mail.send("review_request", "paris@example.com",
+                                            ORDER_CONTEXT, is_test=True)
+            assert pacing.hold(email, now) is None
+        assert not CapCount.objects.exists()
+
     def test_delivery_reschedules_without_spending_an_attempt(self, mail, templates, esp):
         now = timezone.now()
         mail(RECIPIENT_TIMEZONE=None, QUIET_HOURS={

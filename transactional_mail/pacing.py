@@ -58,13 +58,14 @@ def hold(email: Email, now: datetime.datetime | None = None) -> Hold | None:
     Counts the email against its cap when it may go: call it once per attempt, right
     before sending (an email counted once is not counted again on a retry).
     """
-    if _is_essential(email.category):
-        return None
+    if email.is_test or _is_essential(email.category):
+        return None  # a staff member's test send is wanted now, whatever the hour
     now = now or timezone.now()
     until = quiet_hours_end(email, now)
     if until is not None:
-        return Hold(EmailStatus.SCHEDULED, f"Quiet hours of the recipient until {until} "
-                    "(TRANSACTIONAL_MAIL['QUIET_HOURS']); rescheduled.", until)
+        return Hold(EmailStatus.SCHEDULED, "Quiet hours in the recipient's time zone "
+                    f"(TRANSACTIONAL_MAIL['QUIET_HOURS']): rescheduled for their end, "
+                    f"{until:%Y-%m-%d %H:%M} UTC.", until)
     return _frequency_cap(email, now)
 
 
