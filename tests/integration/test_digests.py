@@ -88,3 +88,43 @@ def test_a_window_survives_its_worker_and_beat_restarting(scratch_broker, servic
     assert Email.objects.filter(template_key="order_digest").count() == 1
     assert len(esp.requests_for(email.pk)) == 1
     assert set(DigestItem.objects.values_list("email", flat=True)) == {email.pk}
+
+
+def test_two_transactions_opening_the_same_window_share_it(customer, use_triggers,
+                                                           broker_switch):
+    """Two requests whose first events race to open a recipient's window: the second's
+    INSERT waits for the first's commit, fails on the unique constraint, and joins."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    use_triggers(digest=digest_trigger("1h"))
+    broker_switch.down()  # no worker: only the rows matter
+    both_started = threading.Barrier(2, timeout=10)
+    errors = []
+
+    def request(number: str, first: bool):
+        try:
+            with transaction.atomic():
+                if not first:
+                    both_started.wait()
+                Order.objects.create(customer=customer, number=number, total=Decimal("1"))
+                if first:
+                    both_started.wait()
+                    time.sleep(0.5)  # holds the new window uncommitted while the other tries
+        except Exception as err:  # collected: a thread's failure would not fail the test
+            errors.append(err)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request, args=(number, number == "A-1"))
+               for number in ("A-1", "A-2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    window = DigestWindow.objects.get()
+    assert sorted(item["number"] for item in window.items.values_list("context", flat=True)) \
+        == ["A-1", "A-2"]
