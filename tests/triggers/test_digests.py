@@ -195,6 +195,17 @@ def test_the_closing_task_closes_due_windows(use_triggers, customer, digest_temp
     assert len(emails()) == 1
 
 
+def test_the_dry_run_says_the_event_is_collected(use_triggers, customer, digest_template,
+                                                capsys):
+    from django.core.management import call_command
+
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})
+    order = new_order(customer)
+    call_command("dry_run_triggers", "testapp.Order", str(order.pk))
+    assert "digest:     collected into a 1:00:00 window per recipient" in (
+        capsys.readouterr().out)
+
+
 class TestChecks:
     def run(self, settings, digest, **extra):
         settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,

@@ -48,6 +48,8 @@ class Plan:
     context: dict[str, Any] = dataclass_field(default_factory=dict)
     language: str | None = None
     delay: timedelta | None = None
+    #: A digest trigger's window: the event is collected, not sent on its own.
+    digest_window: timedelta | None = None
     options: dict[str, Any] = dataclass_field(default_factory=dict)
 
 
@@ -69,6 +71,7 @@ def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None
         language = trigger.language(instance, **extra)
         result.language = str(language) if language else None
     result.delay = trigger.delay
+    result.digest_window = trigger.digest.window if trigger.digest is not None else None
     result.options = dict(trigger.options)
     for name in ("from_email", "reply_to"):
         getter = getattr(trigger, name)
