@@ -229,6 +229,24 @@ class TestChecks:
                         QUIET_HOURS={**QUIET, "categories": ["reviews"]},
                         RECIPIENT_TIMEZONE="customer.timezone") == []
 
+    def test_messages_say_what_to_fix(self, settings):
+        from django.core import checks
+
+        assert self.run(settings, FREQUENCY_CAPS={"reviews": {"count": 0, "period": "1d"}},
+                        QUIET_HOURS={**QUIET, "categories": ["orders"]}) == [
+            ("transactional_mail.E020",
+             "TRANSACTIONAL_MAIL['FREQUENCY_CAPS']['reviews'] is {'count': 0, 'period': "
+             "'1d'}; it must be a dict with a 'count' (a whole number >= 1) and a 'period' "
+             "(a duration like '1d')."),
+            ("transactional_mail.W010",
+             "TRANSACTIONAL_MAIL['QUIET_HOURS']['categories'] names the category 'orders', "
+             "which is essential (not declared with 'essential': False in "
+             "TRANSACTIONAL_MAIL['CATEGORIES']): essential mail is never held back, so this "
+             "has no effect."),
+        ]
+        warning = [m for m in checks.run_checks() if m.id == "transactional_mail.W010"][0]
+        assert warning.hint == "Declare it: 'CATEGORIES': {'orders': {'essential': False}}."
+
     @pytest.mark.parametrize(("values", "check_id"), [
         ({"FREQUENCY_CAPS": []}, "E020"),
         ({"FREQUENCY_CAPS": {"reviews": {"count": 0, "period": "1d"}}}, "E020"),

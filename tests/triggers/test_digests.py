@@ -187,6 +187,23 @@ def test_the_closing_task_is_installed_in_beat(settings):
     assert task.interval.every == 30
 
 
+def test_opening_a_window_publishes_its_closing_for_its_end(
+        use_triggers, customer, digest_template, enqueued, django_capture_on_commit_callbacks):
+    """A short window gets a task at its end; a long one is left to the beat sweep (a
+    countdown over MAX_COUNTDOWN would be redelivered by Redis after its visibility
+    timeout)."""
+    use_triggers(short={**DIGEST, "digest": {"window": "2m"}},
+                 long={**DIGEST, "digest": {"window": "1h"}})
+    with django_capture_on_commit_callbacks(execute=True):
+        new_order(customer, "A-1")
+    [call] = enqueued.call_args_list
+    assert call.args == (digests.close_digests, ())
+    assert 119 < call.kwargs["countdown"] <= 121
+    with django_capture_on_commit_callbacks(execute=True):
+        new_order(customer, "A-2")  # joins both open windows: nothing more to publish
+    assert enqueued.call_count == 1
+
+
 def test_the_closing_task_closes_due_windows(use_triggers, customer, digest_template):
     use_triggers(digest={**DIGEST, "digest": {"window": "1m"}})
     new_order(customer, "A-1")
