@@ -18,11 +18,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transactional_mail"
 #: Bottom first: a module may import its own layer's modules and those below.
 LAYERS = [
     {"conf", "exceptions", "headers", "snapshots", "retries", "metadata", "send_checks",
-     "signals", "redaction", "categories", "subscriptions"},
+     "signals", "redaction", "categories", "subscriptions", "durations"},
     {"rendering"},
     {"models", "migrations"},
     {"privacy", "suppression_files"},
-    {"claims", "publishing", "failures", "alerts"},
+    {"claims", "publishing", "failures", "alerts", "pacing"},
     {"delivery"},
     {"tasks"},
     {"api", "resending"},

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from .categories import get_category
 from .conf import default_from_email, get_setting
+from .durations import parse_delay
 from .exceptions import InvalidEmailOption, TemplateNotFound
 from .headers import check_address, check_header_value, one_line
 from .models import Email, EmailStatus, EmailTemplate
@@ -211,26 +212,6 @@ def _template_category(key: str, language: str | None) -> str:
         if candidate in languages:
             return languages[candidate]
     raise TemplateNotFound(key, candidates)
-
-
-_DELAY_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_DELAY_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_delay(delay: datetime.timedelta | str | int | float) -> datetime.timedelta:
-    """``timedelta``, seconds, or ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1w"``."""
-    if isinstance(delay, datetime.timedelta):
-        return delay
-    if isinstance(delay, (int, float)) and not isinstance(delay, bool):
-        return datetime.timedelta(seconds=delay)
-    if isinstance(delay, str):
-        match = _DELAY_PATTERN.match(delay)
-        if match:
-            return datetime.timedelta(**{_DELAY_UNITS[match[2]]: float(match[1])})
-    raise InvalidEmailOption(
-        f"delay={delay!r} is not a delay: use a timedelta, a number of seconds, "
-        'or a string like "90s", "15m", "2h", "7d" or "1w".'
-    )
 
 
 def _due_time(now, send_at, delay) -> datetime.datetime:

@@ -15,7 +15,7 @@ class TransactionalMailConfig(AppConfig):
         )
         from .default_layout import install_default_layout
         from .schedule import install_periodic_tasks
-        from .triggers import cancellation, receivers
+        from .triggers import cancellation, digests, receivers  # noqa: F401  (digests: its task)
 
         post_migrate.connect(
             install_periodic_tasks,

@@ -37,6 +37,7 @@ _WHOLE_NUMBERS = {
     "RENDER_MAX_ITERATIONS": 1,
     "RENDER_MAX_CSS_RULES": 1,
     "SOFT_BOUNCE_LIMIT": 1,
+    "DIGEST_MAX_ITEMS": 1,
 }
 
 
@@ -126,6 +127,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     errors += _check_accounts(user)
     errors += _check_streams(user)
     errors += _check_alerts()
+    errors += _check_pacing(user)
     return errors
 
 
@@ -268,6 +270,89 @@ def _check_alerts() -> list[checks.CheckMessage]:
         return [checks.Error(str(err), hint="Give only the keys to change; the others keep "
                              "their defaults (docs/alerts.md).", id="transactional_mail.E012")]
     return []
+
+
+def _check_pacing(user) -> list[checks.CheckMessage]:
+    """E030: ``FREQUENCY_CAPS``; E031: ``QUIET_HOURS``; E032: ``RECIPIENT_TIMEZONE``;
+    W030: a cap or quiet hours naming a category that is essential (never held back)."""
+    from .categories import get_category
+    from .durations import parse_delay
+    from .exceptions import TransactionalMailError
+    from .pacing import parse_clock
+
+    messages = []
+
+    def essential(category) -> bool:
+        return get_category(category).essential
+
+    caps = user.get("FREQUENCY_CAPS", {})
+    cap_hint = 'For example {"reviews": {"count": 2, "period": "1d"}}.'
+    if not isinstance(caps, dict):
+        messages.append(checks.Error("TRANSACTIONAL_MAIL['FREQUENCY_CAPS'] must be a dict of "
+                                     "category -> cap.", hint=cap_hint,
+                                     id="transactional_mail.E030"))
+        caps = {}
+    for category, cap in caps.items():
+        where = f"TRANSACTIONAL_MAIL['FREQUENCY_CAPS'][{category!r}]"
+        count = cap.get("count") if isinstance(cap, dict) else None
+        try:
+            period = parse_delay(cap.get("period")) if isinstance(cap, dict) else None
+        except TransactionalMailError:
+            period = None
+        if (isinstance(count, bool) or not isinstance(count, int) or count < 1
+                or period is None or period.total_seconds() <= 0
+                or set(cap) - {"count", "period"}):
+            messages.append(checks.Error(
+                f"{where} is {cap!r}; it must be a dict with a 'count' (a whole number "
+                ">= 1) and a 'period' (a duration like '1d').", hint=cap_hint,
+                id="transactional_mail.E030"))
+        elif essential(category):
+            messages.append(_essential_warning(where, category))
+    quiet = user.get("QUIET_HOURS")
+    if quiet is not None:
+        hint = ('For example {"start": "21:00", "end": "08:00", "categories": ["reviews"]}, '
+                "or None for no quiet hours.")
+        problem = ""
+        if not isinstance(quiet, dict) or set(quiet) - {"start", "end", "categories"}:
+            problem = "it must be a dict with 'start', 'end' and optional 'categories'"
+        else:
+            try:
+                start, end = parse_clock(quiet.get("start")), parse_clock(quiet.get("end"))
+                if start == end:
+                    problem = "'start' and 'end' are the same time"
+            except ValueError as err:
+                problem = f"{err}"
+            listed = quiet.get("categories")
+            if listed is not None and not (isinstance(listed, (list, tuple)) and all(
+                    isinstance(category, str) for category in listed)):
+                problem = problem or "'categories' must be a list of category keys"
+        if problem:
+            messages.append(checks.Error(
+                f"TRANSACTIONAL_MAIL['QUIET_HOURS'] is {quiet!r}: {problem}.", hint=hint,
+                id="transactional_mail.E031"))
+        else:
+            for category in quiet.get("categories") or ():
+                if essential(category):
+                    messages.append(_essential_warning(
+                        "TRANSACTIONAL_MAIL['QUIET_HOURS']['categories']", category))
+    zone = user.get("RECIPIENT_TIMEZONE")
+    if zone is not None and not (isinstance(zone, str) and zone and not private_segment(zone)):
+        messages.append(checks.Error(
+            f"TRANSACTIONAL_MAIL['RECIPIENT_TIMEZONE'] is {zone!r}; it must be an attribute "
+            "path on the email's source object (no '_' segment) or a dotted "
+            "callable(address), or None.",
+            hint="For example 'customer.timezone' or 'shop.mail.recipient_timezone'.",
+            id="transactional_mail.E032"))
+    return messages
+
+
+def _essential_warning(where: str, category: str) -> checks.CheckMessage:
+    return checks.Warning(
+        f"{where} names the category {category!r}, which is essential (not declared with "
+        "'essential': False in TRANSACTIONAL_MAIL['CATEGORIES']): essential mail is never "
+        "held back, so this has no effect.",
+        hint=f"Declare it: 'CATEGORIES': {{{category!r}: {{'essential': False}}}}.",
+        id="transactional_mail.W030")
 
 
 def _check_accounts(user) -> list[checks.CheckMessage]:

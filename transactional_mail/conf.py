@@ -65,6 +65,20 @@ DEFAULTS: dict[str, Any] = {
     # refuses a message over 10 MB once base64-encoded: 7 MB of files is 9.3 MB encoded,
     # leaving room for the bodies. Raise it to fit your ESP (docs/settings.md has a table).
     "MAX_ATTACHMENTS_SIZE": 7_000_000,
+    # At most "count" non-essential emails per recipient and category per "period":
+    # {"reviews": {"count": 2, "period": "1d"}}; the excess is suppressed ("frequency
+    # cap"), or folded into the next digest of a digest trigger.
+    "FREQUENCY_CAPS": {},
+    # Non-essential mail due inside these hours of the recipient's day waits for their
+    # end: {"start": "21:00", "end": "08:00", "categories": ["reviews"]} (no
+    # "categories": every non-essential one); None: no quiet hours.
+    "QUIET_HOURS": None,
+    # The recipient's time zone: an attribute path on the email's source object (e.g.
+    # "customer.timezone") or a dotted callable(address) -> zone name; None, or no
+    # answer: TIME_ZONE.
+    "RECIPIENT_TIMEZONE": None,
+    # Most events a digest email's "items" holds; "count" is always the whole window's.
+    "DIGEST_MAX_ITEMS": 100,
     # Make Django's own PasswordResetView (django.contrib.auth.urls) use
     # transactional_mail.auth.PasswordResetForm: the reset email goes through the outbox.
     "USE_PASSWORD_RESET_FORM": False,

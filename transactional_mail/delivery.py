@@ -24,9 +24,10 @@ from datetime import timedelta
 
 from django.core.mail import get_connection
 from django.db import router, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from . import claims, send_checks, signals, subscriptions
+from . import claims, pacing, send_checks, signals, subscriptions
 from .categories import Category, get_category
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError
@@ -217,6 +218,11 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     skipped = "; ".join(f"{address}: {reason}" for address, reason in blocked.items())
     if not recipients["to"]:
         return _finish(email, EmailStatus.SUPPRESSED, error=f"Suppressed ({skipped}).")
+    held = pacing.hold(email)
+    if held is not None and held.until is not None:
+        return _defer(email, held)
+    if held is not None:
+        return _finish(email, held.status, error=held.reason)
 
     if email.template_revision_id is None and not _choose_revision(email, batch):
         error = EmailTemplate.objects.not_found_error(email.template_key, email.language)
@@ -297,6 +303,24 @@ def _stored_copy(email: Email, rendered: RenderedEmail) -> RenderedEmail:
         secrets = email.secrets()
         return RenderedEmail(*(redact_text(part, secrets) for part in
                                (rendered.subject, rendered.html, rendered.text)))
+
+
+def _defer(email: Email, held: pacing.Hold) -> Outcome:
+    """Give the email back to the outbox until ``held.until`` (the end of quiet hours).
+
+    Not an attempt: nothing was tried, so its counter goes back and no attempt row is
+    written; ``last_error`` says why it waits.
+    """
+    now = timezone.now()
+    updated = claims.fenced(email.pk, email.claim_token).filter(
+        status=EmailStatus.SENDING).update(
+        status=EmailStatus.SCHEDULED, status_changed_at=now, next_attempt_at=held.until,
+        attempts=F("attempts") - 1, last_error=held.reason,
+    )
+    if not updated:
+        return Outcome(status=None)  # the claim was lost: the attempt holding it decides
+    return Outcome(status=EmailStatus.SCHEDULED,
+                   retry_in=max((held.until - now).total_seconds(), 0.0))
 
 
 def _choose_revision(email: Email, batch: _Batch) -> bool:

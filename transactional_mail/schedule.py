@@ -16,11 +16,13 @@ SWEEP_TASK = "transactional_mail.sweep_outbox"
 PRUNE_TASK = "transactional_mail.prune_raw_events"
 ALERTS_TASK = "transactional_mail.check_alerts"
 RETENTION_TASK = "transactional_mail.redact_old_emails"
+#: ``triggers.digests.close_digests``: the sweep that closes due digest windows.
+CLOSE_DIGESTS_TASK = "transactional_mail.close_digests"
 
 
 def install_periodic_tasks(using: str = "default", **kwargs) -> None:
-    """Create or update the beat rows for the outbox sweep, the raw-event pruning, the
-    operator alerts and the retention of bodies and contexts.
+    """Create or update the beat rows for the outbox sweep, the digests' closing, the
+    raw-event pruning, the operator alerts and the retention of bodies and contexts.
 
     Runs on ``post_migrate``. A row staff disabled stays disabled; its schedule and queue
     follow the settings.
@@ -33,6 +35,8 @@ def install_periodic_tasks(using: str = "default", **kwargs) -> None:
     wanted = {
         SWEEP_TASK: (get_setting("SWEEP_INTERVAL"), IntervalSchedule.SECONDS,
                      "Re-enqueue emails whose delivery task was lost (transactional_mail)."),
+        CLOSE_DIGESTS_TASK: (get_setting("SWEEP_INTERVAL"), IntervalSchedule.SECONDS,
+                             "Send the digests whose window has closed (transactional_mail)."),
         PRUNE_TASK: (1, IntervalSchedule.DAYS,
                      "Drop raw ESP webhook payloads older than RAW_EVENT_RETENTION_DAYS."),
         ALERTS_TASK: (alert_settings()["INTERVAL"], IntervalSchedule.SECONDS,

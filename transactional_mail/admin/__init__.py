@@ -1,11 +1,12 @@
 """Staff UI. This is the plain first version; the template editor comes later."""
 
 from .alerts import AlertAdmin
+from .digests import DigestWindowAdmin
 from .layouts import LayoutAdmin
 from .log import EmailAdmin
 from .suppression import SuppressionAdmin
 from .templates import EmailTemplateAdmin
 from .triggers import TriggerAdmin
 
-__all__ = ["AlertAdmin", "EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin", "SuppressionAdmin",
-           "TriggerAdmin"]
+__all__ = ["AlertAdmin", "DigestWindowAdmin", "EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin",
+           "SuppressionAdmin", "TriggerAdmin"]

@@ -2,6 +2,8 @@
 
 from .alerts import Alert, AlertKind, AlertSeverity
 from .attempts import AttemptOutcome, EmailAttempt
+from .caps import CapCount
+from .digests import DigestItem, DigestWindow
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
 from .suppression import (
@@ -19,6 +21,9 @@ __all__ = [
     "AlertKind",
     "AlertSeverity",
     "AttemptOutcome",
+    "CapCount",
+    "DigestItem",
+    "DigestWindow",
     "Email",
     "EmailAttempt",
     "EmailEvent",

@@ -21,6 +21,8 @@ from ..api import parse_delay
 from ..exceptions import TransactionalMailError
 from ..snapshots import private_segment
 from .syntax import (
+    DIGEST_BY_RECIPIENT,
+    DIGEST_KEYS,
     EVENTS,
     KNOWN_KEYS,
     LOOKUPS,
@@ -110,7 +112,60 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
             parse_delay(definition["delay"])
         except TransactionalMailError as err:
             problems.append((str(err), "For example timedelta(days=7) or '7d'."))
+    if "digest" in definition:
+        problems += _digest_problems(definition, model)
     problems += private_path_problems(definition)
+    return problems
+
+
+#: The hint of every digest problem.
+DIGEST_HINT = ('For example "digest": {"window": "1h", "key": "recipient", '
+               '"first_at_once": False}; see the scheduling guide.')
+
+
+def _digest_problems(definition: Mapping[str, Any], model) -> list[tuple[str, str]]:
+    """The mistakes of a trigger's ``"digest"`` option."""
+    digest = definition["digest"]
+    if not isinstance(digest, Mapping):
+        return [(f"'digest' is {digest!r}; it must be a dict.", DIGEST_HINT)]
+    problems = []
+    for name in digest:
+        if name not in DIGEST_KEYS:
+            close = difflib.get_close_matches(str(name), DIGEST_KEYS, n=1)
+            problems.append((f"'digest' has an unknown key {name!r}.",
+                             f"Did you mean {close[0]!r}?" if close else DIGEST_HINT))
+    if "window" not in digest:
+        problems.append(("'digest' has no 'window'.", DIGEST_HINT))
+    else:
+        try:
+            window = parse_delay(digest["window"])
+        except TransactionalMailError:
+            window = None
+        if window is None or window.total_seconds() < 1:
+            problems.append((f"the digest 'window' {digest['window']!r} is not a duration "
+                             "of at least one second.",
+                             'Use a timedelta or a string like "15m", "1h" or "1d".'))
+    key = digest.get("key", DIGEST_BY_RECIPIENT)
+    if isinstance(key, str):
+        if key != DIGEST_BY_RECIPIENT:
+            _path_problems("digest key", key, model, problems)
+    elif not callable(key):
+        problems.append((f"the digest 'key' {key!r} is neither 'recipient', a path nor a "
+                         "callable.", "Use 'recipient' (one digest per recipient), or an "
+                         "attribute path such as 'post.pk' for one per recipient and post."))
+    if not isinstance(digest.get("first_at_once", False), bool):
+        problems.append((f"the digest 'first_at_once' is {digest['first_at_once']!r}; it "
+                         "must be True or False.", DIGEST_HINT))
+    clashing = [name for name in ("delay", "once") if definition.get(name)]
+    if clashing:
+        problems.append((f"'digest' does not go with {' or '.join(map(repr, clashing))}: a "
+                         "digest already waits for its window and gathers many events.",
+                         "Remove one of them."))
+    carried = [name for name in ("secret_keys", "attachments") if definition.get(name)]
+    if carried:
+        problems.append((f"'digest' does not go with {' or '.join(map(repr, carried))}: the "
+                         "events wait in the database, and one email carries them all.",
+                         "Send secrets and attachments with a trigger of their own."))
     return problems
 
 
@@ -136,9 +191,11 @@ def private_path_problems(definition: Any) -> list[tuple[str, str]]:
 def _private_paths(definition: Mapping[str, Any]):
     """(option, path as written, private segment) for every string of ``definition``
     that is read as an attribute path of the instance."""
+    digest = definition.get("digest")
+    digest_key = digest.get("key") if isinstance(digest, Mapping) else None
     for name in ("to", "from_email", "reply_to", "when", "cancel_when", "language",
-                 "attachments", "context", "field"):
-        value = definition.get(name)
+                 "attachments", "context", "field", "digest key"):
+        value = digest_key if name == "digest key" else definition.get(name)
         if name == "context" and not isinstance(value, (list, tuple)):
             continue  # a string context is a dotted callable, never a path
         for item in value if isinstance(value, (list, tuple)) else [value]:

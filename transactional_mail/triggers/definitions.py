@@ -23,11 +23,29 @@ from ..conf import get_setting
 from ..exceptions import ConfigurationError
 from ..snapshots import default_context, fields, resolve_path
 from .checks import definition_problems
-from .syntax import LOOKUPS, UNSET, import_or_none, is_literal_address, resolve_sender
+from .syntax import (
+    DIGEST_BY_RECIPIENT,
+    LOOKUPS,
+    UNSET,
+    import_or_none,
+    is_literal_address,
+    resolve_sender,
+)
 
 #: The key of an instance's ``__dict__`` that holds the tracked fields' values as the
 #: database has them: the receivers keep it, a "changed" trigger compares with it.
 INITIAL_VALUES_ATTR = "_transactional_mail_initial"
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A trigger's ``"digest"`` option: its events gathered into one email per window."""
+
+    window: timedelta
+    #: The value grouping a recipient's events into windows (besides the recipient), or
+    #: None for one window per recipient (``"key": "recipient"``).
+    key: Callable[..., Any] | None = None
+    first_at_once: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,7 @@ class Trigger:
     attachments: Callable[..., list] | None = None
     delay: timedelta | None = None
     once: bool = False
+    digest: Digest | None = None
     options: Mapping[str, Any] = dataclass_field(default_factory=dict)
 
     def matches_save(self, instance: models.Model, created: bool, update_fields) -> bool:
@@ -170,6 +189,17 @@ def _context(value: Any) -> Callable[..., dict]:
     return _with_event_arguments(imported)
 
 
+def _digest(value: Mapping[str, Any] | None) -> Digest | None:
+    if value is None:
+        return None
+    key = value.get("key", DIGEST_BY_RECIPIENT)
+    return Digest(
+        window=parse_delay(value["window"]),
+        key=None if key == DIGEST_BY_RECIPIENT else _condition(key),
+        first_at_once=bool(value.get("first_at_once", False)),
+    )
+
+
 def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
     """Build a ``Trigger``; raise ``ConfigurationError`` saying what to fix."""
     problems = definition_problems(key, definition)
@@ -199,6 +229,7 @@ def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:
         attachments=_condition(definition.get("attachments")),
         delay=parse_delay(definition["delay"]) if definition.get("delay") is not None else None,
         once=bool(definition.get("once", False)),
+        digest=_digest(definition.get("digest")),
         options={name: definition[name] for name in ("category", "tags", "secret_keys")
                  if name in definition},
     )

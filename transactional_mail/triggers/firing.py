@@ -21,6 +21,7 @@ from .. import api
 from ..exceptions import TransactionalMailError
 from ..models import Trigger as TriggerSwitch
 from ..models.suppression import normalize_address
+from . import digests
 from .definitions import Trigger
 from .syntax import email_address_problem
 
@@ -47,6 +48,8 @@ class Plan:
     context: dict[str, Any] = dataclass_field(default_factory=dict)
     language: str | None = None
     delay: timedelta | None = None
+    #: A digest trigger's window: the event is collected, not sent on its own.
+    digest_window: timedelta | None = None
     options: dict[str, Any] = dataclass_field(default_factory=dict)
 
 
@@ -68,6 +71,7 @@ def plan(trigger: Trigger, instance: Any, extra: Mapping[str, Any] | None = None
         language = trigger.language(instance, **extra)
         result.language = str(language) if language else None
     result.delay = trigger.delay
+    result.digest_window = trigger.digest.window if trigger.digest is not None else None
     result.options = dict(trigger.options)
     for name in ("from_email", "reply_to"):
         getter = getattr(trigger, name)
@@ -99,7 +103,8 @@ def _evaluated_addresses(trigger: Trigger, name: str, values: list) -> list[str]
 
 def fire(trigger: Trigger, instance: Any, *, extra: Mapping[str, Any] | None = None,
          source: Any = _SOURCE) -> list:
-    """Queue the trigger's emails for this event: one per recipient.
+    """Queue the trigger's emails for this event: one per recipient (a digest trigger
+    collects the event into each recipient's window instead).
 
     Never raises into the save or signal that fired it: a failing callable, an unknown
     template or a bad recipient is recorded as a failed Email row with the reason, and
@@ -137,6 +142,12 @@ def fire(trigger: Trigger, instance: Any, *, extra: Mapping[str, Any] | None = N
         if trigger.once and source is not None:
             options["idempotency_key"] = once_key(trigger, source, address)
         try:
+            if trigger.digest is not None:
+                email = digests.collect(trigger, address, result.context, instance=instance,
+                                        extra=extra or {}, language=result.language,
+                                        options=options, source=source)
+                emails += [email] if email is not None else []
+                continue
             emails.append(api.send(
                 trigger.template, address, result.context, language=result.language,
                 delay=result.delay, source=source, trigger_key=trigger.key, **options,

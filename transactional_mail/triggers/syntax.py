@@ -26,8 +26,14 @@ KNOWN_KEYS = frozenset({
     "model", "on", "field", "from_value", "to_value", "signal", "instance_arg", "sender",
     "when", "cancel_when", "template", "to", "context", "language", "from_email",
     "reply_to", "category", "tags", "attachments", "delay", "once", "description",
-    "secret_keys",
+    "secret_keys", "digest",
 })
+
+#: Every key a trigger's ``"digest"`` option may have.
+DIGEST_KEYS = frozenset({"window", "key", "first_at_once"})
+
+#: The digest ``"key"`` that groups by recipient only (the default).
+DIGEST_BY_RECIPIENT = "recipient"
 
 #: Not given: a definition without ``from_value``/``to_value``, an old value not known.
 UNSET = object()

@@ -73,6 +73,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"    language:   {plan.language}")
             if plan.delay:
                 self.stdout.write(f"    delay:      {plan.delay}")
+            if plan.digest_window:
+                self.stdout.write(f"    digest:     collected into a {plan.digest_window} "
+                                  "window per recipient (context: one of its items)")
             context = json.dumps(plan.context, cls=DjangoJSONEncoder, indent=2,
                                  sort_keys=True)
             self.stdout.write("    context:    " + context.replace("\n", "\n    "))
