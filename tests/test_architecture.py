@@ -25,7 +25,7 @@ LAYERS = [
     {"delivery"},
     {"tasks"},
     {"api", "resending"},
-    {"triggers", "tracking", "auth", "allauth"},
+    {"triggers", "tracking", "auth", "allauth", "periodic"},
     {"checks", "schedule", "worker", "default_layout", "starters"},
     {"admin", "management"},
 ]

@@ -65,6 +65,15 @@ DEFAULTS: dict[str, Any] = {
     # refuses a message over 10 MB once base64-encoded: 7 MB of files is 9.3 MB encoded,
     # leaving room for the bodies. Raise it to fit your ESP (docs/settings.md has a table).
     "MAX_ATTACHMENTS_SIZE": 7_000_000,
+    # Periodic emails run by celery beat, per key: "schedule" (a celery crontab, a
+    # timedelta or a duration like "15m"), "timezone", "recipients", "template",
+    # "category", "language", "secret_keys", "description" (docs/scheduling.md).
+    "SCHEDULES": {},
+    # Recipients a schedule run reads, builds and inserts per transaction.
+    "SCHEDULE_BATCH_SIZE": 1000,
+    # Seconds a schedule run holds its period without progress before another process
+    # (the next beat tick, manage.py run_schedule) may take it over and resume it.
+    "SCHEDULE_LEASE": 300,
     # Make Django's own PasswordResetView (django.contrib.auth.urls) use
     # transactional_mail.auth.PasswordResetForm: the reset email goes through the outbox.
     "USE_PASSWORD_RESET_FORM": False,

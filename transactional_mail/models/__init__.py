@@ -3,6 +3,7 @@
 from .attempts import AttemptOutcome, EmailAttempt
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
+from .schedules import ScheduleRun, ScheduleRunStatus
 from .suppression import (
     Suppression,
     SuppressionChange,
@@ -21,6 +22,8 @@ __all__ = [
     "EmailTemplate",
     "Layout",
     "LayoutRevision",
+    "ScheduleRun",
+    "ScheduleRunStatus",
     "Suppression",
     "SuppressionChange",
     "SuppressionHistory",
