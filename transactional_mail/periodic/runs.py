@@ -74,6 +74,8 @@ def run(
     is written. ``label`` names the period when it was recorded under another name (the
     schedule's time zone changed since).
     """
+    # Sources see the due time in the schedule's zone (a report's "this week" is local).
+    due = due.astimezone(schedule.timezone)
     label = label or period_label(schedule, due)
     tally = Progress(schedule.key, label)
     source = source_for(schedule)
