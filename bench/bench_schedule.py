@@ -70,7 +70,14 @@ def queue() -> None:
 
     schedule = get_schedule(SCHEDULE)
     started, cpu = time.monotonic(), time.process_time()
-    tally = run(schedule, due_time(schedule))
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            tally = run(schedule, due_time(schedule))
+        profile.dump_stats(os.environ["BENCH_PROFILE"])
+    else:
+        tally = run(schedule, due_time(schedule))
     print(json.dumps({
         "seconds": time.monotonic() - started, "cpu": time.process_time() - cpu,
         "queued": tally.queued, "outcome": tally.outcome,

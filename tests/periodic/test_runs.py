@@ -206,3 +206,22 @@ def test_the_task_of_a_removed_schedule_does_nothing(db, settings, enqueued):
     settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SCHEDULES": {}}
     assert run_schedule("gone") == "unknown"
     assert not ScheduleRun.objects.exists()
+
+
+def test_a_row_a_send_committed_meanwhile_is_not_inserted_twice(report_template, enqueued):
+    """The batch's keys are checked before the insert; a send() with one of them that
+    commits in between makes the insert (COPY on PostgreSQL) fall back to one that skips
+    it, instead of failing the run."""
+    from transactional_mail import send
+    from transactional_mail.periodic.runs import _build, _insert
+    from transactional_mail.periodic.sources import Recipient
+
+    schedule = parse_schedule("weekly_report", weekly())
+    emails = [_build(schedule, LABEL, Recipient(f"{name}@example.com", {"name": name}))
+              for name in ("ann", "bob", "cat")]
+    send("weekly_report", "bob@example.com", {"name": "Bob"},
+         idempotency_key=emails[1].idempotency_key)
+    _insert(emails)
+    assert sorted(Email.objects.values_list("to", flat=True)) == [
+        ["ann@example.com"], ["bob@example.com"], ["cat@example.com"]]
+    assert Email.objects.get(to=["bob@example.com"]).context == {"name": "Bob"}

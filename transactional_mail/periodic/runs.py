@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -198,8 +198,7 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         # took over writes nothing (the transaction rolls back).
         if not ScheduleRun.objects.filter(pk=record.pk, lease_token=token).update(**updates):
             raise RunLost
-        # ignore_conflicts: a send() with the same key committed meanwhile wins, quietly.
-        Email.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
+        _insert(new)
     tally.done += len(recipients)
     tally.queued += len(new)
     tally.already_queued += len(emails) - len(new)
@@ -209,6 +208,47 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
             Email.objects.filter(idempotency_key__in=[email.idempotency_key for email in new],
                                  status=EmailStatus.QUEUED).values_list("pk", flat=True)
         ))
+
+
+def _insert(emails: list[Email]) -> None:
+    """Insert the rows: with COPY on PostgreSQL (psycopg 3), a bulk INSERT elsewhere.
+
+    A wide row (the Email has a dozen JSON columns) makes a 500-row INSERT a statement of
+    18,000 parameters that Django compiles and psycopg parses again: COPY streams the same
+    values at several times the speed, on both sides. It cannot skip a conflict, so a row
+    whose key a ``send()`` committed meanwhile (they are checked just before) makes the
+    batch fall back to an INSERT that ignores it.
+    """
+    if not emails:
+        return
+    connection = connections[router.db_for_write(Email)]
+    if connection.vendor == "postgresql" and _is_psycopg3():
+        try:
+            with transaction.atomic(using=connection.alias):
+                _copy(connection, emails)
+            return
+        except IntegrityError:
+            pass
+    Email.objects.bulk_create(emails, batch_size=500, ignore_conflicts=True)
+
+
+def _is_psycopg3() -> bool:
+    """psycopg 3 copies Python rows; psycopg2 only copies prepared text."""
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
+def _copy(connection, emails: list[Email]) -> None:
+    fields = [field for field in Email._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = connection.ops.quote_name(Email._meta.db_table)
+    with (connection.cursor() as cursor, connection.wrap_database_errors,
+          cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy):
+        for email in emails:
+            # What bulk_create does per field: auto_now_add, then the database value.
+            copy.write_row([field.get_db_prep_save(field.pre_save(email, True), connection)
+                            for field in fields])
 
 
 def _dry_run(schedule, due, label, source, tally, progress) -> Progress:
