@@ -68,3 +68,17 @@ def test_get_schedule_names_the_known_keys(settings):
         get_schedule("weekly")
     with pytest.raises(ConfigurationError, match="not a known time zone"):
         parse_schedule("bad", weekly(timezone="Nowhere"))
+
+
+def test_schedules_without_django_celery_beat_are_a_warning(settings):
+    from unittest import mock
+
+    settings.TRANSACTIONAL_MAIL = {"SCHEDULES": {"weekly_report": weekly()}}
+    with mock.patch("transactional_mail.checks.apps.is_installed",
+                    lambda name: name != "django_celery_beat"):
+        warnings = [m for m in check_settings() if m.id == "transactional_mail.W020"]
+    assert len(warnings) == 1
+    assert "nothing runs the schedules" in warnings[0].msg
+    settings.TRANSACTIONAL_MAIL = {"SCHEDULES": {}}
+    with mock.patch("transactional_mail.checks.apps.is_installed", lambda name: False):
+        assert not [m for m in check_settings() if m.id == "transactional_mail.W020"]
