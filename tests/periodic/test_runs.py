@@ -86,19 +86,30 @@ def test_a_crashed_run_resumes_after_its_last_batch(settings, small_batches, rep
         run(schedule, MONDAY)
     record = ScheduleRun.objects.get()
     assert (record.status, record.cursor, record.recipients_done) == ("running", "10", 10)
-    assert Email.objects.count() == 10
-
-    # Its lease still holds: a second process leaves the run alone.
-    assert run(schedule, MONDAY).outcome == "running"
+    assert record.lease_token is None  # an exception, not a kill: resumable at once
     assert Email.objects.count() == 10
 
     recipients.FAIL_AFTER["count"] = None
-    ScheduleRun.objects.update(lease_expires_at=timezone.now() - datetime.timedelta(seconds=1))
     tally = run(schedule, MONDAY)
     assert (tally.outcome, tally.done, tally.queued, tally.already_queued) == ("done", 25, 15, 0)
     assert sorted(Email.objects.values_list("to", flat=True)) == sorted(
         [f"user{n}@example.com"] for n in range(25))
     assert ScheduleRun.objects.get().emails_queued == 25
+
+
+def test_a_period_another_process_holds_is_left_alone(report_template, enqueued):
+    """A killed worker's lease holds until it expires; then the period is resumed."""
+    schedule = parse_schedule("weekly_report", weekly())
+    ScheduleRun.objects.create(
+        schedule_key="weekly_report", period=LABEL,
+        lease_token="00000000-0000-0000-0000-000000000001",
+        lease_expires_at=timezone.now() + datetime.timedelta(minutes=1))
+    assert run(schedule, MONDAY).outcome == "running"
+    assert not Email.objects.exists()
+
+    ScheduleRun.objects.update(lease_expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert run(schedule, MONDAY).outcome == "done"
+    assert Email.objects.count() == 3
 
 
 def test_a_run_that_lost_its_lease_writes_nothing(small_batches, report_template, enqueued):
@@ -192,7 +203,9 @@ def test_the_task_resumes_an_unfinished_period_then_runs_the_current_one(
     with pytest.raises(RuntimeError):
         run(schedule, last_week)
     recipients.FAIL_AFTER["count"] = None
-    ScheduleRun.objects.update(lease_expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    # As a killed worker leaves it: its lease taken, and expired.
+    ScheduleRun.objects.update(lease_token="00000000-0000-0000-0000-000000000001",
+                               lease_expires_at=timezone.now() - datetime.timedelta(seconds=1))
 
     assert run_schedule("numbers") == "done"
     old, new = period_label(schedule, last_week), period_label(schedule, current)

@@ -102,6 +102,11 @@ def run(
         logger.warning("Schedule %s, period %s: the lease expired and another run took "
                        "over; this one stops.", schedule.key, label)
         return tally
+    except BaseException:
+        # An error (not a kill): let the next attempt resume at once, not after the lease.
+        ScheduleRun.objects.filter(pk=record.pk, lease_token=token).update(
+            lease_token=None, lease_expires_at=None)
+        raise
     ScheduleRun.objects.filter(pk=record.pk, lease_token=token).update(
         status=ScheduleRunStatus.DONE, finished_at=timezone.now(), lease_token=None,
         lease_expires_at=None,
