@@ -48,3 +48,20 @@ def test_mistakes_are_command_errors(use_schedules, db):
         call("weekly")
     with pytest.raises(CommandError, match="not due at 2026-12-01T08:00"):
         call("weekly_report", "--period", "2026-12-01T08:00")
+
+
+def test_a_period_another_process_holds_is_an_error_saying_when_to_retry(
+        use_schedules, report_template, enqueued):
+    import datetime
+
+    from django.utils import timezone
+
+    use_schedules(weekly_report=weekly())
+    ScheduleRun.objects.create(
+        schedule_key="weekly_report", period="2026-11-30T08:00+01:00",
+        lease_token="00000000-0000-0000-0000-000000000001",
+        lease_expires_at=timezone.now() + datetime.timedelta(minutes=5))
+    with pytest.raises(CommandError, match="Another process is running period "
+                       "2026-11-30T08:00.*SCHEDULE_LEASE"):
+        call("weekly_report", "--period", "2026-11-30T08:00")
+    assert not Email.objects.exists()
