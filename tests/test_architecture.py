@@ -26,7 +26,7 @@ LAYERS = [
     {"delivery"},
     {"tasks"},
     {"api", "resending"},
-    {"triggers", "tracking", "auth", "allauth"},
+    {"triggers", "tracking", "auth", "allauth", "periodic"},
     {"checks", "schedule", "worker", "default_layout", "starters"},
     {"admin", "management", "templatetags", "views", "urls"},
 ]

@@ -74,17 +74,70 @@ def send(
     ``MAX_ATTACHMENTS_SIZE``, a secret key the context does not have); in each case
     nothing is written.
     """
-    if context is not None and not isinstance(context, Mapping):
-        raise InvalidEmailOption(
-            f"context must be a dict of template variables, not {type(context).__name__}."
-        )
-    secrets = _secret_keys(secret_keys, context or {})
     using = router.db_for_write(Email)
     if idempotency_key is not None:
         existing = Email.objects.using(using).filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
+    email = build_email(
+        template_key, to, context, language=language, cc=cc, bcc=bcc, reply_to=reply_to,
+        from_email=from_email, attachments=attachments, headers=headers, tags=tags,
+        metadata=metadata, send_at=send_at, delay=delay, idempotency_key=idempotency_key,
+        category=category, source=source, trigger_key=trigger_key, is_test=is_test,
+        secret_keys=secret_keys, using=using,
+    )
+    due = email.next_attempt_at
 
+    if idempotency_key is None:
+        email.save(using=using)
+    else:
+        try:
+            with transaction.atomic(using=using):
+                email.save(using=using)
+        except IntegrityError:
+            # A concurrent transaction queued the same key first; return its row.
+            return Email.objects.using(using).get(idempotency_key=idempotency_key)
+
+    enqueue_on_commit(email.pk, due, using)
+    return email
+
+
+def build_email(
+    template_key: str,
+    to: Recipients,
+    context: Mapping[str, Any] | None = None,
+    *,
+    language: str | None = None,
+    cc: Recipients = None,
+    bcc: Recipients = None,
+    reply_to: Recipients = None,
+    from_email: str | None = None,
+    attachments: Iterable[Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    tags: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    send_at: datetime.datetime | None = None,
+    delay: datetime.timedelta | str | int | float | None = None,
+    idempotency_key: str | None = None,
+    category: str | None = None,
+    source: models.Model | None = None,
+    trigger_key: str = "",
+    is_test: bool = False,
+    secret_keys: Iterable[str] | None = None,
+    using: str | None = None,
+) -> Email:
+    """The ``Email`` row ``send()`` would queue, validated and unsaved.
+
+    For callers that insert many rows at once (``bulk_create``) and enqueue their
+    delivery themselves (``tasks.enqueue_delivery``), as scheduled runs do. Raises what
+    ``send()`` raises; its ``next_attempt_at`` is when it is due.
+    """
+    using = using or router.db_for_write(Email)
+    if context is not None and not isinstance(context, Mapping):
+        raise InvalidEmailOption(
+            f"context must be a dict of template variables, not {type(context).__name__}."
+        )
+    secrets = _secret_keys(secret_keys, context or {})
     _check_lengths(template_key=template_key, trigger_key=trigger_key, category=category,
                    language=language, idempotency_key=idempotency_key)
     template_category = _template_category(template_key, language)
@@ -120,18 +173,6 @@ def send(
     if source is not None:
         email.source_content_type = ContentType.objects.db_manager(using).get_for_model(source)
         email.source_object_id = str(source.pk)
-
-    if idempotency_key is None:
-        email.save(using=using)
-    else:
-        try:
-            with transaction.atomic(using=using):
-                email.save(using=using)
-        except IntegrityError:
-            # A concurrent transaction queued the same key first; return its row.
-            return Email.objects.using(using).get(idempotency_key=idempotency_key)
-
-    enqueue_on_commit(email.pk, due, using)
     return email
 
 

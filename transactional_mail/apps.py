@@ -14,6 +14,7 @@ class TransactionalMailConfig(AppConfig):
             send_checks,
         )
         from .default_layout import install_default_layout
+        from .periodic.beat import sync_schedule_rows
         from .schedule import install_periodic_tasks
         from .triggers import cancellation, digests, receivers  # noqa: F401  (digests: its task)
 
@@ -21,6 +22,11 @@ class TransactionalMailConfig(AppConfig):
             install_periodic_tasks,
             sender=self,
             dispatch_uid="transactional_mail.install_periodic_tasks",
+        )
+        post_migrate.connect(
+            sync_schedule_rows,
+            sender=self,
+            dispatch_uid="transactional_mail.sync_schedule_rows",
         )
         post_migrate.connect(
             install_default_layout,
@@ -35,7 +41,7 @@ class TransactionalMailConfig(AppConfig):
         receivers.connect()
         # Delivery asks the triggers through the registry: it never imports them.
         send_checks.register("transactional_mail.triggers", cancellation.cancellation_reason)
-        _connect_worker_checks()
+        _connect_celery_signals()
         _connect_password_reset()
         try:
             from anymail.signals import tracking
@@ -64,13 +70,20 @@ def _connect_password_reset() -> None:
                             dispatch_uid="transactional_mail.password_reset_form")
 
 
-def _connect_worker_checks() -> None:
+def _connect_celery_signals() -> None:
     try:
-        from celery.signals import worker_init
+        from celery.signals import beat_init, worker_init
     except ImportError:  # pragma: no cover - celery is a dependency
         return
+    from .periodic.beat import sync_schedule_rows
     from .worker import warn_about_worker_settings
 
+    # Beat reads its rows after this signal: a deploy that changed SCHEDULES without a
+    # migrate still gets the right rows when beat restarts.
+    beat_init.connect(
+        lambda sender=None, **kwargs: sync_schedule_rows(),
+        weak=False, dispatch_uid="transactional_mail.sync_schedule_rows_at_beat_start",
+    )
     worker_init.connect(
         warn_about_worker_settings, weak=False, dispatch_uid="transactional_mail.worker_init"
     )

@@ -38,6 +38,8 @@ _WHOLE_NUMBERS = {
     "RENDER_MAX_CSS_RULES": 1,
     "SOFT_BOUNCE_LIMIT": 1,
     "DIGEST_MAX_ITEMS": 1,
+    "SCHEDULE_BATCH_SIZE": 1,
+    "SCHEDULE_LEASE": 1,
 }
 
 
@@ -122,6 +124,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         ))
     else:
         errors += _check_triggers(triggers)
+    errors += _check_schedules(user.get("SCHEDULES", {}))
     errors += _check_backend(user)
     errors += _check_from_email(user)
     errors += _check_accounts(user)
@@ -398,6 +401,32 @@ def _check_triggers(triggers: dict) -> list[checks.CheckMessage]:
             for message, hint in definition_problems(key, definition)
         ]
     return errors
+
+
+def _check_schedules(schedules) -> list[checks.CheckMessage]:
+    """One E040 per mistake in a periodic email's definition; W040 when nothing runs them."""
+    from .periodic.definitions import schedule_problems
+
+    if not isinstance(schedules, dict):
+        return [checks.Error(
+            "TRANSACTIONAL_MAIL['SCHEDULES'] must be a dict of schedule key -> definition.",
+            hint="See the periodic emails section of docs/scheduling.md.",
+            id="transactional_mail.E040",
+        )]
+    messages: list[checks.CheckMessage] = [
+        checks.Error(message, hint=hint, obj=f"schedule {key}", id="transactional_mail.E040")
+        for key, definition in schedules.items()
+        for message, hint in schedule_problems(key, definition)
+    ]
+    if schedules and not apps.is_installed("django_celery_beat"):
+        messages.append(checks.Warning(
+            "TRANSACTIONAL_MAIL['SCHEDULES'] is set but 'django_celery_beat' is not in "
+            "INSTALLED_APPS: nothing runs the schedules.",
+            hint="Add 'django_celery_beat' to INSTALLED_APPS, run migrate and start celery "
+            "beat with its DatabaseScheduler; or run them with manage.py run_schedule.",
+            id="transactional_mail.W040",
+        ))
+    return messages
 
 
 def _check_backend(user) -> list[checks.CheckMessage]:

@@ -79,6 +79,15 @@ DEFAULTS: dict[str, Any] = {
     "RECIPIENT_TIMEZONE": None,
     # Most events a digest email's "items" holds; "count" is always the whole window's.
     "DIGEST_MAX_ITEMS": 100,
+    # Periodic emails run by celery beat, per key: "schedule" (a celery crontab, a
+    # timedelta or a duration like "15m"), "timezone", "recipients", "template",
+    # "category", "language", "secret_keys", "description" (docs/scheduling.md).
+    "SCHEDULES": {},
+    # Recipients a schedule run reads, builds and inserts per transaction.
+    "SCHEDULE_BATCH_SIZE": 1000,
+    # Seconds a schedule run holds its period without progress before another process
+    # (the next beat tick, manage.py run_schedule) may take it over and resume it.
+    "SCHEDULE_LEASE": 300,
     # Make Django's own PasswordResetView (django.contrib.auth.urls) use
     # transactional_mail.auth.PasswordResetForm: the reset email goes through the outbox.
     "USE_PASSWORD_RESET_FORM": False,

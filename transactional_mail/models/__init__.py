@@ -6,6 +6,7 @@ from .caps import CapCount
 from .digests import DigestItem, DigestWindow
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
+from .schedules import ScheduleRun, ScheduleRunStatus
 from .suppression import (
     SoftBounceStreak,
     Suppression,
@@ -31,6 +32,8 @@ __all__ = [
     "EmailTemplate",
     "Layout",
     "LayoutRevision",
+    "ScheduleRun",
+    "ScheduleRunStatus",
     "SoftBounceStreak",
     "Suppression",
     "SuppressionChange",
