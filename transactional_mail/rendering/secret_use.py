@@ -202,7 +202,7 @@ class _Scanner:
             self.tag.secret_href = (key, token.lineno)
             return
         if self.state is _VALUE and self.attribute == "href" and self.tag.name == "a":
-            where = "in an href that is not exactly href=\"{{ %s }}\"" % key
+            where = f'in an href that is not exactly href="{{{{ {key} }}}}"'
         elif self.state in (_TAG, _VALUE):
             where = f"inside the tag <{self.tag.name}>"
         elif self.state is _RAW:
