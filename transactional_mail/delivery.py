@@ -54,6 +54,7 @@ from .models.log import CLAIMABLE_STATUSES
 from .models.suppression import address_keys, normalize_address
 from .redaction import redact_context, redact_text
 from .rendering import RenderedEmail, render_email
+from .rendering.secret_use import parts_problems
 from .retries import attempts_exhausted, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,14 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     if email.template_revision_id is None and not _choose_revision(email, batch):
         error = EmailTemplate.objects.not_found_error(email.template_key, email.language)
         return _fail(email, Failure.PERMANENT, error)
+
+    misuse = parts_problems(email.template_revision, email.secret_keys or ())
+    if misuse:
+        # The template would send a secret elsewhere than to the reader (an image URL...):
+        # it never will, whatever the retry, so the email is not sent.
+        return _fail(email, Failure.PERMANENT, RenderError(
+            f"The template's {misuse[0].part} uses a secret where it could leave the "
+            f"email: {misuse[0]}"))
 
     category = batch.category(email.category)
     links = subscriptions.links(email.pk, category)

@@ -231,10 +231,6 @@ def test_a_webhook_that_ends_an_email_waiting_for_a_retry_redacts_its_context(
     assert email.context["code"] == REDACTED and email.context["reset_url"] == REDACTED
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (high for an untrusted template author): a "
-                   "template may send a secret to any host (an image URL carrying "
-                   "{{ reset_url|urlencode }}): the author, with no log access, gets every "
-                   "live reset link when readers open the email")
 def test_a_template_author_cannot_exfiltrate_a_secret_to_another_host(esp):
     from django.core.exceptions import ValidationError
 

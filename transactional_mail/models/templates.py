@@ -243,6 +243,16 @@ class EmailTemplate(TemplateFields, Revisioned):
         self.validate_category()
         self.validate_sources()
 
+    def secret_use_errors(self) -> dict[str, list[str]]:
+        """Where the parts use a secret of this key (its starter's, its triggers') in a way
+        that could send it to another host: the messages by field, naming the lines."""
+        from ..rendering.secret_use import parts_problems, template_secret_keys
+
+        errors: dict[str, list[str]] = {}
+        for problem in parts_problems(self, template_secret_keys(self.key)):
+            errors.setdefault(problem.part, []).append(str(problem))
+        return errors
+
     def validate_category(self) -> None:
         """Refuse a category ``CATEGORIES`` does not declare (once any is declared): its
         mail would go out in no stream, without the sender and unsubscribe it needs."""
@@ -276,6 +286,8 @@ class EmailTemplate(TemplateFields, Revisioned):
                 validate(getattr(self, field), field_name=field)
             except ValidationError as err:
                 errors[field] = err.messages
+        if not errors:
+            errors = self.secret_use_errors()
         if not errors:
             try:
                 validate_template_budget(

@@ -33,8 +33,9 @@ import functools
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from django.template.base import Token, TokenType
 
@@ -42,9 +43,11 @@ from ..conf import get_setting
 from .engine import _tokenize
 from .library import MARKUP_FILTERS
 
-__all__ = ["SecretUseProblem", "secret_use_problems", "template_secret_keys"]
+__all__ = ["SecretUseProblem", "parts_problems", "secret_use_problems",
+           "template_secret_keys"]
 
 _STARTERS = Path(__file__).resolve().parent.parent / "starters"
+_PARTS = ("subject", "preheader", "html", "text")
 _STARTER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # String literals of template tokens (their content is not a variable).
@@ -75,6 +78,7 @@ class SecretUseProblem:
 
     line: int
     message: str
+    part: str = ""
 
     def __str__(self) -> str:
         return f"Line {self.line}: {self.message}"
@@ -127,6 +131,19 @@ def secret_use_problems(source: str, secret_keys: Iterable[str], *,
     if html and (bare or problems):
         problems.extend(_html_problems(tokens, {id(token): key for token, key in bare}))
     return sorted(problems, key=lambda problem: problem.line)
+
+
+def parts_problems(template: Any, secret_keys: Iterable[str]) -> list[SecretUseProblem]:
+    """:func:`secret_use_problems` of every part of ``template`` (a template, a revision
+    or unsaved sources with ``subject``, ``preheader``, ``html`` and ``text``), each
+    problem naming its part in ``part``."""
+    keys = frozenset(secret_keys)
+    return [
+        replace(problem, part=part)
+        for part in _PARTS
+        for problem in secret_use_problems(getattr(template, part, "") or "", keys,
+                                           html=part == "html")
+    ]
 
 
 def _referenced(token: Token, keys: frozenset[str]) -> set[str]:
