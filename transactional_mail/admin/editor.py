@@ -44,6 +44,7 @@ from ..headers import check_address
 from ..models import Email, Layout
 from ..models.templates import normalize_language
 from ..rendering.preview import PreviewMessage, parse_context, preview_email
+from ..rendering.secret_use import template_secret_keys
 from . import real_objects
 
 __all__ = ["SEND_TEST_PERMISSION", "TEST_SENDS_PER_MINUTE", "TemplateEditorMixin",
@@ -215,6 +216,7 @@ class TemplateEditorMixin:
             context,
             language=self._language(request.POST.get("language", "")),
             preheader=request.POST.get("preheader", ""),
+            secret_keys=template_secret_keys(self._previewed_key(request)),
         )
         data = result.as_dict()
         data["variables_source"] = "sample"
@@ -230,6 +232,16 @@ class TemplateEditorMixin:
         elif not context:
             data.update(self._trigger_variables(request, request.POST.get("template_id", "")))
         return JsonResponse(data)
+
+    def _previewed_key(self, request: HttpRequest) -> str:
+        """The key of the template being previewed: the form's (a new template's, or one
+        being renamed), else the saved template's."""
+        key = request.POST.get("key", "").strip()
+        template_id = request.POST.get("template_id", "")
+        if key or not template_id:
+            return key
+        template = self.get_object(request, unquote(template_id))
+        return template.key if template is not None else ""
 
     def _trigger_variables(self, request: HttpRequest, template_id: str) -> dict:
         """For an empty sample context: the variables of the template's trigger's context,

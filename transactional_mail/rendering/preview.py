@@ -48,6 +48,7 @@ from django.template.defaulttags import (
 from ..exceptions import RenderError, RenderLimitExceeded
 from .compose import render_email
 from .engine import _parse, _tokenize
+from .secret_use import parts_problems
 from .validation import _Draft, validate_html_source, validate_template_source
 
 __all__ = [
@@ -430,10 +431,13 @@ def preview_email(
     *,
     language: str | None = None,
     preheader: str = "",
+    secret_keys: Iterable[str] = (),
 ) -> Preview:
     """Render unsaved sources in ``layout`` (a layout revision or None) with ``context``.
 
     ``preheader`` is the template's own preview line (blank: the context's ``preheader``).
+    ``secret_keys`` are the keys the template treats as secret: a use of one that could
+    leave the email (:mod:`~transactional_mail.rendering.secret_use`) is an error.
 
     Errors (a source that does not compile, a tag outside the allow-list, a render over
     budget) come back in ``errors`` with their part and line, never as exceptions.
@@ -455,10 +459,13 @@ def preview_email(
             )
         except RecursionError:
             errors.append(PreviewMessage("invalid", "The template nests too deeply.", part))
-    if errors:
-        return Preview(errors=tuple(errors), variables=variables)
     draft = _Draft(pk=None, subject=subject or "", html=html or "", text=text or "",
                    preheader=preheader or "")
+    if not errors:
+        errors.extend(PreviewMessage("secret", problem.message, problem.part, problem.line)
+                      for problem in parts_problems(draft, secret_keys))
+    if errors:
+        return Preview(errors=tuple(errors), variables=variables)
     try:
         rendered = render_email(draft, layout, context, language=language or None)
     except RenderLimitExceeded as err:
