@@ -173,3 +173,14 @@ def test_the_preview_shows_the_misuse_as_an_error():
                             None, {"code": "493817"}, secret_keys=["code"])
     assert [(e.code, e.part, e.line) for e in preview.errors] == [("secret", "html", 2)]
     assert preview.html == ""
+
+
+@pytest.mark.django_db
+def test_the_editor_preview_knows_the_secrets_of_the_key_being_typed():
+    from tests.test_admin_editor import PREVIEW, fields, staff
+
+    client = staff(perms=("add_emailtemplate",))
+    html = '<p>x</p>\n<img src="https://x.example/?{{ reset_url }}">'
+    data = client.post(PREVIEW, fields(key="password_reset", html=html)).json()
+    assert [(e["code"], e["part"], e["line"]) for e in data["errors"]] == [("secret", "html", 2)]
+    assert client.post(PREVIEW, fields(key="reset_copy", html=html)).json()["errors"] == []

@@ -267,8 +267,8 @@ class EmailTemplate(TemplateFields, Revisioned):
 
     def validate_sources(self) -> None:
         """Refuse a template the restricted engine would not accept, one whose stylesheets
-        would load a resource, or one whose sample context renders over budget; the
-        message names the line."""
+        would load a resource, one that uses a secret where it could leave the email, or
+        one whose sample context renders over budget; the message names the line."""
         from ..rendering.validation import (
             validate_html_source,
             validate_template_budget,
