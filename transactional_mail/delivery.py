@@ -523,7 +523,7 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
         "next_attempt_at": email.next_attempt_at,
     }
     if email.secret_keys:
-        fields["context"] = email.context
+        fields.update(context=email.context, headers=email.headers, metadata=email.metadata)
     if sent:
         fields.update(esp_name=email.esp_name, esp_message_id=email.esp_message_id, sent_at=now)
         email.sent_at = now
