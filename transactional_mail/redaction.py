@@ -57,8 +57,11 @@ def secret_values(context: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
 ENCODED_REMOVED = "[encoded text removed]"
 
 #: A run of base64 long enough to hold a secret (40 characters: 30 bytes), with the lines
-#: that continue it when it is cut into MIME lines; shorter runs are ids and hashes.
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}(?:(?:\r?\n|\\r\\n|\\n)[A-Za-z0-9+/]+={0,2})*")
+#: that continue it when it is cut into MIME lines (a line of base64 alone, as sent or as
+#: a JSON body quotes it: not the first word of the text that follows); shorter runs are
+#: ids and hashes.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"
+                         r"(?:(?:\r?\n|\\r\\n|\\n)[A-Za-z0-9+/]+={0,2}(?=[\r\n\\\"'<,;)}\]]|$))*")
 
 #: A quoted-printable soft line break, as sent or as a JSON body quotes it (``=\n``).
 _QP_SOFT_BREAK = re.compile(r"=(?:\r?\n|\\r\\n|\\n)")
