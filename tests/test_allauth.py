@@ -63,9 +63,9 @@ def reset(client, django_capture_on_commit_callbacks):
     from tests.test_auth import Publishes
     from transactional_mail.allauth import send_allauth_password_reset
 
-    def post(address: str) -> int:
+    def post(address: str, **extra) -> int:
         with Publishes() as publishes, django_capture_on_commit_callbacks(execute=True):
-            response = client.post("/allauth/password/reset/", {"email": address})
+            response = client.post("/allauth/password/reset/", {"email": address}, **extra)
         assert response.status_code == 302
         [(name, args)] = publishes.tasks
         assert name == "transactional_mail.send_allauth_password_reset"
@@ -209,3 +209,33 @@ def test_the_email_changed_notice_in_the_starter_s_keys(allauth, ann, rf):
         "device": "Firefox on a laptop", "security_url": "http://testserver/allauth/email/",
     }
     assert email.secret_keys == []
+
+
+def test_the_reset_link_keeps_the_request_s_scheme_and_host(allauth, ann, reset, settings):
+    settings.ALLOWED_HOSTS = ["shop.example.com"]
+    template("password_reset", '<a href="{{ reset_url }}">Reset</a>')
+    assert reset("ann@example.com", secure=True, HTTP_HOST="shop.example.com") == 1
+    assert only_email("password_reset").context["reset_url"].startswith(
+        "https://shop.example.com/allauth/password/reset/key/")
+
+
+def test_allauth_s_view_gets_allauth_s_form_back_with_another_adapter(settings):
+    from allauth.account.forms import ResetPasswordForm as AllauthForm
+    from allauth.account.views import PasswordResetView
+
+    from transactional_mail.allauth import ResetPasswordForm
+
+    settings.ACCOUNT_ADAPTER = "transactional_mail.allauth.AccountAdapter"
+    assert PasswordResetView.form_class is ResetPasswordForm
+    settings.ACCOUNT_ADAPTER = "allauth.account.adapter.DefaultAccountAdapter"
+    assert PasswordResetView.form_class is AllauthForm
+
+
+def test_an_unknown_address_is_still_refused_when_allauth_is_set_to_tell(allauth, client,
+                                                                          settings):
+    """``ACCOUNT_PREVENT_ENUMERATION = False`` is a site's choice to tell: the form looks
+    the address up in the request, as allauth's does."""
+    settings.ACCOUNT_PREVENT_ENUMERATION = False
+    response = client.post("/allauth/password/reset/", {"email": "nobody@example.com"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["email"]  # allauth's "not assigned to any account"
