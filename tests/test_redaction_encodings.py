@@ -123,3 +123,26 @@ def test_an_unmatched_click_keeps_the_origin(template, esp, client):
     payload = {**click_event(email, url=RESET_URL, message_id="never-stored"), "Metadata": {}}
     post_webhook(client, payload)
     assert EmailEvent.objects.get().click_url == f"https://shop.example.com/{REDACTED}"
+
+
+def test_a_webhook_during_an_attempt_that_then_fails_leaves_no_secret(template, esp, client):
+    """The ESP took the message and said so by webhook while the worker still waited for
+    its answer, which then failed: the worker's write keeps the webhook's status, and the
+    context it kept for a retry goes with it."""
+    from anymail.signals import pre_send
+
+    email = queue()
+
+    def webhook_first(sender, message, esp_name, **kwargs):
+        post_webhook(client, delivery_event(Email.objects.get(pk=email.pk), message_id="m-1"))
+
+    esp.add_response(500, {"ErrorCode": 100, "Message": "timeout"})
+    pre_send.connect(webhook_first, weak=False)
+    try:
+        delivery.deliver(email.pk)
+    finally:
+        pre_send.disconnect(webhook_first)
+    row = Email.objects.get(pk=email.pk)
+    assert row.status == EmailStatus.DELIVERED
+    assert row.context["reset_url"] == REDACTED and row.context["code"] == REDACTED
+    assert row.headers == {"X-Sign-In-Code": REDACTED}
