@@ -56,6 +56,25 @@ def only_email(key: str) -> Email:
     return email
 
 
+@pytest.fixture
+def reset(client, django_capture_on_commit_callbacks):
+    """POST allauth's reset form for an address, then run the task it queued, as the
+    worker would; return the task's result (how many accounts it found)."""
+    from tests.test_auth import Publishes
+    from transactional_mail.allauth import send_allauth_password_reset
+
+    def post(address: str, **extra) -> int:
+        with Publishes() as publishes, django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/allauth/password/reset/", {"email": address}, **extra)
+        assert response.status_code == 302
+        [(name, args)] = publishes.tasks
+        assert name == "transactional_mail.send_allauth_password_reset"
+        assert not mail.outbox and not Email.objects.exists()  # nothing in the request
+        return send_allauth_password_reset(*args)
+
+    return post
+
+
 def test_signup_confirmation_goes_through_the_app_and_its_link_works(allauth, client, esp):
     template("account_activation", '<a href="{{ activation_url }}">Confirm</a> '
              "({{ link_valid_days }} days)")
@@ -81,10 +100,10 @@ def test_signup_confirmation_goes_through_the_app_and_its_link_works(allauth, cl
     assert Email.objects.get(pk=email.pk).context["activation_url"] == REDACTED
 
 
-def test_password_reset_through_allauth_s_view(allauth, client, ann, esp):
+def test_password_reset_through_allauth_s_view(allauth, client, ann, esp, reset):
     template("password_reset", '<a href="{{ reset_url }}">Reset</a> '
              "({{ link_valid_hours }} hours)")
-    client.post("/allauth/password/reset/", {"email": "ann@example.com"})
+    assert reset("ann@example.com") == 1
     email = only_email("password_reset")
     assert email.secret_keys == ["reset_url"]
     assert email.context["user"] == {"name": "Ann", "email": "ann@example.com"}
@@ -132,27 +151,27 @@ def test_a_security_notice(allauth, client, ann, settings):
     assert email.context["ip_address"] == "127.0.0.1"
 
 
-def test_an_unmapped_message_goes_out_as_allauth_sends_it(allauth, client, settings):
+def test_an_unmapped_message_goes_out_as_allauth_sends_it(allauth, settings, reset):
     settings.ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
-    client.post("/allauth/password/reset/", {"email": "nobody@example.com"})
+    assert reset("nobody@example.com") == 0
     assert not Email.objects.exists()
     [message] = mail.outbox
     assert message.to == ["nobody@example.com"]
 
 
-def test_a_setting_maps_more_messages(allauth, client, settings):
+def test_a_setting_maps_more_messages(allauth, settings, reset):
     settings.ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
     settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "ALLAUTH_TEMPLATES": {
         "account/email/unknown_account": "unknown_account"}}
     template("unknown_account", '<a href="{{ signup_url }}">Sign up</a>')
-    client.post("/allauth/password/reset/", {"email": "nobody@example.com"})
+    reset("nobody@example.com")
     email = only_email("unknown_account")
     assert email.context["signup_url"] == "http://testserver/allauth/signup/"
     assert not mail.outbox
 
 
-def test_a_missing_template_falls_back_to_allauth_s_mail(allauth, client, ann, caplog):
-    client.post("/allauth/password/reset/", {"email": "ann@example.com"})
+def test_a_missing_template_falls_back_to_allauth_s_mail(allauth, ann, caplog, reset):
+    reset("ann@example.com")
     assert not Email.objects.exists()
     [message] = mail.outbox
     assert "/allauth/password/reset/key/" in message.body
@@ -190,3 +209,33 @@ def test_the_email_changed_notice_in_the_starter_s_keys(allauth, ann, rf):
         "device": "Firefox on a laptop", "security_url": "http://testserver/allauth/email/",
     }
     assert email.secret_keys == []
+
+
+def test_the_reset_link_keeps_the_request_s_scheme_and_host(allauth, ann, reset, settings):
+    settings.ALLOWED_HOSTS = ["shop.example.com"]
+    template("password_reset", '<a href="{{ reset_url }}">Reset</a>')
+    assert reset("ann@example.com", secure=True, HTTP_HOST="shop.example.com") == 1
+    assert only_email("password_reset").context["reset_url"].startswith(
+        "https://shop.example.com/allauth/password/reset/key/")
+
+
+def test_allauth_s_view_gets_allauth_s_form_back_with_another_adapter(settings):
+    from allauth.account.forms import ResetPasswordForm as AllauthForm
+    from allauth.account.views import PasswordResetView
+
+    from transactional_mail.allauth import ResetPasswordForm
+
+    settings.ACCOUNT_ADAPTER = "transactional_mail.allauth.AccountAdapter"
+    assert PasswordResetView.form_class is ResetPasswordForm
+    settings.ACCOUNT_ADAPTER = "allauth.account.adapter.DefaultAccountAdapter"
+    assert PasswordResetView.form_class is AllauthForm
+
+
+def test_an_unknown_address_is_still_refused_when_allauth_is_set_to_tell(allauth, client,
+                                                                          settings):
+    """``ACCOUNT_PREVENT_ENUMERATION = False`` is a site's choice to tell: the form looks
+    the address up in the request, as allauth's does."""
+    settings.ACCOUNT_PREVENT_ENUMERATION = False
+    response = client.post("/allauth/password/reset/", {"email": "nobody@example.com"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["email"]  # allauth's "not assigned to any account"

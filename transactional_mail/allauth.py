@@ -10,6 +10,12 @@ codes marked secret. A prefix that is not mapped, or whose template does not exi
 yet, goes out as allauth sends it (with a warning in the second case). See
 docs/accounts.md for the table.
 
+allauth's password reset is moved off the request path as ``auth.PasswordResetForm``
+moves Django's: ``ResetPasswordForm`` (which allauth's ``PasswordResetView`` uses while
+this adapter is ``ACCOUNT_ADAPTER``) queues one small task for any address, and the
+worker looks the accounts up and sends the reset mail, or allauth's "unknown account"
+mail: the request for an address with an account does the same work as for one without.
+
 Needs the ``allauth`` extra: ``pip install "django-transactional-mail[allauth]"``.
 """
 
@@ -20,15 +26,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery import shared_task
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.sites.shortcuts import get_current_site
+from django.db import transaction
+from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
+from django.utils.module_loading import import_string
 
 from .exceptions import ConfigurationError, TemplateNotFound
 
 try:
     from allauth.account import app_settings as allauth_settings
-    from allauth.account.adapter import DefaultAccountAdapter
+    from allauth.account import forms as allauth_forms
+    from allauth.account.adapter import DefaultAccountAdapter, get_adapter
+    from allauth.account.internal.flows import password_reset as reset_flow
+    from allauth.account.internal.userkit import filter_users_by_email
     from allauth.core import context as allauth_context
 except ImportError as err:  # pragma: no cover - exercised in a subprocess by the tests
     raise ConfigurationError(
@@ -37,7 +52,7 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
     ) from err
 
 from .api import send
-from .auth import display_name, reset_link_valid_hours
+from .auth import display_name, publish_password_reset, reset_link_valid_hours
 from .conf import get_setting
 
 logger = logging.getLogger(__name__)
@@ -177,3 +192,101 @@ class AccountAdapter(DefaultAccountAdapter):
             result.update(message.extra(self, context, site_url))
         return result
 
+
+
+class ResetPasswordForm(allauth_forms.ResetPasswordForm):
+    """allauth's password reset form whose work happens in a worker.
+
+    allauth's form looks the accounts up, makes a token and sends the mail in the
+    request for an address with an account, and sends nothing (or its "unknown account"
+    mail, through Django's backend) for one without: the time tells who has an account.
+    This one validates the address and queues one task (``send_allauth_password_reset``)
+    whatever the address; the worker runs allauth's own reset flow. allauth's
+    ``PasswordResetView`` uses it while ``AccountAdapter`` is ``ACCOUNT_ADAPTER``
+    (``sync_reset_password_form``); a site with its own form subclasses this one.
+    """
+
+    def clean_email(self) -> str:
+        """The address, cleaned by the adapter; looked up only when allauth is set to
+        tell an unknown address (``ACCOUNT_PREVENT_ENUMERATION = False``)."""
+        if not allauth_settings.PREVENT_ENUMERATION:
+            return super().clean_email()
+        address = self.cleaned_data["email"]
+        get_adapter().clean_email(address.lower())  # the adapter's checks may refuse it
+        self.users = []  # the worker looks them up
+        return address
+
+    def save(self, request: HttpRequest, **kwargs) -> str:
+        """Queue the reset for the address, known or not (published when the transaction
+        commits); allauth's own save for a reset by code, whose state lives in the
+        session of this request."""
+        if allauth_settings.PASSWORD_RESET_BY_CODE_ENABLED:
+            if allauth_settings.PREVENT_ENUMERATION:
+                self.users = filter_users_by_email(self.cleaned_data["email"].lower(),
+                                                   is_active=True, prefer_verified=True,
+                                                   for_login=True)
+            return super().save(request, **kwargs)
+        address = self.cleaned_data["email"]
+        options = {"host": request.get_host(), "secure": request.is_secure(),
+                   "language": translation.get_language() or ""}
+        transaction.on_commit(
+            lambda: publish_password_reset(address, options, send_allauth_password_reset))
+        return address
+
+
+class WorkerRequest(HttpRequest):
+    """The request allauth's reset flow reads in the worker (its host and scheme build
+    the links), rebuilt from what the form's request said; an anonymous user."""
+
+    def __init__(self, host: str, secure: bool) -> None:
+        super().__init__()
+        self.META["HTTP_HOST"] = host
+        self.secure = secure
+        self.user = AnonymousUser()
+
+    def _get_scheme(self) -> str:
+        return "https" if self.secure else "http"
+
+
+@shared_task(name="transactional_mail.send_allauth_password_reset", ignore_result=True)
+def send_allauth_password_reset(address: str, options: dict[str, Any]) -> int:
+    """Run allauth's reset flow for ``address`` in the worker: the reset mail of each of
+    its accounts (through ``AccountAdapter.send_mail``, so the outbox), or allauth's
+    "unknown account" mail when ``ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS`` is on. Returns how
+    many accounts it found."""
+    request = WorkerRequest(options["host"], options["secure"])
+    users = filter_users_by_email(address.lower(), is_active=True, prefer_verified=True,
+                                  for_login=True)
+    with allauth_context.request_context(request), \
+            translation.override(options["language"] or None):
+        reset_flow.request_password_reset(request, address, users, None)
+    return len(users)
+
+
+def adapter_is_ours() -> bool:
+    """Whether ``ACCOUNT_ADAPTER`` names ``AccountAdapter`` (or a subclass of it)."""
+    path = getattr(settings, "ACCOUNT_ADAPTER", "")
+    try:
+        adapter = import_string(path) if path else None
+    except ImportError:
+        return False
+    return isinstance(adapter, type) and issubclass(adapter, AccountAdapter)
+
+
+def sync_reset_password_form(**kwargs) -> None:
+    """Make allauth's ``PasswordResetView`` use ``ResetPasswordForm`` while
+    ``ACCOUNT_ADAPTER`` is ``AccountAdapter`` (and give it back allauth's form when it is
+    not); a form set by ``ACCOUNT_FORMS["reset_password"]`` wins, as in allauth.
+
+    Called by ``ready()`` and whenever settings change (``override_settings``).
+    """
+    from allauth.account.views import PasswordResetView
+
+    if kwargs.get("setting") not in (None, "ACCOUNT_ADAPTER"):
+        return
+    current = PasswordResetView.form_class
+    if adapter_is_ours():
+        if current is allauth_forms.ResetPasswordForm:
+            PasswordResetView.form_class = ResetPasswordForm
+    elif current is ResetPasswordForm:
+        PasswordResetView.form_class = allauth_forms.ResetPasswordForm

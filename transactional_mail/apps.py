@@ -55,8 +55,9 @@ class TransactionalMailConfig(AppConfig):
 
 
 def _connect_password_reset() -> None:
-    """Register the password reset task, and give Django's PasswordResetView the app's
-    form while ``USE_PASSWORD_RESET_FORM`` is on (checked again when settings change)."""
+    """Register the password reset tasks, and give Django's PasswordResetView the app's
+    form while ``USE_PASSWORD_RESET_FORM`` is on, allauth's while ``ACCOUNT_ADAPTER`` is
+    the app's (checked again when settings change)."""
     from django.apps import apps
 
     if not apps.is_installed("django.contrib.auth"):
@@ -68,6 +69,13 @@ def _connect_password_reset() -> None:
     sync_password_reset_form()
     setting_changed.connect(sync_password_reset_form, weak=False,
                             dispatch_uid="transactional_mail.password_reset_form")
+    if apps.is_installed("allauth.account"):
+        # allauth's reset view gets the app's form while the app's adapter is in use.
+        from .allauth import sync_reset_password_form
+
+        sync_reset_password_form()
+        setting_changed.connect(sync_reset_password_form, weak=False,
+                                dispatch_uid="transactional_mail.allauth_reset_form")
 
 
 def _connect_celery_signals() -> None:

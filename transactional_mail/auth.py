@@ -148,12 +148,13 @@ def display_name(user) -> str:
     return (full_name or "").strip() or user.get_username()
 
 
-def publish_password_reset(address: str, options: dict[str, Any]) -> None:
-    """Publish ``send_password_reset`` for ``address``; log, never raise, when the broker
-    is down (the response must not tell; the person asks again)."""
+def publish_password_reset(address: str, options: dict[str, Any], task=None) -> None:
+    """Publish ``task`` (``send_password_reset`` by default) for ``address``; log, never
+    raise, when the broker is down (the response must not tell; the person asks again)."""
+    task = task or send_password_reset
     try:
-        with broker_producer(send_password_reset.app) as producer:
-            publishing.publish(send_password_reset, (address, options), producer=producer,
+        with broker_producer(task.app) as producer:
+            publishing.publish(task, (address, options), producer=producer,
                                queue=get_setting("QUEUE"))
     except Exception as err:
         logger.error("Could not queue a password reset (%s: %s; the broker unreachable?).",

@@ -50,7 +50,7 @@ from .models import (
     TemplateRevision,
 )
 from .models.attempts import ERROR_MAX_LENGTH
-from .models.log import CLAIMABLE_STATUSES
+from .models.log import CLAIMABLE_STATUSES, redact_final
 from .models.suppression import address_keys, normalize_address
 from .redaction import redact_context, redact_text
 from .rendering import RenderedEmail, render_email
@@ -532,7 +532,7 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
         "next_attempt_at": email.next_attempt_at,
     }
     if email.secret_keys:
-        fields["context"] = email.context
+        fields.update(context=email.context, headers=email.headers, metadata=email.metadata)
     if sent:
         fields.update(esp_name=email.esp_name, esp_message_id=email.esp_message_id, sent_at=now)
         email.sent_at = now
@@ -551,8 +551,11 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
         if updated:
             email.status = status
         elif mine.update(**fields):
-            # A tracking webhook got there first (e.g. delivered); keep its status.
+            # A tracking webhook got there first (e.g. delivered); keep its status. It is
+            # one the email is never rendered from, so a context kept for a retry goes.
             email.refresh_from_db(fields=["status"])
+            if email.secret_keys and status == EmailStatus.QUEUED:
+                redact_final(mine)
         else:
             logger.warning("Email %s: claim lost (recovered by the sweep and claimed "
                            "again); this attempt's result (%s) is not recorded.", email.pk,

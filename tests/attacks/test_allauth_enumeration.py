@@ -41,11 +41,6 @@ def work(client, address, captured):
             "django_mail": len(mail.outbox), "rows": Email.objects.count() - rows}
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (medium, allauth adapter): for a known "
-                   "address the request INSERTs an outbox row and publishes a deliver task; "
-                   "for an unknown one it sends allauth's unknown_account mail through "
-                   "Django's backend (SMTP in the request) or nothing: the work, and so the "
-                   "time, tells who has an account")
 @pytest.mark.parametrize("unknown_accounts", [True, False])
 def test_allauth_reset_does_the_same_work_for_known_and_unknown(
         allauth, client, settings, unknown_accounts, django_capture_on_commit_callbacks):

@@ -145,9 +145,6 @@ def test_short_code_colliding_with_other_text_is_redacted_everywhere(esp):
     assert "4938" not in everything_stored(pk)
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: an ESP error body quoting the link "
-                   "JSON-escaped (https:\\/\\/...) is kept in last_error, the attempt's error "
-                   "and shown on the detail page")
 @pytest.mark.django_db
 def test_esp_error_echoing_the_secret_json_escaped_is_redacted(esp, admin_client):
     """An ESP error body that quotes the link JSON-escaped (https:\\/\\/...)."""

@@ -104,9 +104,6 @@ def test_no_url_filter_reaches_the_secret(template, viewer, lookup):
         assert response.status_code in (302, 400)
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): the detail page masks the live secrets "
-                   "in subject, bodies, errors and events but not in headers and metadata, "
-                   "which are stored and shown as given")
 def test_a_secret_repeated_in_a_header_or_metadata_is_masked_on_the_detail_page(template,
                                                                                viewer):
     email = queue(headers={"X-Sign-In-Code": CODE}, metadata={"login": RESET_URL})
@@ -114,9 +111,6 @@ def test_a_secret_repeated_in_a_header_or_metadata_is_masked_on_the_detail_page(
     assert CODE not in page and TOKEN not in page
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): an ESP error that quotes the message "
-                   "quoted-printable or base64 keeps the secret in last_error and the "
-                   "attempt's error")
 @pytest.mark.parametrize("encode", [
     lambda text: quopri.encodestring(text.encode()).decode(),
     lambda text: base64.b64encode(text.encode()).decode(),
@@ -212,9 +206,6 @@ def test_the_cancel_action_leaves_no_secret_in_the_admin_history(template, admin
     assert row.status == EmailStatus.CANCELLED and row.context["code"] == REDACTED
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low-medium): a webhook (delivered, bounced) "
-                   "that moves an email waiting for a retry to a final status does not "
-                   "redact its context: the live reset link stays in the row for good")
 @pytest.mark.parametrize("event", ["delivery", "bounce"])
 def test_a_webhook_that_ends_an_email_waiting_for_a_retry_redacts_its_context(
         template, esp, client, event):
@@ -263,10 +254,6 @@ def test_a_template_author_cannot_exfiltrate_a_secret_to_another_host(esp):
     assert leaked == []
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): a click event the receiver cannot match "
-                   "to its email (no metadata id, and the ESP message id never stored "
-                   "because the send outcome was uncertain) keeps the full reset link in "
-                   "click_url and raw, at rest for good")
 def test_an_unmatched_click_on_a_reset_link_is_not_stored_whole(template, esp, client):
     from transactional_mail.models import EmailEvent
 

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from .. import resending
 from ..models import Email, EmailEvent
 from ..models.suppression import normalize_address
-from ..redaction import redact_context, redact_text
+from ..redaction import redact_context, redact_data, redact_text
 from .log_queries import clean_term, filter_recipient
 
 #: How many emails and events the per-recipient page lists (newest first).
@@ -87,8 +87,10 @@ def detail(model_admin, request, object_id):
             (field, [(address, _recipient_url(address)) for address in getattr(email, field)])
             for field in ("to", "cc", "bcc", "reply_to")
         ],
-        "headers_json": json.dumps(email.headers, indent=2, ensure_ascii=False),
-        "metadata_json": json.dumps(email.metadata, indent=2, ensure_ascii=False),
+        "headers_json": json.dumps(redact_data(email.headers, secrets), indent=2,
+                                   ensure_ascii=False),
+        "metadata_json": json.dumps(redact_data(email.metadata, secrets), indent=2,
+                                    ensure_ascii=False),
         "context_json": json.dumps(redact_context(email.context, email.secret_keys), indent=2,
                                    ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder),
         "attachments": [

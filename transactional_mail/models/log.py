@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ..redaction import redact_context, redact_text, secret_values
+from ..redaction import redact_context, redact_data, redact_error, redact_text, secret_values
 
 
 class EmailStatus(models.TextChoices):
@@ -234,26 +234,31 @@ class Email(models.Model):
         return secret_values(self.context, self.secret_keys) if self.secret_keys else []
 
     def without_secrets(self, text: str, secrets: list[str] | None = None) -> str:
-        """``text`` with this email's secrets (or ``secrets``) replaced by the marker."""
-        return redact_text(text, self.secrets() if secrets is None else secrets)
+        """``text`` (an error) with this email's secrets (or ``secrets``) replaced by the
+        marker, and its long base64 runs dropped (``redaction.redact_error``)."""
+        return redact_error(text, self.secrets() if secrets is None else secrets)
 
     def redact_copies(self, *, context: bool) -> None:
         """Replace, in memory, this email's secrets in its subject, bodies and last error,
-        and in its context too when ``context`` (it will not be rendered again); the
-        caller writes the fields. Nothing to do for an email without secrets."""
+        and in its context, headers and metadata too when ``context`` (it will not be
+        rendered again; the headers and metadata went out with it); the caller writes the
+        fields. Nothing to do for an email without secrets."""
         secrets = self.secrets()
         if not secrets:
             return
         self.subject = redact_text(self.subject, secrets)
         self.html_body = redact_text(self.html_body, secrets)
         self.text_body = redact_text(self.text_body, secrets)
-        self.last_error = redact_text(self.last_error, secrets)
+        self.last_error = redact_error(self.last_error, secrets)
         if context:
             self.context = redact_context(self.context, self.secret_keys)
+            self.headers = redact_data(self.headers, secrets)
+            self.metadata = redact_data(self.metadata, secrets)
 
 
 #: The fields ``redact_copies`` may change.
-REDACTED_FIELDS = ("subject", "html_compressed", "text_compressed", "last_error", "context")
+REDACTED_FIELDS = ("subject", "html_compressed", "text_compressed", "last_error", "context",
+                   "headers", "metadata")
 
 
 def redact_final(emails: models.QuerySet) -> int:

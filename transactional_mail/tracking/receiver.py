@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from ..metadata import METADATA_ID_KEY
 from ..models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
+from ..models.log import redact_final
 from ..models.suppression import normalize_address
 from ..privacy import is_forgotten_recipient
 from ..redaction import redact_url, redact_urls
@@ -74,9 +75,11 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
     with transaction.atomic():
         email = _find_email(event)
         click_url = _text(event.click_url)
-        if email is not None and email.secret_keys:
+        if email is None or email.secret_keys:
             # A click on an email with secrets may be the reset link itself: neither the
-            # event nor its raw payload keeps a URL past its origin.
+            # event nor its raw payload keeps a URL past its origin. An event matched to
+            # no email may be of one with secrets (its ESP id never stored because the
+            # send's outcome was uncertain): nothing tells, so it is cut too.
             click_url, raw = redact_url(click_url), redact_urls(raw)
         stored = (recipient, _text(event.description), _text(event.mta_response))
         if is_forgotten_recipient(email, recipient):
@@ -126,6 +129,8 @@ def _follow_streak(email: Email | None, event, esp_name: str, event_id: str,
 
 
 def _apply_status(email: Email, event, new_status: str | None) -> None:
+    """Move ``email`` to ``new_status`` if it is further on; store the ESP's message id
+    of an email whose send outcome was uncertain."""
     fields = {}
     if event.message_id and not email.esp_message_id:
         # Reconciles an email whose send outcome was uncertain.
@@ -137,6 +142,10 @@ def _apply_status(email: Email, event, new_status: str | None) -> None:
             status=new_status, status_changed_at=timezone.now(), **fields
         )
         if moved:
+            # Every status a webhook writes is one the worker never claims again (an
+            # email waiting for a retry the ESP took after all): its secrets go in this
+            # transaction, as with any final status.
+            redact_final(Email.objects.filter(pk=email.pk))
             return
     if fields:
         Email.objects.filter(pk=email.pk).update(**fields)
