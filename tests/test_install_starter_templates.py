@@ -287,3 +287,32 @@ def test_a_template_without_a_published_revision_is_skipped():
     TemplateRevision.objects.filter(template=row).delete()
     lines = install("--only", "password_reset", "--language", "it")
     assert "password_reset [it]: skipped (it has no published revision)" in lines
+
+
+def test_a_deleted_variant_is_reported_and_comes_back_only_when_named():
+    install("--only", "password_reset")
+    EmailTemplate.objects.filter(key="password_reset", language="fr").delete()
+    lines = install("--only", "password_reset")
+    assert ("password_reset [fr]: skipped (missing while other languages of it exist: staff "
+            "deleted it, so the other variants serve this language; to install it again, "
+            "run with --only password_reset --language fr)") in lines
+    assert not EmailTemplate.objects.filter(key="password_reset", language="fr").exists()
+    assert "password_reset [fr]: created" in install("--only", "password_reset",
+                                                     "--language", "fr")
+
+
+def test_an_earlier_version_staff_published_themselves_is_kept(django_user_model):
+    starter = STARTERS["password_reset"]
+    install_starters([starter], ["fr"])
+    v1 = starter.languages["fr"]
+    newer = _next_version(starter, "fr", v1.html.replace("Bonjour", "Bonsoir"))
+    install_starters([newer], ["fr"])
+    row = EmailTemplate.objects.get(key="password_reset", language="fr")
+    row.html = v1.html
+    row.revision_author = django_user_model.objects.create_user("mia")
+    row.save()
+    row.publish()
+    [outcome] = install_starters([newer], ["fr"])[1:]
+    assert (outcome.action, outcome.detail) == (
+        "skipped", "staff published v1 of the starter themselves (a deliberate choice): it "
+        "is kept")

@@ -111,9 +111,6 @@ def test_an_edit_then_revert_to_the_current_starter_is_unchanged_not_a_new_revis
     assert row.revisions.count() == revisions
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): staff who deliberately go back to an "
-                   "earlier starter version (restore and publish it) are overwritten by the "
-                   "next install run: the rule reads only the fingerprint, not who published")
 @pytest.mark.django_db
 def test_a_deliberate_rollback_to_an_earlier_starter_version_is_kept():
     starter = STARTERS["password_reset"]
@@ -269,10 +266,6 @@ def _replace_strings(value, text):
     return value
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low-medium): a language variant staff deleted "
-                   "(so its readers get the edited default template) is created again, "
-                   "published, by the next run (run after each upgrade): French readers get "
-                   "the stock wording instead of staff's")
 @pytest.mark.django_db
 def test_a_variant_staff_deleted_is_not_recreated_over_their_default():
     install("--only", "password_reset")

@@ -59,17 +59,26 @@ def install_starters(
     languages: Iterable[str] = LANGUAGES,
     *,
     dry_run: bool = False,
+    restore_missing: bool = False,
     using: str = "default",
 ) -> list[Outcome]:
     """Install ``starters`` in ``languages``; return one :class:`Outcome` per template,
     the default layout's first. With ``dry_run``, everything runs (validation included)
-    in a transaction that is rolled back: the outcomes say what would happen."""
+    in a transaction that is rolled back: the outcomes say what would happen.
+
+    A language variant missing while the key has other variants was deleted by staff (the
+    first install creates them all): it is created again only with ``restore_missing``
+    (the command's ``--language``, which names it)."""
     with transaction.atomic(using=using):
         outcomes = [_default_layout(using)]
         layout = Layout.objects.using(using).filter(name=NAME).first()
         for starter in starters:
+            # A starter the site never had is installed in every language.
+            first_install = not EmailTemplate.objects.using(using).filter(
+                key=starter.key).exists()
             for language in languages:
-                outcomes.append(_install(starter, language, layout, using))
+                outcomes.append(_install(starter, language, layout, using,
+                                         restore_missing=restore_missing or first_install))
         if dry_run:
             transaction.set_rollback(True, using=using)
     return outcomes
@@ -84,12 +93,17 @@ def _default_layout(using: str) -> Outcome:
     return Outcome(name, action, detail)
 
 
-def _install(starter: Starter, language: str, layout: Layout | None, using: str) -> Outcome:
+def _install(starter: Starter, language: str, layout: Layout | None, using: str, *,
+             restore_missing: bool) -> Outcome:
     row_language = "" if language == default_language() else language
     name = f"{starter.key} [{row_language or f'default, {language}'}]"
     content = starter.languages[language]
     template = (EmailTemplate.objects.using(using).select_related("published_revision")
                 .filter(key=starter.key, language=row_language).first())
+    if template is None and not restore_missing:
+        return Outcome(name, SKIPPED, "missing while other languages of it exist: staff "
+                       "deleted it, so the other variants serve this language; to install "
+                       f"it again, run with --only {starter.key} --language {language}")
     if template is None:
         template = EmailTemplate(
             key=starter.key, language=row_language, layout=layout,
@@ -108,6 +122,9 @@ def _install(starter: Starter, language: str, layout: Layout | None, using: str)
     if found == content.fingerprint:
         return Outcome(name, UNCHANGED)
     earlier = starter.earlier_version(language, found)
+    if earlier is not None and not _installed(published):
+        return Outcome(name, SKIPPED, f"staff published v{earlier} of the starter "
+                       "themselves (a deliberate choice): it is kept")
     if earlier is None:
         return Outcome(name, SKIPPED, "edited by staff: its published content is no "
                        f"version of the {starter.key} starter")
@@ -116,6 +133,13 @@ def _install(starter: Starter, language: str, layout: Layout | None, using: str)
     note = f"Starter template {starter.key} v{starter.version} (was v{earlier})"
     return _save(template, content, note,
                  Outcome(name, UPDATED, f"from v{earlier} to v{starter.version}"), using)
+
+
+def _installed(revision) -> bool:
+    """Whether the installer wrote ``revision`` (its note, and no author), so that an
+    earlier version staff restored and published on purpose is not upgraded over."""
+    return revision.created_by_id is None and (revision.note or "").startswith(
+        "Starter template ")
 
 
 def _save(template: EmailTemplate, content: StarterContent, note: str, outcome: Outcome,

@@ -47,8 +47,10 @@ class Command(BaseCommand):
         starters = load_starters()
         languages = _choices(language, list(LANGUAGES), "language")
         keys = _choices(only, sorted(starters), "starter key")
+        # Naming a language installs it even where staff deleted it.
         outcomes = install_starters([starters[key] for key in keys], languages,
-                                    dry_run=dry_run, using=database)
+                                    dry_run=dry_run, restore_missing=bool(language),
+                                    using=database)
         for outcome in outcomes:
             self.stdout.write(outcome.line(dry_run))
         counts = Counter(outcome.action for outcome in outcomes)
