@@ -18,15 +18,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transactional_mail"
 #: Bottom first: a module may import its own layer's modules and those below.
 LAYERS = [
     {"conf", "exceptions", "headers", "snapshots", "retries", "metadata", "send_checks",
-     "signals", "redaction"},
+     "signals", "redaction", "subject_variants"},
     {"rendering"},
     {"models", "migrations"},
-    {"claims", "publishing", "failures"},
+    {"claims", "publishing", "failures", "stats"},
     {"delivery"},
     {"tasks"},
     {"api", "resending"},
     {"triggers", "tracking", "auth", "allauth"},
-    {"checks", "schedule", "worker", "default_layout", "starters"},
+    {"checks", "schedule", "worker", "default_layout", "starters", "stats_rebuild"},
     {"admin", "management"},
 ]
 #: What wires the layers together: the app config and the package's lazy ``send``.

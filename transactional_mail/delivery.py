@@ -26,7 +26,7 @@ from django.core.mail import get_connection
 from django.db import router, transaction
 from django.utils import timezone
 
-from . import claims, send_checks, signals
+from . import claims, send_checks, signals, stats
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError
 from .failures import Failure, classify_error, describe
@@ -46,6 +46,7 @@ from .models.log import CLAIMABLE_STATUSES
 from .models.suppression import normalize_address
 from .rendering import render_email
 from .retries import attempts_exhausted, retry_delay
+from .subject_variants import choose_variant, with_subject
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
 
     try:
         rendered = render_email(
-            email.template_revision,
+            with_subject(email.template_revision, email.subject_variant),
             email.layout_revision,
             email.context,
             language=email.language or None,
@@ -247,9 +248,10 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
 
 
 def _choose_revision(email: Email, batch: _Batch) -> bool:
-    """Pick the template's published revision (and its layout's) for the first attempt.
+    """Pick the template's published revision (and its layout's), and the subject variant
+    of an A/B test, for the first attempt.
 
-    Retries and resends keep it, so they render exactly as the first attempt did.
+    Retries and resends keep them, so they render exactly as the first attempt did.
     """
     revisions = batch.published_revisions(email.template_key, email.language)
     if revisions is None:
@@ -257,6 +259,7 @@ def _choose_revision(email: Email, batch: _Batch) -> bool:
     template_revision_id, layout_revision_id = revisions
     email.template_revision = _revision(TemplateRevision, template_revision_id)
     email.layout_revision = _revision(LayoutRevision, layout_revision_id)
+    email.subject_variant = choose_variant(email.pk, email.template_revision)
     return True
 
 
@@ -408,6 +411,7 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
         "text_compressed": email.text_compressed,
         "template_revision_id": email.template_revision_id,
         "layout_revision_id": email.layout_revision_id,
+        "subject_variant": email.subject_variant,
         "last_error": error,
         "outcome_uncertain": email.outcome_uncertain,
         "next_attempt_at": email.next_attempt_at,
@@ -443,6 +447,8 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
                             status_code=status_code, now=now, sent=sent)
             return Outcome(status=None)
         _record_attempt(email, attempt, error, status_code=status_code, now=now, sent=sent)
+        if sent:
+            stats.record_sent(email)
     if sent:
         signals.email_sent.send_robust(sender=Email, email=email)
     return Outcome(status=email.status)

@@ -3,6 +3,7 @@
 from .attempts import AttemptOutcome, EmailAttempt
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
+from .stats import MailStatDay, StatFlag
 from .suppression import (
     Suppression,
     SuppressionChange,
@@ -21,9 +22,11 @@ __all__ = [
     "EmailTemplate",
     "Layout",
     "LayoutRevision",
+    "MailStatDay",
     "Suppression",
     "SuppressionChange",
     "SuppressionHistory",
+    "StatFlag",
     "SuppressionReason",
     "TemplateRevision",
     "Trigger",

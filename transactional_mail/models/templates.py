@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_setting
 from ..exceptions import TemplateNotFound, TemplateNotPublished
+from ..subject_variants import variant_weight_errors
 from .revisions import Revision, Revisioned, revision_pointer
 
 
@@ -108,6 +109,24 @@ class TemplateFields(models.Model):
         ),
     )
     subject = models.CharField(_("subject"), max_length=500)
+    subject_weight = models.PositiveSmallIntegerField(
+        _("subject weight"),
+        default=1,
+        help_text=_("With subject variants below: the share of emails that get this "
+                    "subject (variant A), against the variants' weights."),
+    )
+    subject_b = models.CharField(
+        _("subject variant B"), max_length=500, blank=True, default="",
+        help_text=_("Another subject to test against the one above (A/B test). Each email "
+                    "gets one subject, in proportion to the weights."),
+    )
+    subject_b_weight = models.PositiveSmallIntegerField(_("weight of B"), default=1)
+    subject_c = models.CharField(_("subject variant C"), max_length=500, blank=True,
+                                 default="")
+    subject_c_weight = models.PositiveSmallIntegerField(_("weight of C"), default=1)
+    subject_d = models.CharField(_("subject variant D"), max_length=500, blank=True,
+                                 default="")
+    subject_d_weight = models.PositiveSmallIntegerField(_("weight of D"), default=1)
     preheader = models.CharField(
         _("preheader"),
         max_length=500,
@@ -131,6 +150,13 @@ class TemplateFields(models.Model):
 
     class Meta:
         abstract = True
+
+
+#: The A/B test's fields beside ``subject`` (see ``transactional_mail.subject_variants``).
+SUBJECT_VARIANT_FIELDS = (
+    "subject_weight", "subject_b", "subject_b_weight", "subject_c", "subject_c_weight",
+    "subject_d", "subject_d_weight",
+)
 
 
 class TemplateRevision(TemplateFields, Revision):
@@ -174,10 +200,12 @@ class EmailTemplate(TemplateFields, Revisioned):
     """A staff-editable email: subject, HTML and text in a layout, per language."""
 
     REVISION_FIELDS = (
-        "key", "language", "subject", "preheader", "html", "text", "category", "layout"
+        "key", "language", "subject", *SUBJECT_VARIANT_FIELDS, "preheader", "html", "text",
+        "category", "layout",
     )
     #: What restoring an old revision copies back: its content, not the template's identity.
-    RESTORED_FIELDS = ("subject", "preheader", "html", "text", "category", "layout")
+    RESTORED_FIELDS = ("subject", *SUBJECT_VARIANT_FIELDS, "preheader", "html", "text",
+                       "category", "layout")
 
     layout = models.ForeignKey(
         "transactional_mail.Layout",
@@ -252,9 +280,11 @@ class EmailTemplate(TemplateFields, Revisioned):
             validate_template_source,
         )
 
-        errors = {}
+        errors = variant_weight_errors(self)
         for field, validate in (
             ("subject", validate_template_source),
+            *((field, validate_template_source) for field in ("subject_b", "subject_c",
+                                                                "subject_d")),
             ("preheader", validate_template_source),
             ("html", validate_html_source),
             ("text", validate_template_source),
@@ -262,7 +292,7 @@ class EmailTemplate(TemplateFields, Revisioned):
             try:
                 validate(getattr(self, field), field_name=field)
             except ValidationError as err:
-                errors[field] = err.messages
+                errors.setdefault(field, []).extend(err.messages)
         if not errors:
             try:
                 validate_template_budget(

@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .. import stats
 from ..metadata import METADATA_ID_KEY
 from ..models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
 from ..models.suppression import normalize_address
@@ -78,7 +79,7 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
             click_url, raw = redact_url(click_url), redact_urls(raw)
         try:
             with transaction.atomic():
-                EmailEvent.objects.create(
+                stored = EmailEvent.objects.create(
                     email=email,
                     esp_name=esp_name[:50],
                     event_id=event_id[:255],
@@ -100,6 +101,8 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
             return
         if email is not None:
             _apply_status(email, event, outcome.status)
+            stats.record_event(email, outcome.status, stored.event_type,
+                               stored.timestamp or stored.received_at)
         if outcome.suppression and _recipient_is_certain(email, event, esp_name):
             _suppress(email, recipient, esp_name, event_id, outcome.suppression)
 
@@ -149,12 +152,14 @@ def _suppress(email: Email | None, recipient: str, esp_name: str, event_id: str,
         return
     try:
         with transaction.atomic():
-            Suppression.objects.get_or_create(
+            _suppression, created = Suppression.objects.get_or_create(
                 address=address,
                 category=category,
                 defaults={"reason": reason, "source": f"{esp_name} event {event_id}"[:255],
                           "email": email},
             )
+            if created and email is not None and reason == SuppressionReason.UNSUBSCRIBE:
+                stats.record_unsubscribe(email)
     except IntegrityError:
         pass  # a concurrent webhook added it
 
