@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_setting
 from ..exceptions import TemplateNotFound, TemplateNotPublished
-from ..subject_variants import variant_weight_errors
+from ..subject_variants import LETTERS, VARIANT_FIELDS, variant_weight_errors, variants
 from .revisions import Revision, Revisioned, revision_pointer
 
 
@@ -269,6 +269,25 @@ class EmailTemplate(TemplateFields, Revisioned):
         super().clean()
         self.language = normalize_language(self.language)
         self.validate_sources()
+
+    def promote_subject_variant(self, number: int, author=None) -> bool:
+        """End the subject A/B test with variant ``number`` (1 to 4) as the subject, saved
+        as a new draft (publish it to send it); False if the draft has no such variant.
+
+        The draft is the current content, so unpublished edits are kept; the other
+        variants are cleared and the weights reset.
+        """
+        if number not in {variant.number for variant in variants(self)}:
+            return False
+        self.subject = getattr(self, VARIANT_FIELDS[number - 1][1])
+        for _number, subject_field, weight_field in VARIANT_FIELDS:
+            setattr(self, weight_field, 1)
+            if subject_field != "subject":
+                setattr(self, subject_field, "")
+        self.revision_author = author
+        self.revision_note = f"Subject variant {LETTERS[number]} promoted (A/B test winner)."
+        self.save()
+        return True
 
     def validate_sources(self) -> None:
         """Refuse a template the restricted engine would not accept, one whose stylesheets

@@ -1,0 +1,197 @@
+"""The statistics dashboard: numbers against a seeded log, filters, charts, A/B tests."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import random
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.admin_clients import staff_client
+from tests.factories import make_template
+from transactional_mail.models import Email, EmailEvent, EmailTemplate, MailStatDay
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("admin:transactional_mail_mailstatday_changelist")
+PROMOTE_URL = reverse("admin:transactional_mail_mailstatday_promote")
+
+#: What each seeded email may get: (event type, Postmark raw event), first to last.
+EVENTS = {
+    "delivered": ("delivered", {"RecordType": "Delivery"}),
+    "opened": ("opened", {"RecordType": "Open"}),
+    "clicked": ("clicked", {"RecordType": "Click"}),
+    "bounced": ("bounced", {"RecordType": "Bounce", "Type": "HardBounce"}),
+    "complained": ("complained", {"RecordType": "SpamComplaint"}),
+}
+
+
+def seed_log(count=300, seed=16):
+    """``count`` sent emails over three templates, two categories and five days, with
+    random events (a fixed seed); return what a person counting by hand would find."""
+    rng = random.Random(seed)
+    today = timezone.localdate()
+    expected = {}
+    for n in range(count):
+        key = rng.choice(["welcome", "receipt", "review"])
+        day = today - datetime.timedelta(days=rng.randrange(5))
+        created = timezone.make_aware(datetime.datetime.combine(day, datetime.time(12)))
+        email = Email.objects.create(
+            template_key=key, category="account" if key != "review" else "reviews",
+            trigger_key="order_paid" if key == "receipt" else "", to=[f"u{n}@example.com"],
+            from_email="shop@example.com", next_attempt_at=created, attempts=1,
+            sent_at=created, status="sent")
+        Email.objects.filter(pk=email.pk).update(created_at=created)
+        kinds = []
+        if rng.random() < 0.9:
+            kinds.append("delivered")
+            kinds += [kind for kind, p in (("opened", 0.4), ("clicked", 0.1),
+                                           ("complained", 0.02)) if rng.random() < p]
+            if "opened" in kinds and rng.random() < 0.5:
+                kinds.append("opened")  # opened twice: counts once
+        else:
+            kinds.append("bounced")
+        for index, kind in enumerate(kinds):
+            event_type, raw = EVENTS[kind]
+            EmailEvent.objects.create(
+                email=email, esp_name="Postmark", event_id=f"{n}-{index}", event_type=event_type,
+                timestamp=created + datetime.timedelta(seconds=rng.choice([1, 4, 40, 900])),
+                raw=raw, hard_bounce=kind == "bounced")
+        totals = expected.setdefault(key, {"sent": 0, "delivered": 0, "bounced": 0,
+                                           "opened": 0, "clicked": 0, "complained": 0})
+        totals["sent"] += 1
+        for kind in set(kinds):
+            totals[kind] += 1
+    call_command("rebuild_mail_stats", stdout=io.StringIO())
+    return expected
+
+
+@pytest.fixture
+def viewer():
+    return staff_client("viewer", ("view_email",))
+
+
+def test_the_dashboard_shows_the_numbers_of_the_seeded_log(viewer):
+    expected = seed_log()
+    response = viewer.get(URL)
+    assert response.status_code == 200
+    totals = response.context["totals"]
+    for counter in ("sent", "delivered", "bounced", "opened", "clicked", "complained"):
+        assert totals[counter] == sum(row[counter] for row in expected.values()), counter
+    groups = {row["key"]: row for row in response.context["groups"]}
+    assert {key: groups[key]["sent"] for key in expected} == {
+        key: row["sent"] for key, row in expected.items()}
+    receipt = expected["receipt"]
+    assert groups["receipt"]["rates"]["open"] == (
+        f"{receipt['opened'] / receipt['delivered'] * 100:.1f} %")
+    content = response.content.decode()
+    assert f'data-counter="sent">{totals["sent"]}<' in content
+    assert content.count("<svg") >= 3  # per day, rates, time to delivery
+    assert "<script" not in content.split('id="content-main"')[1]  # no JavaScript charts
+    # Each delivery took 1 to 900 s, so both percentiles are within 15 minutes.
+    assert response.context["p95"] in {"≤ 2 s", "≤ 5 s", "≤ 1 min", "≤ 10 min", "≤ 30 min"}
+
+
+def test_filters_narrow_the_numbers(viewer):
+    expected = seed_log()
+    response = viewer.get(URL, {"template": "review", "group": "category"})
+    assert response.context["totals"]["sent"] == expected["review"]["sent"]
+    assert [row["key"] for row in response.context["groups"]] == ["reviews"]
+    no_trigger = viewer.get(URL, {"trigger": "-"})
+    assert no_trigger.context["totals"]["sent"] == (
+        expected["review"]["sent"] + expected["welcome"]["sent"])
+    today = timezone.localdate()
+    only_today = viewer.get(URL, {"start": today.isoformat(), "end": today.isoformat()})
+    assert only_today.context["totals"]["sent"] == Email.objects.filter(
+        created_at__date=today).count()
+
+
+def test_a_bad_period_is_explained_and_the_default_shown(viewer):
+    seed_log(30)
+    response = viewer.get(URL, {"start": "2026-02-01", "end": "2026-01-01"})
+    assert "The period starts after it ends" in response.content.decode()
+    assert response.context["totals"]["sent"] == 30
+    unknown = viewer.get(URL, {"template": "<script>alert(1)</script>"})
+    assert unknown.status_code == 200
+    assert "<script>alert(1)" not in unknown.content.decode()
+
+
+def test_labels_are_escaped_in_tables_and_charts(viewer):
+    MailStatDay.objects.create(day=timezone.localdate(), template_key="t",
+                               category='<img src=x onerror="alert(1)">', sent=3, delivered=3)
+    content = viewer.get(URL, {"group": "category"}).content.decode()
+    assert "<img src=x" not in content
+    assert "&lt;img src=x" in content
+
+
+def test_the_dashboard_needs_the_logs_view_permission():
+    assert staff_client("nobody").get(URL).status_code == 403
+    assert staff_client("editor", ("change_emailtemplate",)).get(URL).status_code == 403
+    index = staff_client("viewer", ("view_email",)).get(reverse("admin:index"))
+    assert URL in index.content.decode()
+
+
+def test_the_dashboard_adds_changes_and_deletes_nothing(viewer):
+    row = MailStatDay.objects.create(day=timezone.localdate(), template_key="t", sent=1)
+    admin = staff_client("root", ("view_email", "add_mailstatday", "change_mailstatday",
+                                  "delete_mailstatday"))
+    assert admin.get(reverse("admin:transactional_mail_mailstatday_add")).status_code == 403
+    delete = reverse("admin:transactional_mail_mailstatday_delete", args=[row.pk])
+    assert admin.post(delete, {"post": "yes"}).status_code == 403
+    assert MailStatDay.objects.filter(pk=row.pk).exists()
+
+
+def ab_rows(template_key="welcome"):
+    today = timezone.localdate()
+    MailStatDay.objects.create(day=today, template_key=template_key, subject_variant=1,
+                               sent=1000, delivered=990, opened=200, clicked=20)
+    MailStatDay.objects.create(day=today, template_key=template_key, subject_variant=2,
+                               sent=1000, delivered=985, opened=300, clicked=25)
+
+
+def test_the_ab_test_shows_each_variants_rates_with_their_intervals(viewer):
+    make_template("welcome", subject="Welcome", subject_b="You're in")
+    ab_rows()
+    response = viewer.get(URL, {"template": "welcome"})
+    [a, b] = response.context["variants"]
+    assert (a["letter"], a["subject"], b["letter"], b["subject"]) == (
+        "A", "Welcome", "B", "You're in")
+    assert b["open"]["rate"] == pytest.approx(300 / 985)
+    assert b["open"]["low"] < b["open"]["rate"] < b["open"]["high"]
+    assert b["open"]["leads"] and not a["open"]["leads"]
+    assert not b["click"]["leads"]  # 2.0 % against 2.5 %: the intervals overlap
+    content = response.content.decode()
+    assert "30.5 % (27.7 %–33.4 %)" in content
+    assert "Promote B" not in content  # a viewer may not change templates
+
+
+def test_promoting_the_winner_makes_it_the_subject_of_a_new_draft():
+    template = make_template("welcome", subject="Welcome", subject_b="You're in")
+    published = template.published_revision_id
+    ab_rows()
+    editor = staff_client("editor", ("view_email", "change_emailtemplate"))
+    assert "Promote B" in editor.get(URL, {"template": "welcome"}).content.decode()
+    response = editor.post(PROMOTE_URL, {"template": "welcome", "variant": "2"}, follow=True)
+    assert "is now the subject of a new draft of welcome" in response.content.decode()
+    template.refresh_from_db()
+    assert (template.subject, template.subject_b) == ("You're in", "")
+    assert template.published_revision_id == published  # staff publish it when ready
+    assert template.current_revision.note == "Subject variant B promoted (A/B test winner)."
+    assert template.current_revision.created_by.username == "editor"
+
+
+def test_promoting_needs_a_post_the_permission_and_an_existing_variant():
+    make_template("welcome", subject="Welcome", subject_b="You're in")
+    viewer = staff_client("viewer", ("view_email",))
+    assert viewer.post(PROMOTE_URL, {"template": "welcome", "variant": "2"}).status_code == 403
+    editor = staff_client("editor", ("view_email", "change_emailtemplate"))
+    assert editor.get(PROMOTE_URL).status_code == 405
+    response = editor.post(PROMOTE_URL, {"template": "welcome", "variant": "3"}, follow=True)
+    assert "has a subject variant C any more" in response.content.decode()
+    response = editor.post(PROMOTE_URL, {"template": "welcome", "variant": "9"}, follow=True)
+    assert "Choose a variant from A to D" in response.content.decode()
+    assert EmailTemplate.objects.get(key="welcome").subject == "Welcome"
