@@ -2,73 +2,22 @@
 
 from __future__ import annotations
 
-import datetime
-import io
-import random
-
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.admin_clients import staff_client
 from tests.factories import make_template
-from transactional_mail.models import Email, EmailEvent, EmailTemplate, MailStatDay
+from tests.stats_seed import ab_rows, seed_log
+from transactional_mail.admin import charts
+from transactional_mail.admin.dashboard import duration
+from transactional_mail.admin.dashboard_queries import percentile
+from transactional_mail.models import Email, EmailTemplate, MailStatDay
 
 pytestmark = pytest.mark.django_db
 
 URL = reverse("admin:transactional_mail_mailstatday_changelist")
 PROMOTE_URL = reverse("admin:transactional_mail_mailstatday_promote")
-
-#: What each seeded email may get: (event type, Postmark raw event), first to last.
-EVENTS = {
-    "delivered": ("delivered", {"RecordType": "Delivery"}),
-    "opened": ("opened", {"RecordType": "Open"}),
-    "clicked": ("clicked", {"RecordType": "Click"}),
-    "bounced": ("bounced", {"RecordType": "Bounce", "Type": "HardBounce"}),
-    "complained": ("complained", {"RecordType": "SpamComplaint"}),
-}
-
-
-def seed_log(count=300, seed=16):
-    """``count`` sent emails over three templates, two categories and five days, with
-    random events (a fixed seed); return what a person counting by hand would find."""
-    rng = random.Random(seed)
-    today = timezone.localdate()
-    expected = {}
-    for n in range(count):
-        key = rng.choice(["welcome", "receipt", "review"])
-        day = today - datetime.timedelta(days=rng.randrange(5))
-        created = timezone.make_aware(datetime.datetime.combine(day, datetime.time(12)))
-        email = Email.objects.create(
-            template_key=key, category="account" if key != "review" else "reviews",
-            trigger_key="order_paid" if key == "receipt" else "", to=[f"u{n}@example.com"],
-            from_email="shop@example.com", next_attempt_at=created, attempts=1,
-            sent_at=created, status="sent")
-        Email.objects.filter(pk=email.pk).update(created_at=created)
-        kinds = []
-        if rng.random() < 0.9:
-            kinds.append("delivered")
-            kinds += [kind for kind, p in (("opened", 0.4), ("clicked", 0.1),
-                                           ("complained", 0.02)) if rng.random() < p]
-            if "opened" in kinds and rng.random() < 0.5:
-                kinds.append("opened")  # opened twice: counts once
-        else:
-            kinds.append("bounced")
-        for index, kind in enumerate(kinds):
-            event_type, raw = EVENTS[kind]
-            EmailEvent.objects.create(
-                email=email, esp_name="Postmark", event_id=f"{n}-{index}", event_type=event_type,
-                timestamp=created + datetime.timedelta(seconds=rng.choice([1, 4, 40, 900])),
-                raw=raw, hard_bounce=kind == "bounced")
-        totals = expected.setdefault(key, {"sent": 0, "delivered": 0, "bounced": 0,
-                                           "opened": 0, "clicked": 0, "complained": 0})
-        totals["sent"] += 1
-        for kind in set(kinds):
-            totals[kind] += 1
-    call_command("rebuild_mail_stats", stdout=io.StringIO())
-    return expected
-
 
 @pytest.fixture
 def viewer():
@@ -145,14 +94,6 @@ def test_the_dashboard_adds_changes_and_deletes_nothing(viewer):
     assert MailStatDay.objects.filter(pk=row.pk).exists()
 
 
-def ab_rows(template_key="welcome"):
-    today = timezone.localdate()
-    MailStatDay.objects.create(day=today, template_key=template_key, subject_variant=1,
-                               sent=1000, delivered=990, opened=200, clicked=20)
-    MailStatDay.objects.create(day=today, template_key=template_key, subject_variant=2,
-                               sent=1000, delivered=985, opened=300, clicked=25)
-
-
 def test_the_ab_test_shows_each_variants_rates_with_their_intervals(viewer):
     make_template("welcome", subject="Welcome", subject_b="You're in")
     ab_rows()
@@ -195,3 +136,31 @@ def test_promoting_needs_a_post_the_permission_and_an_existing_variant():
     response = editor.post(PROMOTE_URL, {"template": "welcome", "variant": "9"}, follow=True)
     assert "Choose a variant from A to D" in response.content.decode()
     assert EmailTemplate.objects.get(key="welcome").subject == "Welcome"
+
+
+def test_charts_escape_their_texts_and_draw_nothing_without_data():
+    chart = charts.line_chart(["2026-01-01", "2026-01-02"], {"<b>sent</b>": [1, 2]}, "a<b")
+    assert "<b>" not in chart and "&lt;b&gt;sent&lt;/b&gt;" in chart
+    assert chart.count("<circle") == 2
+    assert charts.line_chart([], {}, "x") == ""
+    assert charts.histogram(["≤ 1 s"], [0], "x") == ""
+    bars = charts.rate_bars([("B", 0.3, 0.25, 0.35), ("C", None, None, None)], "x")
+    assert "30.0% (95 % CI 25.0%–35.0%)" in bars and "—" in bars
+
+
+@pytest.mark.parametrize(("histogram", "share", "bound"), [
+    ({}, 0.5, None),
+    ({"ttd_1s": 50, "ttd_5s": 49, "ttd_60s": 1}, 0.5, 1),
+    ({"ttd_1s": 50, "ttd_5s": 49, "ttd_60s": 1}, 0.95, 5),
+    ({"ttd_1s": 50, "ttd_5s": 49, "ttd_60s": 1}, 1.0, 60),
+    ({"ttd_1s": 1, "ttd_more": 9}, 0.5, -1),
+])
+def test_percentiles_are_the_bound_of_their_bucket(histogram, share, bound):
+    assert percentile(histogram, share) == bound
+
+
+@pytest.mark.parametrize(("seconds", "label"), [
+    (None, "—"), (-1, "over a day"), (5, "≤ 5 s"), (120, "≤ 2 min"), (21600, "≤ 6 h"),
+    (86400, "≤ 1 d")])
+def test_durations_read_as_people_say_them(seconds, label):
+    assert duration(seconds) == label

@@ -15,6 +15,8 @@ from django.utils.safestring import SafeString, mark_safe
 PALETTE = ("#0072B2", "#009E73", "#E69F00", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
 
 _WIDTH, _HEIGHT = 720, 220
+#: Up to this many days, each day is a dot with its tooltip; beyond, only the lines.
+MAX_POINTS = 100
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 12, 28
 
 
@@ -67,13 +69,17 @@ def line_chart(labels: list[str], series: dict[str, list[float]], label: str) ->
     parts = [_axes(top, plot_w, plot_h)]
     for index in sorted({0, len(labels) - 1, *range(0, len(labels), max(len(labels) // 6, 1))}):
         x = _LEFT + index * step
+        # The first and last labels align inwards, so that they are not cut off.
+        anchor = "start" if index == 0 else "end" if index == len(labels) - 1 else "middle"
         parts.append(_format(
-            '<text x="{}" y="{}" text-anchor="middle" fill="currentColor">{}</text>',
-            x, _HEIGHT - 8, labels[index]))
+            '<text x="{}" y="{}" text-anchor="{}" fill="currentColor">{}</text>',
+            x, _HEIGHT - 8, anchor, labels[index]))
     for (name, values), colour in zip(series.items(), PALETTE, strict=False):
         points = " ".join("{:.1f},{:.1f}".format(*point(i, v)) for i, v in enumerate(values))
         parts.append(_format(
             '<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>', colour, points))
+        if len(labels) > MAX_POINTS:
+            continue  # a dot per day over years would weigh more than it tells
         parts.append(format_html_join("", (
             '<circle cx="{}" cy="{}" r="2.5" fill="{}"><title>{} {}: {}</title>'
             "</circle>"), ((*_coordinates(point(i, v)), colour, labels[i], name, _number(v))

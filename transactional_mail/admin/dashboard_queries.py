@@ -68,9 +68,12 @@ def totals(period: Period) -> dict[str, int]:
 
 
 def by_day(period: Period) -> list[dict]:
-    """The counters of each day that has any, oldest first."""
-    return [_filled(row) for row in
-            period.rows().values("day").annotate(**_sums()).order_by("day")]
+    """The counters of each day of the period, oldest first (zeros on a day without mail)."""
+    found = {row["day"]: _filled(row) for row in
+             period.rows().values("day").annotate(**_sums()).order_by("day")}
+    days = (period.start + datetime.timedelta(days=n)
+            for n in range((period.end - period.start).days + 1))
+    return [found.get(day) or {"day": day, **dict.fromkeys(COUNTERS, 0)} for day in days]
 
 
 def by_group(period: Period, field: str) -> list[dict]:
