@@ -115,3 +115,28 @@ def test_each_email_gets_its_variant_and_keeps_it_on_a_retry(esp, settings):
         [sent] = esp.accepted_for(email.pk)
         assert sent.json["Subject"] == email.subject
     assert subjects == {1: "A: order A-1001", 2: "B: order A-1001"}
+
+
+@pytest.mark.django_db
+def test_a_blank_weight_counts_as_one():
+    template = make_template(subject_b="Other", subject_weight=None, subject_b_weight=None)
+    assert (template.subject_weight, template.subject_b_weight) == (1, 1)
+    assert template.current_revision.subject_b_weight == 1
+
+
+@pytest.mark.django_db
+def test_the_admin_form_edits_the_variants(admin_client):
+    template = make_template(sample_context=ORDER_CONTEXT)
+    data = {"key": template.key, "language": "", "subject": template.subject, "preheader": "",
+            "html": template.html, "text": "", "category": "orders",
+            "subject_weight": "3", "subject_b": "Still there? {{ order.number }}",
+            "subject_b_weight": "1", "subject_c": "", "subject_c_weight": "1",
+            "subject_d": "", "subject_d_weight": "1", "sample_context": "{}",
+            "revisions-TOTAL_FORMS": "0", "revisions-INITIAL_FORMS": "0"}
+    url = f"/admin/transactional_mail/emailtemplate/{template.pk}/change/"
+    assert admin_client.post(url, data).status_code == 302
+    template.refresh_from_db()
+    assert [(v.letter, v.weight) for v in variants(template)] == [("A", 3), ("B", 1)]
+    bad = admin_client.post(url, {**data, "subject_c": "{% for %}"})
+    assert bad.status_code == 200
+    assert "subject_c" in bad.context["adminform"].form.errors

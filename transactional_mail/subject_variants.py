@@ -101,6 +101,13 @@ def with_subject(revision: Any, number: int) -> Any:
     )
 
 
+def normalize_weights(template: Any) -> None:
+    """Give a blank (None) weight of ``template`` the default weight, 1."""
+    for _number, _subject, weight in VARIANT_FIELDS:
+        if getattr(template, weight) is None:
+            setattr(template, weight, 1)
+
+
 def variant_weight_errors(template: Any) -> dict[str, list[str]]:
     """Form errors of the test's fields: a weight without its subject is harmless, but a
     test needs a positive weight on at least two subjects to compare anything."""

@@ -10,7 +10,13 @@ from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_setting
 from ..exceptions import TemplateNotFound, TemplateNotPublished
-from ..subject_variants import LETTERS, VARIANT_FIELDS, variant_weight_errors, variants
+from ..subject_variants import (
+    LETTERS,
+    VARIANT_FIELDS,
+    normalize_weights,
+    variant_weight_errors,
+    variants,
+)
 from .revisions import Revision, Revisioned, revision_pointer
 
 
@@ -109,9 +115,12 @@ class TemplateFields(models.Model):
         ),
     )
     subject = models.CharField(_("subject"), max_length=500)
+    # Weights are blank=True so that a form (or an API client) that does not know about
+    # A/B tests keeps them; a blank weight counts as 1 (``normalize_weights``).
     subject_weight = models.PositiveSmallIntegerField(
         _("subject weight"),
         default=1,
+        blank=True,
         help_text=_("With subject variants below: the share of emails that get this "
                     "subject (variant A), against the variants' weights."),
     )
@@ -120,13 +129,16 @@ class TemplateFields(models.Model):
         help_text=_("Another subject to test against the one above (A/B test). Each email "
                     "gets one subject, in proportion to the weights."),
     )
-    subject_b_weight = models.PositiveSmallIntegerField(_("weight of B"), default=1)
+    subject_b_weight = models.PositiveSmallIntegerField(_("weight of B"), default=1,
+                                                           blank=True)
     subject_c = models.CharField(_("subject variant C"), max_length=500, blank=True,
                                  default="")
-    subject_c_weight = models.PositiveSmallIntegerField(_("weight of C"), default=1)
+    subject_c_weight = models.PositiveSmallIntegerField(_("weight of C"), default=1,
+                                                           blank=True)
     subject_d = models.CharField(_("subject variant D"), max_length=500, blank=True,
                                  default="")
-    subject_d_weight = models.PositiveSmallIntegerField(_("weight of D"), default=1)
+    subject_d_weight = models.PositiveSmallIntegerField(_("weight of D"), default=1,
+                                                           blank=True)
     preheader = models.CharField(
         _("preheader"),
         max_length=500,
@@ -252,6 +264,7 @@ class EmailTemplate(TemplateFields, Revisioned):
 
     def save(self, *args, **kwargs):
         self.language = normalize_language(self.language)
+        normalize_weights(self)
         self.validate_sources()
         previous_key = (
             type(self).objects.filter(pk=self.pk).values_list("key", flat=True).first()
@@ -268,6 +281,7 @@ class EmailTemplate(TemplateFields, Revisioned):
     def clean(self) -> None:
         super().clean()
         self.language = normalize_language(self.language)
+        normalize_weights(self)
         self.validate_sources()
 
     def promote_subject_variant(self, number: int, author=None) -> bool:
