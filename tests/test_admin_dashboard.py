@@ -164,3 +164,15 @@ def test_percentiles_are_the_bound_of_their_bucket(histogram, share, bound):
     (86400, "≤ 1 d")])
 def test_durations_read_as_people_say_them(seconds, label):
     assert duration(seconds) == label
+
+
+def test_promoting_needs_the_csrf_token():
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    make_template("welcome", subject="Welcome", subject_b="You're in")
+    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post(PROMOTE_URL, {"template": "welcome", "variant": "2"}).status_code == 403
+    assert EmailTemplate.objects.get(key="welcome").subject == "Welcome"

@@ -14,11 +14,13 @@ from django.utils import timezone
 
 import transactional_mail
 from tests.esp_server import (
+    INVALID_TO,
     bounce_event,
     click_event,
     delivery_event,
     open_event,
     post_webhook,
+    refused,
     spam_complaint_event,
 )
 from tests.factories import ORDER_CONTEXT, make_template
@@ -190,3 +192,27 @@ def test_concurrent_workers_count_exactly(esp):
     assert errors == []
     assert total("sent") == 40
     assert MailStatDay.objects.count() == 1
+
+
+def test_an_esp_outage_counts_nothing_until_the_email_is_sent(esp, settings):
+    """A 500 (retried) and a refused email (failed for good) count nowhere; the retry
+    that gets through counts the email once."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "RETRY_BACKOFF": 1}
+    make_template()
+    esp.add_response(500)
+    email = send()
+    assert email.status == "queued" and rows() == []
+    Email.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
+    delivery.deliver(email.pk)
+    esp.add_response(422, refused(INVALID_TO, "bad@example.com"))
+    failed = send("bad@example.com")
+    assert failed.status == "failed"
+    assert total("sent") == 1
+
+
+def test_a_forged_or_unauthenticated_webhook_counts_nothing(client, esp):
+    make_template()
+    email = send()
+    assert post_webhook(client, delivery_event(email), secret="wrong").status_code in (400, 403)
+    assert post_webhook(client, delivery_event(email), secret=None).status_code in (400, 403)
+    assert total("delivered") == 0
