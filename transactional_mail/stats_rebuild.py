@@ -45,26 +45,24 @@ def rebuild(since: datetime.date | None = None) -> int:
     with transaction.atomic(using=using):
         _lock_writers(using)
         rows.delete()
+        emails.exclude(stat_flags=0).update(stat_flags=0)
         totals: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        flags: dict[int, list[int]] = defaultdict(list)
         last = 0
         while True:
             chunk = list(emails.filter(pk__gt=last).order_by("pk")[:CHUNK_SIZE])
             if not chunk:
                 break
             last = chunk[-1].pk
+            flags: dict[int, list[int]] = defaultdict(list)
             for email, email_flags in _counted(chunk):
                 key = tuple(stats.dimensions(email).items())
                 for flag, delivered_at in email_flags:
                     for name, value in stats.increments(email, flag, delivered_at).items():
                         totals[key][name] += value
                 flags[sum(flag for flag, _at in email_flags)].append(email.pk)
-        emails.exclude(stat_flags=0).update(stat_flags=0)
-        for value, pks in flags.items():
-            if value:
-                for start_index in range(0, len(pks), CHUNK_SIZE):
-                    Email.objects.filter(pk__in=pks[start_index:start_index + CHUNK_SIZE]) \
-                        .update(stat_flags=value)
+            for value, pks in flags.items():
+                if value:  # one UPDATE per distinct set of flags in the chunk
+                    Email.objects.filter(pk__in=pks).update(stat_flags=value)
         MailStatDay.objects.bulk_create(
             [MailStatDay(**dict(key), **counts)
              for key, counts in totals.items()],
