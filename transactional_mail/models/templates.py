@@ -129,16 +129,19 @@ class TemplateFields(models.Model):
         help_text=_("Another subject to test against the one above (A/B test). Each email "
                     "gets one subject, in proportion to the weights."),
     )
-    subject_b_weight = models.PositiveSmallIntegerField(_("weight of B"), default=1,
-                                                           blank=True)
+    subject_b_weight = models.PositiveSmallIntegerField(
+        _("weight of B"), default=1, blank=True
+    )
     subject_c = models.CharField(_("subject variant C"), max_length=500, blank=True,
                                  default="")
-    subject_c_weight = models.PositiveSmallIntegerField(_("weight of C"), default=1,
-                                                           blank=True)
+    subject_c_weight = models.PositiveSmallIntegerField(
+        _("weight of C"), default=1, blank=True
+    )
     subject_d = models.CharField(_("subject variant D"), max_length=500, blank=True,
                                  default="")
-    subject_d_weight = models.PositiveSmallIntegerField(_("weight of D"), default=1,
-                                                           blank=True)
+    subject_d_weight = models.PositiveSmallIntegerField(
+        _("weight of D"), default=1, blank=True
+    )
     preheader = models.CharField(
         _("preheader"),
         max_length=500,
@@ -165,9 +168,9 @@ class TemplateFields(models.Model):
 
 
 #: The A/B test's fields beside ``subject`` (see ``transactional_mail.subject_variants``).
-SUBJECT_VARIANT_FIELDS = (
-    "subject_weight", "subject_b", "subject_b_weight", "subject_c", "subject_c_weight",
-    "subject_d", "subject_d_weight",
+SUBJECT_VARIANT_FIELDS = tuple(
+    name for _number, subject, weight in VARIANT_FIELDS for name in (subject, weight)
+    if name != "subject"
 )
 
 
