@@ -176,3 +176,14 @@ def test_promoting_needs_the_csrf_token():
     client.force_login(user)
     assert client.post(PROMOTE_URL, {"template": "welcome", "variant": "2"}).status_code == 403
     assert EmailTemplate.objects.get(key="welcome").subject == "Welcome"
+
+
+def test_the_page_reads_a_fixed_number_of_queries(viewer, django_assert_max_num_queries):
+    """However many days, templates and variants: the filters' choices, the totals, the
+    days, the groups, the variants and the template of the test (plus the session's)."""
+    seed_log(60)
+    make_template("welcome", subject="Welcome", subject_b="You're in")
+    ab_rows()
+    with django_assert_max_num_queries(12):
+        response = viewer.get(URL, {"template": "welcome", "start": "2020-01-01"})
+    assert response.context["variants"]
