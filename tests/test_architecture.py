@@ -18,16 +18,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transactional_mail"
 #: Bottom first: a module may import its own layer's modules and those below.
 LAYERS = [
     {"conf", "exceptions", "headers", "snapshots", "retries", "metadata", "send_checks",
-     "signals", "redaction", "categories", "subscriptions", "durations"},
+     "signals", "redaction", "categories", "subscriptions", "durations", "subject_variants"},
     {"rendering"},
     {"models", "migrations"},
     {"privacy", "suppression_files"},
-    {"claims", "publishing", "failures", "alerts", "pacing"},
+    {"claims", "publishing", "failures", "alerts", "pacing", "stats"},
     {"delivery"},
     {"tasks"},
     {"api", "resending"},
     {"triggers", "tracking", "auth", "allauth", "periodic"},
-    {"checks", "schedule", "worker", "default_layout", "starters"},
+    {"checks", "schedule", "worker", "default_layout", "starters", "stats_rebuild"},
     {"admin", "management", "templatetags", "views", "urls"},
 ]
 #: What wires the layers together: the app config and the package's lazy ``send``.

@@ -96,6 +96,11 @@ def test_a_replayed_post_changes_nothing_more(client):
         assert client.post(unsubscribe_url(email)).status_code == 200
     assert Suppression.objects.count() == 1
     assert SuppressionHistory.objects.count() == 1
+    # The statistics count the unsubscribe once, on the email's daily row.
+    from transactional_mail.models import MailStatDay
+
+    [row] = MailStatDay.objects.filter(template_key=email.template_key)
+    assert row.unsubscribed == 1
 
 
 def tampered(token: str) -> list[str]:

@@ -27,7 +27,7 @@ from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import claims, pacing, send_checks, signals, subscriptions
+from . import claims, pacing, send_checks, signals, stats, subscriptions
 from .categories import Category, get_category
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError
@@ -56,6 +56,7 @@ from .redaction import redact_context, redact_text
 from .rendering import RenderedEmail, render_email
 from .rendering.secret_use import parts_problems
 from .retries import attempts_exhausted, retry_delay
+from .subject_variants import choose_variant, with_subject
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ def _render_and_send(email: Email, batch: _Batch) -> Outcome:
     links = subscriptions.links(email.pk, category)
     try:
         rendered = render_email(
-            email.template_revision,
+            with_subject(email.template_revision, email.subject_variant),
             email.layout_revision,
             email.context,
             language=email.language or None,
@@ -333,9 +334,10 @@ def _defer(email: Email, held: pacing.Hold) -> Outcome:
 
 
 def _choose_revision(email: Email, batch: _Batch) -> bool:
-    """Pick the template's published revision (and its layout's) for the first attempt.
+    """Pick the template's published revision (and its layout's), and the subject variant
+    of an A/B test, for the first attempt.
 
-    Retries and resends keep it, so they render exactly as the first attempt did.
+    Retries and resends keep them, so they render exactly as the first attempt did.
     """
     revisions = batch.published_revisions(email.template_key, email.language)
     if revisions is None:
@@ -343,6 +345,7 @@ def _choose_revision(email: Email, batch: _Batch) -> bool:
     template_revision_id, layout_revision_id = revisions
     email.template_revision = _revision(TemplateRevision, template_revision_id)
     email.layout_revision = _revision(LayoutRevision, layout_revision_id)
+    email.subject_variant = choose_variant(email.pk, email.template_revision)
     return True
 
 
@@ -527,6 +530,7 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
         "text_compressed": email.text_compressed,
         "template_revision_id": email.template_revision_id,
         "layout_revision_id": email.layout_revision_id,
+        "subject_variant": email.subject_variant,
         "last_error": error,
         "outcome_uncertain": email.outcome_uncertain,
         "next_attempt_at": email.next_attempt_at,
@@ -565,6 +569,8 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
                             status_code=status_code, now=now, sent=sent)
             return Outcome(status=None)
         _record_attempt(email, attempt, error, status_code=status_code, now=now, sent=sent)
+        if sent:
+            stats.record_sent(email)
     if sent:
         signals.email_sent.send_robust(sender=Email, email=email)
     return Outcome(status=email.status)

@@ -20,6 +20,7 @@ from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from . import stats
 from .categories import Category, declared_categories, get_category
 from .models import (
     Email,
@@ -135,6 +136,7 @@ def _unsubscribe(address: str, category: str, email: Email, *, page: str) -> Non
             )
             if created:
                 _history(address, category, SuppressionChange.ADDED, email, page)
+                stats.record_unsubscribe(email)
     except IntegrityError:
         pass  # a concurrent request (a scanner and the person) added it first
 

@@ -184,3 +184,14 @@ def test_the_editor_preview_knows_the_secrets_of_the_key_being_typed():
     data = client.post(PREVIEW, fields(key="password_reset", html=html)).json()
     assert [(e["code"], e["part"], e["line"]) for e in data["errors"]] == [("secret", "html", 2)]
     assert client.post(PREVIEW, fields(key="reset_copy", html=html)).json()["errors"] == []
+
+
+def test_a_subject_variant_is_checked_like_the_subject():
+    from types import SimpleNamespace
+
+    from transactional_mail.rendering.secret_use import parts_problems
+
+    template = SimpleNamespace(subject="Reset", subject_b="Reset {{ reset_url|upper }}",
+                               preheader="", html="<p>x</p>", text="")
+    [problem] = parts_problems(template, ["reset_url"])
+    assert problem.part == "subject_b" and "reset_url" in str(problem)

@@ -1,6 +1,7 @@
 """Staff UI. This is the plain first version; the template editor comes later."""
 
 from .alerts import AlertAdmin
+from .dashboard import MailStatDayAdmin
 from .digests import DigestWindowAdmin
 from .layouts import LayoutAdmin
 from .log import EmailAdmin
@@ -8,5 +9,7 @@ from .suppression import SuppressionAdmin
 from .templates import EmailTemplateAdmin
 from .triggers import TriggerAdmin
 
-__all__ = ["AlertAdmin", "DigestWindowAdmin", "EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin",
-           "SuppressionAdmin", "TriggerAdmin"]
+__all__ = [
+    "AlertAdmin", "DigestWindowAdmin", "EmailAdmin", "EmailTemplateAdmin", "LayoutAdmin",
+    "MailStatDayAdmin", "SuppressionAdmin", "TriggerAdmin",
+]

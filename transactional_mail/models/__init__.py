@@ -7,6 +7,7 @@ from .digests import DigestItem, DigestWindow
 from .layouts import Layout, LayoutRevision
 from .log import Email, EmailEvent, EmailStatus
 from .schedules import ScheduleRun, ScheduleRunStatus
+from .stats import MailStatDay, StatFlag
 from .suppression import (
     SoftBounceStreak,
     Suppression,
@@ -32,12 +33,14 @@ __all__ = [
     "EmailTemplate",
     "Layout",
     "LayoutRevision",
+    "MailStatDay",
     "ScheduleRun",
     "ScheduleRunStatus",
     "SoftBounceStreak",
     "Suppression",
     "SuppressionChange",
     "SuppressionHistory",
+    "StatFlag",
     "SuppressionReason",
     "TemplateRevision",
     "Trigger",

@@ -109,6 +109,20 @@ class Email(models.Model):
     )
 
     subject = models.TextField(_("subject"), blank=True)
+    subject_variant = models.PositiveSmallIntegerField(
+        _("subject variant"),
+        default=0,
+        editable=False,
+        help_text=_("The subject variant of an A/B test this email got (1 to 4), chosen "
+                    "from its id on the first attempt; 0 when its template had none."),
+    )
+    stat_flags = models.PositiveSmallIntegerField(
+        _("counted as"),
+        default=0,
+        editable=False,
+        help_text=_("What the daily statistics have counted this email for (a bit set of "
+                    "StatFlag), so that each counter counts it once."),
+    )
     html_compressed = models.BinaryField(_("HTML body (compressed)"), blank=True, default=b"")
     text_compressed = models.BinaryField(_("text body (compressed)"), blank=True, default=b"")
 

@@ -10,6 +10,13 @@ from django.utils.translation import gettext_lazy as _
 
 from ..conf import get_setting
 from ..exceptions import TemplateNotFound, TemplateNotPublished
+from ..subject_variants import (
+    LETTERS,
+    VARIANT_FIELDS,
+    normalize_weights,
+    variant_weight_errors,
+    variants,
+)
 from .revisions import Revision, Revisioned, revision_pointer
 
 
@@ -108,6 +115,33 @@ class TemplateFields(models.Model):
         ),
     )
     subject = models.CharField(_("subject"), max_length=500)
+    # Weights are blank=True so that a form (or an API client) that does not know about
+    # A/B tests keeps them; a blank weight counts as 1 (``normalize_weights``).
+    subject_weight = models.PositiveSmallIntegerField(
+        _("subject weight"),
+        default=1,
+        blank=True,
+        help_text=_("With subject variants below: the share of emails that get this "
+                    "subject (variant A), against the variants' weights."),
+    )
+    subject_b = models.CharField(
+        _("subject variant B"), max_length=500, blank=True, default="",
+        help_text=_("Another subject to test against the one above (A/B test). Each email "
+                    "gets one subject, in proportion to the weights."),
+    )
+    subject_b_weight = models.PositiveSmallIntegerField(
+        _("weight of B"), default=1, blank=True
+    )
+    subject_c = models.CharField(_("subject variant C"), max_length=500, blank=True,
+                                 default="")
+    subject_c_weight = models.PositiveSmallIntegerField(
+        _("weight of C"), default=1, blank=True
+    )
+    subject_d = models.CharField(_("subject variant D"), max_length=500, blank=True,
+                                 default="")
+    subject_d_weight = models.PositiveSmallIntegerField(
+        _("weight of D"), default=1, blank=True
+    )
     preheader = models.CharField(
         _("preheader"),
         max_length=500,
@@ -131,6 +165,13 @@ class TemplateFields(models.Model):
 
     class Meta:
         abstract = True
+
+
+#: The A/B test's fields beside ``subject`` (see ``transactional_mail.subject_variants``).
+SUBJECT_VARIANT_FIELDS = tuple(
+    name for _number, subject, weight in VARIANT_FIELDS for name in (subject, weight)
+    if name != "subject"
+)
 
 
 class TemplateRevision(TemplateFields, Revision):
@@ -174,10 +215,12 @@ class EmailTemplate(TemplateFields, Revisioned):
     """A staff-editable email: subject, HTML and text in a layout, per language."""
 
     REVISION_FIELDS = (
-        "key", "language", "subject", "preheader", "html", "text", "category", "layout"
+        "key", "language", "subject", *SUBJECT_VARIANT_FIELDS, "preheader", "html", "text",
+        "category", "layout",
     )
     #: What restoring an old revision copies back: its content, not the template's identity.
-    RESTORED_FIELDS = ("subject", "preheader", "html", "text", "category", "layout")
+    RESTORED_FIELDS = ("subject", *SUBJECT_VARIANT_FIELDS, "preheader", "html", "text",
+                       "category", "layout")
 
     layout = models.ForeignKey(
         "transactional_mail.Layout",
@@ -224,6 +267,7 @@ class EmailTemplate(TemplateFields, Revisioned):
 
     def save(self, *args, **kwargs):
         self.language = normalize_language(self.language)
+        normalize_weights(self)
         self.validate_sources()
         previous_key = (
             type(self).objects.filter(pk=self.pk).values_list("key", flat=True).first()
@@ -240,6 +284,7 @@ class EmailTemplate(TemplateFields, Revisioned):
     def clean(self) -> None:
         super().clean()
         self.language = normalize_language(self.language)
+        normalize_weights(self)
         self.validate_category()
         self.validate_sources()
 
@@ -265,6 +310,25 @@ class EmailTemplate(TemplateFields, Revisioned):
                 "(TRANSACTIONAL_MAIL['CATEGORIES']). Declared categories: %(declared)s."
             ) % {"category": self.category, "declared": declared}})
 
+    def promote_subject_variant(self, number: int, author=None) -> bool:
+        """End the subject A/B test with variant ``number`` (1 to 4) as the subject, saved
+        as a new draft (publish it to send it); False if the draft has no such variant.
+
+        The draft is the current content, so unpublished edits are kept; the other
+        variants are cleared and the weights reset.
+        """
+        if number not in {variant.number for variant in variants(self)}:
+            return False
+        self.subject = getattr(self, VARIANT_FIELDS[number - 1][1])
+        for _number, subject_field, weight_field in VARIANT_FIELDS:
+            setattr(self, weight_field, 1)
+            if subject_field != "subject":
+                setattr(self, subject_field, "")
+        self.revision_author = author
+        self.revision_note = f"Subject variant {LETTERS[number]} promoted (A/B test winner)."
+        self.save()
+        return True
+
     def validate_sources(self) -> None:
         """Refuse a template the restricted engine would not accept, one whose stylesheets
         would load a resource, one that uses a secret where it could leave the email, or
@@ -275,9 +339,11 @@ class EmailTemplate(TemplateFields, Revisioned):
             validate_template_source,
         )
 
-        errors = {}
+        errors = variant_weight_errors(self)
         for field, validate in (
             ("subject", validate_template_source),
+            *((field, validate_template_source) for field in ("subject_b", "subject_c",
+                                                                "subject_d")),
             ("preheader", validate_template_source),
             ("html", validate_html_source),
             ("text", validate_template_source),
@@ -285,7 +351,7 @@ class EmailTemplate(TemplateFields, Revisioned):
             try:
                 validate(getattr(self, field), field_name=field)
             except ValidationError as err:
-                errors[field] = err.messages
+                errors.setdefault(field, []).extend(err.messages)
         if not errors:
             errors = self.secret_use_errors()
         if not errors:

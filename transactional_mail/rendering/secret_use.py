@@ -47,7 +47,8 @@ __all__ = ["SecretUseProblem", "parts_problems", "secret_use_problems",
            "template_secret_keys"]
 
 _STARTERS = Path(__file__).resolve().parent.parent / "starters"
-_PARTS = ("subject", "preheader", "html", "text")
+# The subject variants of an A/B test (subject_b...) are subjects too.
+_PARTS = ("subject", "subject_b", "subject_c", "subject_d", "preheader", "html", "text")
 _STARTER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # String literals of template tokens (their content is not a variable).

@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .. import stats
 from ..metadata import METADATA_ID_KEY
 from ..models import Email, EmailEvent, EmailStatus, Suppression, SuppressionReason
 from ..models.log import redact_final
@@ -88,7 +89,7 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
             stored, click_url, raw, raw_bytes = ("", "", ""), "", None, 0
         try:
             with transaction.atomic():
-                EmailEvent.objects.create(
+                stored = EmailEvent.objects.create(
                     email=email,
                     esp_name=esp_name[:50],
                     event_id=event_id[:255],
@@ -110,6 +111,8 @@ def handle_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
             return
         if email is not None:
             _apply_status(email, event, outcome.status)
+            stats.record_event(email, outcome.status, stored.event_type,
+                               stored.timestamp or stored.received_at)
         if outcome.suppression and _recipient_is_certain(email, event, esp_name):
             _suppress(email, recipient, esp_name, event_id, outcome.suppression)
         _follow_streak(email, event, esp_name, event_id, recipient, outcome)
@@ -179,12 +182,14 @@ def _suppress(email: Email | None, recipient: str, esp_name: str, event_id: str,
         return
     try:
         with transaction.atomic():
-            Suppression.objects.get_or_create(
+            _suppression, created = Suppression.objects.get_or_create(
                 address=address,
                 category=category,
                 defaults={"reason": reason, "source": f"{esp_name} event {event_id}"[:255],
                           "email": email},
             )
+            if created and email is not None and reason == SuppressionReason.UNSUBSCRIBE:
+                stats.record_unsubscribe(email)
     except IntegrityError:
         pass  # a concurrent webhook added it
 
