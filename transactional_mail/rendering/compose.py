@@ -11,7 +11,9 @@ control characters are dropped, whatever the context holds. The template's ``pre
 context's ``preheader`` key is used instead. The text part is the
 template's ``text`` rendered without autoescaping, or, when that is blank, derived from
 the final HTML by :func:`~transactional_mail.rendering.text.html_to_text` (a parse per
-email: a template with its own text part renders faster).
+email: a template with its own text part renders faster). In the HTML, a URL attribute
+(``href``, ``src``...) whose scheme could run script (``javascript:`` from a context
+value) becomes ``#`` (:func:`~transactional_mail.rendering.links.neutralize_urls`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .compiled import _Compiled, _compiled
 from .context import freeze_context
 from .inlining import inline_css
 from .layout import localize, translated, with_subscription_links
+from .links import neutralize_urls
 from .text import html_to_text
 
 __all__ = ["RenderedEmail", "one_line", "render_email"]
@@ -99,6 +102,9 @@ def render_email(
                      "bidi": translation.get_language_bidi()}
             links = {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
             html = localize(html, **marks, **links, preheader=one_line(preheader))
+            # Autoescaping leaves "javascript:..." from the context as it is: no link may
+            # run script. On the final HTML: what localize() fills in counts too.
+            html = neutralize_urls(html)
             subject = localize(subject, **marks).strip()
             text = localize(text, **marks, **links, html=False).strip()
         except RenderError:
