@@ -22,7 +22,7 @@ import html as html_module
 import re
 from functools import partial
 
-__all__ = ["ALLOWED_SCHEMES", "URL_ATTRIBUTES", "neutralize_urls"]
+__all__ = ["ALLOWED_SCHEMES", "URL_ATTRIBUTES", "is_allowed_url", "neutralize_urls"]
 
 #: The attributes whose value is a URL a client may follow or load.
 URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "background", "poster",
@@ -118,7 +118,7 @@ def _neutral_attribute(tag: str, match: re.Match[str]) -> str:
     value = quoted[1:-1] if quote else quoted
     images = tag == "img" and name in ("src", "srcset")
     urls = _srcset_urls(value) if name == "srcset" else [value]
-    if all(_is_allowed(url, images=images) for url in urls):
+    if all(is_allowed_url(html_module.unescape(url), images=images) for url in urls):
         return match.group()
     return match.group()[: match.start(3) - match.start()] + f"{quote}{NEUTRAL_URL}{quote}"
 
@@ -140,11 +140,13 @@ def _srcset_urls(value: str) -> list[str]:
     return urls
 
 
-def _is_allowed(url: str, *, images: bool) -> bool:
-    """Whether ``url`` (as written in the attribute) has no scheme or an allowed one."""
+def is_allowed_url(url: str, *, images: bool = False) -> bool:
+    """Whether ``url`` (an attribute's value, its character references decoded) has no
+    scheme or one of :data:`ALLOWED_SCHEMES` (or is a ``data:image/`` URL, with
+    ``images``), read as browsers read it."""
     if _SAFE_VALUE.match(url):
         return True
-    url = _TAB_OR_NEWLINE.sub("", html_module.unescape(url).strip(_STRIPPED))
+    url = _TAB_OR_NEWLINE.sub("", url.strip(_STRIPPED))
     scheme = _SCHEME.match(url)
     if scheme is None:  # relative or a fragment: runs nothing
         return True
