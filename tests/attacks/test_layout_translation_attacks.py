@@ -194,9 +194,6 @@ def test_the_translation_never_reaches_a_sent_email_s_subject(layout, esp):
     assert "Légal" in esp.requests[0].json["HtmlBody"]
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): the preview endpoint reads only 1 MB + 1 "
-                   "of the logo, but Django has already received and spooled the whole "
-                   "upload to a temporary file: a view-only staff user can post gigabytes")
 def test_the_preview_stops_receiving_an_oversize_logo(monkeypatch):
     from django.core.files import uploadhandler
 
