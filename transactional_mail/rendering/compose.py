@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -83,6 +83,24 @@ def render_email(
     Raise :class:`~transactional_mail.exceptions.RenderError` when the stored template
     does not compile or the context holds something other than JSON data.
     """
+    rendered = _render_email(template, layout, context, language=language,
+                             unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+    # Autoescaping leaves "javascript:..." from the context as it is: no link may run
+    # script. On the final HTML: what localize() fills in counts too.
+    return replace(rendered, html=neutralize_urls(rendered.html))
+
+
+def _render_email(
+    template: Any,
+    layout: Any,
+    context: Mapping[str, Any] | None,
+    *,
+    language: str | None,
+    unsubscribe_url: str,
+    preferences_url: str,
+) -> RenderedEmail:
+    """:func:`render_email` before its URL attributes are neutralised: what the editor's
+    preview warns about (a link staff wrote with a refused scheme)."""
     data = freeze_context(context)
     override = (
         translation.override(_supported_language(language)) if language
@@ -102,9 +120,6 @@ def render_email(
                      "bidi": translation.get_language_bidi()}
             links = {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
             html = localize(html, **marks, **links, preheader=one_line(preheader))
-            # Autoescaping leaves "javascript:..." from the context as it is: no link may
-            # run script. On the final HTML: what localize() fills in counts too.
-            html = neutralize_urls(html)
             subject = localize(subject, **marks).strip()
             text = localize(text, **marks, **links, html=False).strip()
         except RenderError:
