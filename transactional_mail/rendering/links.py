@@ -47,10 +47,10 @@ _SUSPECT = re.compile(
 # name is found inside longer ones too (action in formaction, href in xlink:href), which
 # only sends a harmless email through the full scan.
 _QUICK_NAMES = (b"href", b"src", b"action", b"background", b"poster")
+# After a name: "=" and a value not plainly safe, or "set=" (a srcset: always checked).
 _QUICK_UNSAFE = re.compile(
-    rb"""\s*=(?!\s*["']?%s)""" % _PLAINLY_SAFE.encode()
+    rb"""set\s*=|\s*=(?!\s*["']?%s)""" % _PLAINLY_SAFE.encode()
 )
-_QUICK_SRCSET = re.compile(rb"srcset\s*=")
 # One attribute as the HTML tokenizer splits a tag: the separator, the name, then "="
 # and the value. Possessive quantifiers: one way to match, as the tokenizer reads it.
 _ATTRIBUTE_SOURCE = (r"""[\s/]*+([^\s/>][^\s/>=]*+)"""
@@ -96,8 +96,6 @@ def _may_need_neutralizing(html: str) -> bool:
     """Whether ``html`` may hold a URL attribute that is not plainly safe (False: it
     surely holds none)."""
     data = html.encode("utf-8", "surrogatepass").lower()  # ASCII letters only: sound
-    if _QUICK_SRCSET.search(data):
-        return True
     for name in _QUICK_NAMES:
         position = data.find(name)
         while position >= 0:
