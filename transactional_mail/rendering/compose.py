@@ -78,7 +78,8 @@ def render_email(
     a language missing from ``LANGUAGES`` renders in ``LANGUAGE_CODE``.
     ``unsubscribe_url`` and ``preferences_url`` (non-essential mail) are what the layout's
     ``{{ unsubscribe_url }}`` and ``{{ preferences_url }}`` render to; without them the
-    layout sees them empty.
+    layout sees them empty. In the final HTML, a URL attribute whose scheme could run
+    script becomes ``#`` (:func:`~transactional_mail.rendering.links.neutralize_urls`).
 
     Raise :class:`~transactional_mail.exceptions.RenderError` when the stored template
     does not compile or the context holds something other than JSON data.

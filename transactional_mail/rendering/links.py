@@ -11,9 +11,10 @@ warns about it.
 
 The scheme is read as a browser reads it: character references decoded
 (``&#106;avascript:``), leading spaces and control characters dropped, tabs and newlines
-anywhere removed, in any case. Only tags holding a URL attribute are looked at, with two
-regular expressions and no HTML parse: the cost is a few microseconds per email
-(``bench/bench_render.py``).
+anywhere removed, in any case. No HTML parse: a quick scan of the attribute names finds
+most emails holding only plainly safe values (``https://``...) and returns them as they
+are (about 15 us for the 4 KB email of ``bench/bench_render.py``); otherwise the tags are
+read with regular expressions as the HTML tokenizer splits them (about 0.2 ms).
 """
 
 from __future__ import annotations
