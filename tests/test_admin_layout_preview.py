@@ -218,6 +218,59 @@ def test_a_logo_that_is_not_a_small_image_is_named_and_not_shown(admin_client, c
     assert data["html"] == ""
 
 
+def test_a_logo_of_exactly_the_largest_size_is_previewed(admin_client, settings):
+    from transactional_mail.rendering.brand import LOGO_MAX_BYTES
+
+    # Its data: URI is shown in the preview twice (light and dark).
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,
+                                   "RENDER_MAX_CHARS": 10 * LOGO_MAX_BYTES}
+
+    content = PNG + b"\0" * (LOGO_MAX_BYTES - len(PNG))
+    data = admin_client.post(PREVIEW, {**fields(), "logo_file": logo("logo.png",
+                                                                     content)}).json()
+    assert data["errors"] == []
+    assert base64.b64encode(content).decode() in data["html"]
+
+
+@pytest.fixture
+def bytes_read(monkeypatch):
+    """How many bytes of the request body the view read (the test client's stream)."""
+    from django.test.client import FakePayload
+
+    read = {"bytes": 0}
+    original = FakePayload.read
+
+    def counting(self, *args, **kwargs):
+        content = original(self, *args, **kwargs)
+        read["bytes"] += len(content)
+        return content
+
+    monkeypatch.setattr(FakePayload, "read", counting)
+    return read
+
+
+def test_the_preview_stops_reading_the_request_past_the_largest_logo(admin_client,
+                                                                     bytes_read):
+    """The upload stops one byte past the limit: the rest of a big post is never read
+    from the connection (nor spooled to a temporary file)."""
+    from transactional_mail.rendering.brand import LOGO_MAX_BYTES
+
+    data = admin_client.post(PREVIEW, {**fields(), "logo_file": logo(
+        "logo.png", PNG + b"\0" * 20_000_000)}).json()
+    [problem] = data["errors"]
+    assert problem["part"] == "logo_file" and "over 1 MB" in problem["message"]
+    assert bytes_read["bytes"] < LOGO_MAX_BYTES + 500_000
+
+
+def test_a_file_in_another_field_is_not_received(admin_client, bytes_read):
+    """Only the logo is received: a file posted in another field stops the upload (the
+    fields posted before it are previewed)."""
+    data = admin_client.post(PREVIEW, {**fields(), "other": logo("x.png", b"\0" * 5_000_000)}
+                             ).json()
+    assert data["errors"] == []
+    assert bytes_read["bytes"] < 500_000
+
+
 # --- The footer in other languages ---------------------------------------------------------
 
 

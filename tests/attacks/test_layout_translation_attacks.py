@@ -62,8 +62,6 @@ def test_a_language_code_that_is_not_one_is_refused(layout, code):
     assert problems and "not a language code" in str(problems[0])
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): the language-code check ends with $, "
-                   "which also matches before a final newline: 'fr\\n' is accepted")
 def test_a_language_code_with_a_trailing_newline_is_refused(layout):
     layout.translations = {"fr\n": {"legal_text": "x"}}
     assert translation_problems(layout)
@@ -105,9 +103,6 @@ def test_a_translated_footer_gets_the_checks_of_the_default_footer(layout):
         layout.full_clean()
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): a translated brand value rendered into "
-                   "the layout's CSS is not checked as the CSS of the default values is: "
-                   "url(javascript:...) or a file: URL slips into French emails' styles")
 def test_a_translated_value_rendered_into_the_css_gets_the_css_checks(layout):
     layout.css = '.legal:after { content: "{{ brand.legal_text }}"; }'
     layout.full_clean()  # the default legal text is harmless
@@ -199,9 +194,6 @@ def test_the_translation_never_reaches_a_sent_email_s_subject(layout, esp):
     assert "Légal" in esp.requests[0].json["HtmlBody"]
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE (low): the preview endpoint reads only 1 MB + 1 "
-                   "of the logo, but Django has already received and spooled the whole "
-                   "upload to a temporary file: a view-only staff user can post gigabytes")
 def test_the_preview_stops_receiving_an_oversize_logo(monkeypatch):
     from django.core.files import uploadhandler
 

@@ -114,6 +114,14 @@ def test_preview_renders_unsaved_sources_in_a_layout_with_warnings():
     assert derived.text == "Hi Ann" and codes(derived.warnings) == ["derived_text"]
 
 
+def test_a_link_staff_wrote_with_a_refused_scheme_is_warned_about_and_shown_neutralised():
+    """The warning reads the HTML as written; the preview shows it as it would be sent."""
+    result = preview_email("Hi", '<p><a href="javascript:alert(1)">x</a></p>', "x", None, {})
+    assert "A link uses a scheme mail clients refuse: javascript:alert(1)." in [
+        warning.message for warning in result.warnings]
+    assert result.html == '<p><a href="#">x</a></p>'
+
+
 def test_preview_errors_name_the_part_and_line():
     result = preview_email("Hi", "<p>\n{% load static %}</p>", "{% if %}", None, {})
     assert [(e.part, e.line) for e in result.errors] == [("html", 2), ("text", 1)]

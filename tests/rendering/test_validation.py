@@ -9,6 +9,7 @@ from django.template import TemplateSyntaxError
 from tests.rendering.helpers import CORPUS, layout
 from transactional_mail.rendering.engine import get_engine
 from transactional_mail.rendering.validation import (
+    translation_problems,
     validate_css_source,
     validate_html_source,
     validate_layout_source,
@@ -200,6 +201,26 @@ def test_layout_css_refused_when_brand_values_make_it_load_a_resource():
         validate_css_source(lay.css, layout=lay)
     assert "url(file:///etc/passwd)" in info.value.message_dict["css"][0]
     validate_css_source(lay.css, layout=layout(name="https://x.test/a.png"))
+
+
+def test_a_translated_value_that_makes_the_css_load_a_resource_is_refused_for_its_language():
+    """Each translation's CSS gets the rendered-CSS check; the problem names the language."""
+    lay = layout(css=".legal:after { content: \"{{ brand.legal_text }}\" }", legal_text="Why",
+                 translations={"fr": {"legal_text": '"} a { background: url(file:///x) } b{"'},
+                               "de": {"legal_text": "Warum"}})
+    [problem] = translation_problems(lay)
+    assert problem.language == "fr"
+    assert "As rendered with the brand values: url(file:///x) is not allowed" in str(problem)
+
+
+def test_a_css_problem_of_the_default_values_is_not_repeated_for_each_translation():
+    """CSS a translation leaves as the default values render it is the css field's
+    business: reported once there, not once more per language."""
+    lay = layout(css="h1 { background: url({{ brand.name }}) }", name="file:///etc/passwd",
+                 legal_text="Why", translations={"fr": {"legal_text": "Pourquoi"}})
+    with pytest.raises(ValidationError):
+        validate_css_source(lay.css, layout=lay)
+    assert translation_problems(lay) == []
 
 
 def test_a_layout_html_or_footer_link_stylesheet_is_refused():

@@ -13,15 +13,25 @@ sandboxed iframes at desktop and mobile widths.
 Needs the layout's view (or add) permission; a chosen template also needs the template's
 view permission (its draft is shown). POST only, CSRF-protected (the admin's views are),
 and a request the browser says is cross-site (``Sec-Fetch-Site``) is refused.
+
+The logo is received by :class:`LogoUploadHandler`, in memory: the upload stops one byte
+past ``LOGO_MAX_BYTES`` (the preview then says the logo is over 1 MB), so a big post is
+neither received whole nor spooled to a temporary file.
 """
 
 from __future__ import annotations
 
+from io import BytesIO
+
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import InMemoryUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, JsonResponse
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from ..models import EmailTemplate
@@ -29,10 +39,48 @@ from ..rendering.brand import LOGO_MAX_BYTES
 from ..rendering.layout_preview import LAYOUT_FIELDS, preview_layout
 from .layout_translations import language_name, posted_translations, translation_languages
 
-__all__ = ["LayoutPreviewMixin", "MAX_TEMPLATE_CHOICES"]
+__all__ = ["LayoutPreviewMixin", "LogoUploadHandler", "MAX_TEMPLATE_CHOICES"]
 
 #: At most this many templates are offered as the preview's content.
 MAX_TEMPLATE_CHOICES = 200
+
+
+class LogoUploadHandler(FileUploadHandler):
+    """Receive the preview's logo in memory, and stop the upload one byte past
+    ``LOGO_MAX_BYTES``.
+
+    The only handler of the preview request: nothing goes to a temporary file. One file,
+    ``logo_file``, is received (the layout form's); another file field stops the upload.
+    Over the limit, the upload stops without reading the rest of the request (the
+    browser may then see the connection reset), and :attr:`oversize` holds the first
+    ``LOGO_MAX_BYTES + 1`` bytes: enough to refuse the logo as over 1 MB.
+    """
+
+    field = "logo_file"
+
+    def __init__(self, request: HttpRequest | None = None) -> None:
+        super().__init__(request)
+        self.content: BytesIO | None = None
+        self.oversize: bytes | None = None
+
+    def new_file(self, field_name, *args, **kwargs) -> None:
+        if field_name != self.field or self.content is not None:
+            raise StopUpload(connection_reset=True)
+        super().new_file(field_name, *args, **kwargs)
+        self.content = BytesIO()
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        room = LOGO_MAX_BYTES + 1 - start
+        if len(raw_data) >= room:
+            self.oversize = self.content.getvalue() + raw_data[:room]
+            raise StopUpload(connection_reset=True)
+        self.content.write(raw_data)
+
+    def file_complete(self, file_size: int) -> InMemoryUploadedFile:
+        self.content.seek(0)
+        return InMemoryUploadedFile(self.content, self.field_name, self.file_name,
+                                    self.content_type, file_size, self.charset,
+                                    self.content_type_extra)
 
 
 def _can_view_templates(request: HttpRequest) -> bool:
@@ -90,11 +138,18 @@ class LayoutPreviewMixin:
             status=status,
         )
 
+    @method_decorator(csrf_exempt)
     def layout_preview_view(self, request: HttpRequest) -> JsonResponse:
         """Render the posted, unsaved layout; JSON: subject, html, dark_html, errors."""
-        return require_POST(self._layout_preview)(request)
+        # The upload handler must be set before the POST is read, and the CSRF check
+        # reads it: exempt from the admin's check, checked here once the handler is set.
+        logo = LogoUploadHandler(request)
+        request.upload_handlers = [logo]
+        return csrf_protect(require_POST(
+            lambda request: self._layout_preview(request, logo)))(request)
 
-    def _layout_preview(self, request: HttpRequest) -> JsonResponse:
+    def _layout_preview(self, request: HttpRequest, logo_handler: LogoUploadHandler
+                        ) -> JsonResponse:
         # Whoever can open a layout's form (view, change, or add only) sees its preview.
         if not (self.has_view_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
@@ -120,9 +175,9 @@ class LayoutPreviewMixin:
         values["translations"] = posted_translations(request.POST)
         if template is None:
             language = (request.POST.get("language") or "")[:20] or None
-        upload = request.FILES.get("logo_file")
-        # Read at most one byte over the limit: enough for preview_layout to refuse it.
-        logo = upload.read(LOGO_MAX_BYTES + 1) if upload is not None else None
+        upload = request.FILES.get(LogoUploadHandler.field)
+        # At most one byte over the limit: enough for preview_layout to refuse it.
+        logo = upload.read() if upload is not None else logo_handler.oversize
         result = preview_layout(values, template=template, context=context, language=language,
                                 logo=logo)
         return JsonResponse(result.as_dict())

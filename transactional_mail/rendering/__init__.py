@@ -14,6 +14,8 @@ those listed before it:
   :mod:`~transactional_mail.rendering.selectors`: what the precompiler checks;
 * :mod:`~transactional_mail.rendering.precompile`: CSS inlined once per revision pair;
 * :mod:`~transactional_mail.rendering.compiled`: compiled revision pairs and their cache;
+* :mod:`~transactional_mail.rendering.links`: URL attributes that could run script,
+  neutralised;
 * :mod:`~transactional_mail.rendering.text`: the text part derived from the HTML;
 * :mod:`~transactional_mail.rendering.compose`: :func:`render_email` itself;
 * :mod:`~transactional_mail.rendering.brand`: the colours and font stacks a layout holds;

@@ -11,7 +11,9 @@ control characters are dropped, whatever the context holds. The template's ``pre
 context's ``preheader`` key is used instead. The text part is the
 template's ``text`` rendered without autoescaping, or, when that is blank, derived from
 the final HTML by :func:`~transactional_mail.rendering.text.html_to_text` (a parse per
-email: a template with its own text part renders faster).
+email: a template with its own text part renders faster). In the HTML, a URL attribute
+(``href``, ``src``...) whose scheme could run script (``javascript:`` from a context
+value) becomes ``#`` (:func:`~transactional_mail.rendering.links.neutralize_urls`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +34,7 @@ from .compiled import _Compiled, _compiled
 from .context import freeze_context
 from .inlining import inline_css
 from .layout import localize, translated, with_subscription_links
+from .links import neutralize_urls
 from .text import html_to_text
 
 __all__ = ["RenderedEmail", "one_line", "render_email"]
@@ -75,11 +78,30 @@ def render_email(
     a language missing from ``LANGUAGES`` renders in ``LANGUAGE_CODE``.
     ``unsubscribe_url`` and ``preferences_url`` (non-essential mail) are what the layout's
     ``{{ unsubscribe_url }}`` and ``{{ preferences_url }}`` render to; without them the
-    layout sees them empty.
+    layout sees them empty. In the final HTML, a URL attribute whose scheme could run
+    script becomes ``#`` (:func:`~transactional_mail.rendering.links.neutralize_urls`).
 
     Raise :class:`~transactional_mail.exceptions.RenderError` when the stored template
     does not compile or the context holds something other than JSON data.
     """
+    rendered = _render_email(template, layout, context, language=language,
+                             unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+    # Autoescaping leaves "javascript:..." from the context as it is: no link may run
+    # script. On the final HTML: what localize() fills in counts too.
+    return replace(rendered, html=neutralize_urls(rendered.html))
+
+
+def _render_email(
+    template: Any,
+    layout: Any,
+    context: Mapping[str, Any] | None,
+    *,
+    language: str | None,
+    unsubscribe_url: str,
+    preferences_url: str,
+) -> RenderedEmail:
+    """:func:`render_email` before its URL attributes are neutralised: what the editor's
+    preview warns about (a link staff wrote with a refused scheme)."""
     data = freeze_context(context)
     override = (
         translation.override(_supported_language(language)) if language

@@ -46,8 +46,9 @@ from django.template.defaulttags import (
 )
 
 from ..exceptions import RenderError, RenderLimitExceeded
-from .compose import render_email
+from .compose import _render_email
 from .engine import _parse, _tokenize
+from .links import neutralize_urls
 from .secret_use import parts_problems
 from .validation import _Draft, validate_html_source, validate_template_source
 
@@ -467,7 +468,9 @@ def preview_email(
     if errors:
         return Preview(errors=tuple(errors), variables=variables)
     try:
-        rendered = render_email(draft, layout, context, language=language or None)
+        # Not yet neutralised: a link staff wrote with a refused scheme is warned about.
+        rendered = _render_email(draft, layout, context, language=language or None,
+                                 unsubscribe_url="", preferences_url="")
     except RenderLimitExceeded as err:
         part = err.template_name if err.template_name in _PARTS else "layout"
         message = err.reason[0].upper() + err.reason[1:]
@@ -485,5 +488,6 @@ def preview_email(
             "derived_text", "The text part is derived from the HTML: check that it reads "
             "well, or write one.", "text"))
     warnings.extend(html_warnings(rendered.html, rendered.text))
-    return Preview(subject=rendered.subject, html=rendered.html, text=rendered.text,
+    return Preview(subject=rendered.subject, html=neutralize_urls(rendered.html),
+                   text=rendered.text,
                    warnings=tuple(warnings), variables=variables)

@@ -43,6 +43,7 @@ from typing import Any
 from lxml import etree
 
 from .budget import current_budget
+from .links import is_allowed_url
 
 __all__ = ["html_to_text"]
 
@@ -220,7 +221,7 @@ class _TextWriter:
 
     def _link(self, element: Any, start: int) -> None:
         href = (element.get("href") or "").strip()
-        if not href or href.startswith(("#", "javascript:")):
+        if not href or href.startswith("#") or not is_allowed_url(href):
             return
         label = " ".join("".join(self.parts[start:]).split())
         shown = href.removeprefix("mailto:")

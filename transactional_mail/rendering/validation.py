@@ -243,20 +243,13 @@ def validate_css_source(source: str, *, field_name: str = "css", layout: Any = N
     if problem:
         raise _invalid(field_name, *problem)
     try:
-        with render_budget():
-            css = _render_brand(
-                source or "", _brand_context(layout), autoescape=False, name="layout css"
-            )
+        css = _rendered_css(source or "", layout)
     except RenderLimitExceeded as err:
         field = field_name if err.template_name == "layout css" else "footer_html"
         raise _invalid(field, err.line, err.reason) from err
-    problem = _stylesheet_problem(css)
+    problem = _rendered_css_problem(css)
     if problem:  # made by template tags or brand values: no line to name
-        raise _invalid(
-            field_name,
-            None,
-            _("As rendered with the brand values: %(problem)s") % {"problem": problem[1]},
-        )
+        raise _invalid(field_name, None, problem)
     document = f"<html><head>{_style_element(css)}</head><body><p>x</p></body></html>"
     try:
         inline_css(document)
@@ -264,6 +257,22 @@ def validate_css_source(source: str, *, field_name: str = "css", layout: Any = N
         raise _invalid(
             field_name, None, _("The CSS cannot be inlined: %(error)s") % {"error": err}
         ) from err
+
+
+def _rendered_css(source: str, layout: Any) -> str:
+    """The layout CSS ``source`` rendered with the brand values of ``layout``, under the
+    render budget."""
+    with render_budget():
+        return _render_brand(source, _brand_context(layout), autoescape=False,
+                             name="layout css")
+
+
+def _rendered_css_problem(css: str) -> str | None:
+    """What loads a resource in rendered layout CSS, as a message, or None."""
+    problem = _stylesheet_problem(css)
+    if problem is None:
+        return None
+    return _("As rendered with the brand values: %(problem)s") % {"problem": problem[1]}
 
 
 def validate_layout_budget(layout: Any) -> None:
@@ -280,8 +289,9 @@ def validate_layout_budget(layout: Any) -> None:
         pass
 
 
-#: A language code as ``LANGUAGES`` writes it: ``fr``, ``pt-br``, ``zh-hans``.
-_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
+#: A language code as ``LANGUAGES`` writes it: ``fr``, ``pt-br``, ``zh-hans``. Used with
+#: ``fullmatch``: ``$`` would also match before a final newline (``"fr\n"``).
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*")
 
 
 @dataclass(frozen=True)
@@ -310,7 +320,7 @@ def translation_problems(layout: Any) -> list[TranslationProblem]:
                                            '{"fr": {"legal_text": "..."}}.')]
     problems: list[TranslationProblem] = []
     for code, values in translations.items():
-        if not isinstance(code, str) or not _LANGUAGE_CODE.match(code):
+        if not isinstance(code, str) or not _LANGUAGE_CODE.fullmatch(code):
             problems.append(TranslationProblem(str(code), "", "not a language code: write "
                                                "it as LANGUAGES does, in lower case (fr, "
                                                "pt-br)."))
@@ -321,15 +331,34 @@ def translation_problems(layout: Any) -> list[TranslationProblem]:
             problems.extend(_translated_value_problems(code, values))
     if problems:
         return problems
+    default_css = _default_css(layout)
     for code in translations:
+        translation_layout = translated(layout, code)
         try:
-            _render_layout(translated(layout, code))
+            _render_layout(translation_layout)
+            css = _rendered_css(getattr(layout, "css", "") or "", translation_layout)
         except RenderLimitExceeded as err:
             field = "footer_html" if err.template_name == "layout footer" else ""
             problems.append(TranslationProblem(code, field, err.reason))
+            continue
         except (RenderError, TemplateSyntaxError) as err:
             problems.append(TranslationProblem(code, "", str(err)))
+            continue
+        # CSS the translation leaves as the default values render it is the css field's
+        # business (validate_css_source): report only what the translated values change.
+        problem = _rendered_css_problem(css) if css != default_css else None
+        if problem:
+            problems.append(TranslationProblem(code, "", problem))
     return problems
+
+
+def _default_css(layout: Any) -> str | None:
+    """The layout CSS rendered with the default brand values; None when it does not
+    render (the css field's own checks say why)."""
+    try:
+        return _rendered_css(getattr(layout, "css", "") or "", layout)
+    except (RenderError, TemplateSyntaxError):
+        return None
 
 
 def _translated_value_problems(code: str, values: dict) -> list[TranslationProblem]:
