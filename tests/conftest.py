@@ -83,3 +83,15 @@ def use_triggers(settings):
     def use(**definitions):
         settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "TRIGGERS": definitions}
     return use
+
+
+@pytest.fixture
+def allauth(settings):
+    """django-allauth set up with the app's adapter (tests that use it skip without the
+    ``allauth`` extra)."""
+    settings.ACCOUNT_ADAPTER = "transactional_mail.allauth.AccountAdapter"
+    settings.ACCOUNT_LOGIN_METHODS = {"email"}
+    settings.ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    settings.ACCOUNT_RATE_LIMITS = False
+    return settings

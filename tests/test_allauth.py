@@ -26,16 +26,6 @@ pytest.importorskip("allauth", reason="the allauth extra is not installed")
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def allauth(settings):
-    settings.ACCOUNT_ADAPTER = "transactional_mail.allauth.AccountAdapter"
-    settings.ACCOUNT_LOGIN_METHODS = {"email"}
-    settings.ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
-    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
-    settings.ACCOUNT_RATE_LIMITS = False
-    return settings
-
-
 def template(key: str, html: str) -> None:
     make_template(key, subject=f"{key} for {{{{ user.name }}}}", html=html, category="account")
 

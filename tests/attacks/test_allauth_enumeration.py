@@ -18,16 +18,6 @@ pytest.importorskip("allauth", reason="the allauth extra is not installed")
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def allauth(settings):
-    settings.ACCOUNT_ADAPTER = "transactional_mail.allauth.AccountAdapter"
-    settings.ACCOUNT_LOGIN_METHODS = {"email"}
-    settings.ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
-    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
-    settings.ACCOUNT_RATE_LIMITS = False
-    return settings
-
-
 def work(client, address, captured):
     mail.outbox.clear()
     rows = Email.objects.count()
