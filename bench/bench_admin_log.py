@@ -38,7 +38,8 @@ INSERT INTO transactional_mail_email (
     status, template_key, trigger_key, category, language, from_email, "to", cc, bcc,
     reply_to, headers, tags, metadata, attachments, context, subject, html_compressed,
     text_compressed, esp_name, esp_message_id, attempts, last_error, outcome_uncertain,
-    is_test, source_object_id, created_at, next_attempt_at, status_changed_at, sent_at)
+    is_test, source_object_id, created_at, next_attempt_at, status_changed_at, sent_at,
+    subject_variant, stat_flags, secret_keys)
 SELECT
     CASE WHEN r < 0.80 THEN 'delivered' WHEN r < 0.93 THEN 'sent'
          WHEN r < 0.96 THEN 'bounced' WHEN r < 0.98 THEN 'failed'
@@ -52,7 +53,7 @@ SELECT
     '[]', '[]', '[]', '{}', '[]', '{}', '[]',
     jsonb_build_object('order', jsonb_build_object('number', 'A-' || g)),
     'Your order A-' || g, '', '', 'Postmark', md5(g::text), 1, '', false,
-    g %% 1000 = 0, '', t, t, t, t
+    g %% 1000 = 0, '', t, t, t, t, 0, 0, '[]'
 FROM (
     SELECT g, random() AS r,
            now() - (%(rows)s - g) * interval '1 second' * (31536000.0 / %(rows)s) AS t
@@ -101,14 +102,7 @@ def main() -> int:
 
 
 def _database(postgres_url: str, *, create: bool) -> None:
-    import psycopg
-
-    admin_db = bench_delivery.urlsplit(postgres_url).path.lstrip("/") or "postgres"
-    dsn = bench_delivery._postgres_dsn(postgres_url, admin_db)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        if create:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    bench_delivery.recreate_databases(postgres_url, (DB_NAME,), create=create)
 
 
 def seed(rows: int) -> None:

@@ -164,14 +164,7 @@ def main() -> int:
 
 
 def _database(postgres_url: str, *, create: bool) -> None:
-    import psycopg
-
-    admin_db = bench_delivery.urlsplit(postgres_url).path.lstrip("/") or "postgres"
-    dsn = bench_delivery._postgres_dsn(postgres_url, admin_db)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        if create:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    bench_delivery.recreate_databases(postgres_url, (DB_NAME,), create=create)
 
 
 def seed(rows: int) -> None:

@@ -815,16 +815,22 @@ def _postgres_dsn(url: str, dbname: str) -> str:
                          password=unquote(parts.password or ""), dbname=dbname)
 
 
-def _databases(postgres_url: str, *, create: bool) -> None:
-    """Drop this benchmark's databases, and create them empty when ``create``."""
+def recreate_databases(postgres_url: str, names: tuple[str, ...], *, create: bool) -> None:
+    """Drop the databases ``names`` on the server of ``postgres_url``, and create them
+    empty when ``create`` (the benchmarks' own databases, never the tests')."""
     import psycopg
 
     admin_db = urlsplit(postgres_url).path.lstrip("/") or "postgres"
     with psycopg.connect(_postgres_dsn(postgres_url, admin_db), autocommit=True) as conn:
-        for name in (DB_NAME, PEER_DB_NAME):
+        for name in names:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             if create:
                 conn.execute(f"CREATE DATABASE {name}")
+
+
+def _databases(postgres_url: str, *, create: bool) -> None:
+    """Drop this benchmark's databases, and create them empty when ``create``."""
+    recreate_databases(postgres_url, (DB_NAME, PEER_DB_NAME), create=create)
 
 
 def setup_app_site() -> None:

@@ -86,14 +86,7 @@ def queue() -> None:
 
 
 def _database(postgres_url: str, *, create: bool) -> None:
-    import psycopg
-
-    admin_db = urlsplit(postgres_url).path.lstrip("/") or "postgres"
-    dsn = bench_delivery._postgres_dsn(postgres_url, admin_db)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        if create:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    bench_delivery.recreate_databases(postgres_url, (DB_NAME,), create=create)
 
 
 def parse_args() -> argparse.Namespace:
