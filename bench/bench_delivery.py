@@ -989,13 +989,21 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> int:
-    args = parse_args()
+def services() -> tuple[str | None, str | None]:
+    """The PostgreSQL and Redis URLs of the environment; when one is missing, say how to
+    set them (the caller then exits with 2)."""
     postgres_url, redis_url = os.environ.get("TM_TEST_POSTGRES"), os.environ.get("TM_TEST_REDIS")
     if not (postgres_url and redis_url):
         print("Set TM_TEST_POSTGRES and TM_TEST_REDIS, e.g.\n"
               "  TM_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test\n"
               "  TM_TEST_REDIS=redis://127.0.0.1:6379/7")
+    return postgres_url, redis_url
+
+
+def main() -> int:
+    args = parse_args()
+    postgres_url, redis_url = services()
+    if not (postgres_url and redis_url):
         return 2
     sys.path.insert(0, str(ROOT))
     broker = urlsplit(redis_url)._replace(path=f"/{args.redis_db}").geturl()

@@ -106,11 +106,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    postgres_url, redis_url = os.environ.get("TM_TEST_POSTGRES"), os.environ.get("TM_TEST_REDIS")
+    postgres_url, redis_url = bench_delivery.services()
     if not (postgres_url and redis_url):
-        print("Set TM_TEST_POSTGRES and TM_TEST_REDIS, e.g.\n"
-              "  TM_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test\n"
-              "  TM_TEST_REDIS=redis://127.0.0.1:6379/7")
         return 2
     sys.path.insert(0, str(ROOT))
     broker = urlsplit(redis_url)._replace(path=f"/{args.redis_db}").geturl()
