@@ -20,8 +20,8 @@ from .conf import default_from_email, get_setting
 from .durations import parse_delay
 from .exceptions import InvalidEmailOption, TemplateNotFound
 from .headers import check_address, check_header_value, one_line
-from .models import Email, EmailStatus, EmailTemplate
-from .models.templates import language_fallbacks, normalize_language
+from .models import Email, EmailStatus
+from .models.templates import language_fallbacks, normalize_language, template_languages
 from .snapshots import json_snapshot
 from .tasks import enqueue_on_commit
 
@@ -247,7 +247,7 @@ def _secret_keys(keys: Iterable[str] | None, context: Mapping[str, Any]) -> list
 
 def _template_category(key: str, language: str | None) -> str:
     """The category of the template ``key`` would use; ``TemplateNotFound`` if none."""
-    languages = EmailTemplate.objects.languages(key)
+    languages = template_languages(key)
     candidates = language_fallbacks(language)
     for candidate in candidates:
         if candidate in languages:

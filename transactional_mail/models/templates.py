@@ -41,23 +41,26 @@ def template_cache_key(key: str) -> str:
     return f"transactional_mail:template-languages:{key}"
 
 
+def template_languages(key: str) -> dict[str, str]:
+    """``{language: category}`` of the templates with ``key`` (cached).
+
+    ``send()`` calls this on the request path, and a scheduled run once per recipient, so
+    it is cached for ``CACHE_TIMEOUT`` seconds and invalidated when a template is saved or
+    deleted; the cache is read before any queryset is built (building one costs more than
+    the read). An empty answer is never cached: a new template is found at once.
+    """
+    cache_key = template_cache_key(key)
+    timeout = get_setting("CACHE_TIMEOUT")
+    languages = cache.get(cache_key) if timeout else None
+    if languages is None:
+        languages = dict(EmailTemplate.objects.filter(key=key)
+                         .values_list("language", "category"))
+        if languages and timeout:
+            cache.set(cache_key, languages, timeout)
+    return languages
+
+
 class EmailTemplateQuerySet(models.QuerySet):
-    def languages(self, key: str) -> dict[str, str]:
-        """``{language: category}`` of the templates with ``key`` (cached).
-
-        ``send()`` calls this on the request path, so it is cached for
-        ``CACHE_TIMEOUT`` seconds and invalidated when a template is saved or
-        deleted. An empty answer is never cached: a new template is found at once.
-        """
-        cache_key = template_cache_key(key)
-        timeout = get_setting("CACHE_TIMEOUT")
-        languages = cache.get(cache_key) if timeout else None
-        if languages is None:
-            languages = dict(self.filter(key=key).values_list("language", "category"))
-            if languages and timeout:
-                cache.set(cache_key, languages, timeout)
-        return languages
-
     def published_revisions(self, key: str, language: str | None) -> tuple[int, int | None] | None:
         """The published template and layout revision ids for ``key`` in the best language.
 
