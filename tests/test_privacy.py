@@ -592,3 +592,27 @@ def test_two_retention_runs_at_once_redact_each_row_once(template):
         thread.join()
     assert errors == [] and sum(results) == 40
     assert not Email.objects.filter(redacted_at__isnull=True).exists()
+
+
+@pytest.mark.parametrize("value", [-1, "30", 1.5, True])
+def test_a_bad_digest_retention_setting_fails_the_check(settings, value):
+    from django.core import checks
+
+    from transactional_mail.checks import check_settings
+
+    settings.TRANSACTIONAL_MAIL = {"DIGEST_RETENTION_DAYS": value}
+    assert check_settings() == [checks.Error(
+        f"TRANSACTIONAL_MAIL['DIGEST_RETENTION_DAYS'] is {value!r}; it must be a whole number "
+        "of days >= 0, or None to keep closed digest windows.",
+        hint="Closed windows hold the events' contexts (personal data); 30 days is the "
+        "default (docs/privacy.md).",
+        id="transactional_mail.E003",
+    )]
+
+
+@pytest.mark.parametrize("value", [0, 7, None])
+def test_a_good_digest_retention_setting_passes_the_check(settings, value):
+    from transactional_mail.checks import check_settings
+
+    settings.TRANSACTIONAL_MAIL = {"DIGEST_RETENTION_DAYS": value}
+    assert check_settings() == []

@@ -461,10 +461,11 @@ def prune_digest_windows(days: int | None = None, *, batch_size: int = 1000,
     if days is None:
         return 0
     cutoff = timezone.now() - datetime.timedelta(days=days)
+    # Each item points at the email that carried it (the digest, or the first event's
+    # email sent at once), so the items tell whether an email of the window is to go.
     unfinished = Email.objects.filter(status__in=_UNFINISHED)
     expired = (
         DigestWindow.objects.filter(closed_at__lt=cutoff)
-        .exclude(Exists(unfinished.filter(pk=OuterRef("email_id"))))
         .exclude(Exists(DigestItem.objects.filter(window_id=OuterRef("pk"),
                                                   email__in=unfinished)))
         .order_by("closed_at", "pk")
