@@ -403,6 +403,41 @@ def test_forgetting_is_undone_with_the_rest_when_an_email_is_being_sent(waiting)
     assert CapCount.objects.filter(recipient_key=ANN).count() == 2
 
 
+def test_a_wildcard_address_deletes_no_one_elses_windows_or_counts(waiting):
+    for address in ("a_n@example.com", "%@example.com", "%ann@example.com"):
+        erasure = privacy.forget_address(address)
+        assert (erasure.digest_windows, erasure.cap_counts) == (0, 0)
+    assert DigestWindow.objects.count() == 4 and CapCount.objects.count() == 4
+
+
+def test_a_non_ascii_address_in_another_case_is_found(template, use_triggers):
+    """SQLite compares only ASCII letters without case: the normalised digest key and
+    cap key still find "JÜRGEN" when "jürgen" is forgotten."""
+    use_triggers(digest=DIGEST)
+    new_order(Customer.objects.create(name="Jürgen", email="JÜRGEN@Example.com"))
+    count_against_cap(queue(to="JÜRGEN@Example.com"), "jürgen@example.com")
+    assert len(privacy.export_address("jürgen@example.com")["digest_windows"]) == 1
+    erasure = privacy.forget_address("Jürgen@example.com")
+    assert (erasure.digest_windows, erasure.digest_items, erasure.cap_counts) == (1, 1, 1)
+
+
+def test_a_window_with_a_display_name_and_a_key_is_found(template, use_triggers):
+    """A ``to`` giving "Ann <Ann@Example.com>", and a digest ``key``: the digest key is
+    "ann@example.com|<key>"; both windows are Ann's."""
+    use_triggers(digest={**DIGEST, "to": "tests.test_privacy.named_address",
+                         "digest": {"window": "1h", "key": "number"}})
+    ann = Customer.objects.create(name="Ann", email="Ann@Example.com")
+    new_order(ann, "A-1")
+    new_order(ann, "A-2")
+    assert sorted(DigestWindow.objects.values_list("digest_key", flat=True)) == [
+        "ann@example.com|A-1", "ann@example.com|A-2"]
+    assert privacy.forget_address(ANN).digest_windows == 2
+
+
+def named_address(order) -> str:
+    return f"{order.customer.name} <{order.customer.email}>"
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql",
                     reason="concurrent sessions need PostgreSQL (TM_TEST_POSTGRES runs this)")
 @pytest.mark.django_db(transaction=True)
