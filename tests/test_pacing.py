@@ -1,4 +1,5 @@
-"""Pacing at send time: quiet hours in the recipient's time zone, frequency caps."""
+"""Pacing at send time: quiet hours in the recipient's time zone, frequency caps; the
+pruning of the counts no cap reads any more."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import transactional_mail
 from tests.factories import ORDER_CONTEXT, make_template
 from tests.testapp.models import Customer
 from tests.triggers.helpers import BASE, new_order
-from transactional_mail import delivery, pacing
+from transactional_mail import delivery, pacing, privacy, tasks
 from transactional_mail.models import CapCount, DigestItem, DigestWindow, Email, EmailStatus
 from transactional_mail.triggers import digests
 
@@ -213,6 +214,74 @@ class TestFrequencyCaps:
         digests.close_due_windows(now=window.closes_at)
         digest = Email.objects.filter(trigger_key="review").order_by("pk").last()
         assert [i["number"] for i in digest.context["items"]] == ["A-1", "A-2"]
+
+
+class TestPruningCounts:
+    """The daily retention task deletes the counts no cap reads any more."""
+
+    def count(self, to="paris@example.com", category="reviews", age=timedelta(0)):
+        email = queue(to)
+        return CapCount.objects.create(recipient_key=to, category=category,
+                                       counted_at=timezone.now() - age, email=email)
+
+    def test_counts_past_their_period_go_and_the_rest_stay(self, mail, templates):
+        mail(FREQUENCY_CAPS={"reviews": {"count": 2, "period": "1d"},
+                             "news": {"count": 1, "period": "1w"}})
+        day = timedelta(days=1)
+        dead = [self.count(age=day * 2), self.count("ny@example.com", age=day * 3),
+                self.count(category="news", age=day * 8),
+                self.count(category="offers")]  # no cap for it any more
+        alive = [self.count(age=day - timedelta(hours=1)),
+                 self.count(age=day + pacing.PRUNE_MARGIN / 2),  # within the margin
+                 self.count(category="news", age=day * 6)]
+        assert pacing.prune_cap_counts(batch_size=2) == len(dead)
+        assert sorted(CapCount.objects.values_list("pk", flat=True)) == [c.pk for c in alive]
+        assert Email.objects.count() == len(dead) + len(alive)  # the log is not touched
+
+    def test_without_caps_every_count_goes(self, mail, templates):
+        self.count()
+        assert pacing.prune_cap_counts() == 1
+
+    @pytest.mark.parametrize("caps", [
+        [("reviews", {"count": 2, "period": "1d"})],  # not a dict: nothing is known
+        {"reviews": {"count": 2, "period": "daily"}},  # a malformed period keeps its own
+        {"reviews": {"count": 2}},
+    ])
+    def test_a_malformed_cap_prunes_nothing_of_its_counts(self, mail, templates, caps):
+        mail(FREQUENCY_CAPS=caps)
+        self.count(age=timedelta(days=30))
+        assert pacing.prune_cap_counts() == 0
+        assert CapCount.objects.count() == 1
+
+    def test_the_cap_still_holds_after_pruning(self, capped, esp):
+        for _ in range(2):
+            delivery.deliver(queue().pk)
+        self.count("ny@example.com", age=timedelta(days=5))
+        assert tasks.redact_old_emails() == 0
+        assert list(CapCount.objects.values_list("recipient_key", flat=True)) == [
+            "paris@example.com", "paris@example.com"]
+        assert delivery.deliver(queue().pk).status == EmailStatus.SUPPRESSED
+
+    def test_events_folded_into_the_next_window_survive_the_pruning(
+            self, mail, templates, use_triggers, esp):
+        """The digest held back by the cap closed its window; the events wait in a new,
+        open one, which the pruning leaves, and go out with the next digest."""
+        mail(FREQUENCY_CAPS={"reviews": {"count": 1, "period": "1d"}})
+        use_triggers(review={**BASE, "on": "created", "template": "review_request",
+                             "context": ["number"], "digest": {"window": "1h"}})
+        delivery.deliver(queue("ann@example.com").pk)  # takes the day's only slot
+        new_order(Customer.objects.create(name="Ann", email="ann@example.com"), "A-1")
+        digests.close_due_windows(now=timezone.now() + timedelta(hours=2))
+        digest = Email.objects.get(trigger_key="review")
+        assert delivery.deliver(digest.pk).status == EmailStatus.SUPPRESSED
+        DigestWindow.objects.filter(closed_at__isnull=False).update(
+            closed_at=timezone.now() - timedelta(days=40))
+        assert privacy.prune_digest_windows(30) == 1  # the old, closed one
+        window = DigestWindow.objects.get()
+        assert window.closed_at is None and window.items.count() == 1
+        digests.close_due_windows(now=window.closes_at)
+        last = Email.objects.filter(trigger_key="review").order_by("pk").last()
+        assert last.context["items"] == [{"number": "A-1"}]
 
 
 class TestChecks:

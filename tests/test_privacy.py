@@ -1,5 +1,6 @@
 """Personal data: erasing one address (counts stay true, nothing left to find, suppressions
-kept or hashed), exporting one address, and the retention of bodies and contexts."""
+kept or hashed; its digest windows and cap counts deleted), exporting one address, and the
+retention of bodies and contexts."""
 
 from __future__ import annotations
 
@@ -13,15 +14,21 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
 import transactional_mail
 from tests.factories import ORDER_CONTEXT, make_layout, make_template
+from tests.testapp.models import Customer
+from tests.triggers.helpers import BASE, new_order
 from transactional_mail import delivery, privacy, resending, tasks
 from transactional_mail.models import (
     AttemptOutcome,
+    CapCount,
+    DigestItem,
+    DigestWindow,
     Email,
     EmailAttempt,
     EmailEvent,
@@ -32,6 +39,7 @@ from transactional_mail.models import (
 )
 from transactional_mail.models.suppression import hash_address
 from transactional_mail.signals import address_forgotten
+from transactional_mail.triggers import digests
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +106,8 @@ def everything() -> str:
         *[{"html": e.html_body, "text": e.text_body} for e in Email.objects.all()],
         *EmailEvent.objects.values(), *EmailAttempt.objects.values(),
         *Suppression.objects.values(), *SuppressionHistory.objects.values(),
-        *LogEntry.objects.values(),
+        *LogEntry.objects.values(), *DigestWindow.objects.values(),
+        *DigestItem.objects.values(), *CapCount.objects.values(),
     ]
     return json.dumps(rows, default=str).lower()
 
@@ -301,12 +310,180 @@ def test_the_forget_action_confirms_then_erases(log, admin_client):
     assert "ann@example" not in everything().replace("joann@example", "")
 
 
+# --- digests and frequency caps --------------------------------------------------------------
+
+#: A digest trigger of the test app's orders, one window per customer for an hour.
+DIGEST = {**BASE, "on": "created", "context": ["number"], "digest": {"window": "1h"}}
+
+
+def later(**delta) -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(**delta)
+
+
+def count_against_cap(email: Email, to: str = ANN) -> CapCount:
+    return CapCount.objects.create(recipient_key=to, category="reviews",
+                                   counted_at=timezone.now(), email=email)
+
+
+@pytest.fixture
+def waiting(template, use_triggers):
+    """Ann (her address in another case) with an open digest window of two orders and a
+    closed one whose digest is queued, two cap counts; Bob and Joann with a window and a
+    count each."""
+    use_triggers(digest=DIGEST)
+    ann = Customer.objects.create(name="Ann", email="Ann@Example.COM")
+    new_order(ann, "A-1")
+    digests.close_due_windows(now=later(hours=2))
+    new_order(ann, "A-2")
+    new_order(ann, "A-3")
+    for name in ("bob", "joann"):
+        new_order(Customer.objects.create(name=name, email=f"{name}@example.com"),
+                  f"{name}-1")
+    for to in ("ann@example.com", "ann@example.com", "bob@example.com", "joann@example.com"):
+        count_against_cap(queue(to=to), to)
+    return Email.objects.get(trigger_key="digest")
+
+
+def test_forgetting_deletes_the_digest_windows_and_the_cap_counts(waiting):
+    erasure = privacy.forget_address("ann@example.com")
+    assert (erasure.digest_windows, erasure.digest_items, erasure.cap_counts) == (2, 3, 2)
+    assert sorted(DigestWindow.objects.values_list("recipient", flat=True)) == [
+        "bob@example.com", "joann@example.com"]
+    assert DigestItem.objects.count() == 2
+    assert sorted(CapCount.objects.values_list("recipient_key", flat=True)) == [
+        "bob@example.com", "joann@example.com"]
+    assert "ann@example" not in everything().replace("joann@example", "")
+
+
+def test_an_open_window_of_a_forgotten_address_never_sends(waiting):
+    """The sweep that would have closed Ann's open window finds nothing to send."""
+    privacy.forget_address(ANN)
+    last = Email.objects.order_by("pk").last().pk
+    assert digests.close_due_windows(now=later(hours=5)) == 2  # Bob's and Joann's
+    assert sorted(Email.objects.filter(pk__gt=last).values_list("to", flat=True)) == [
+        ["bob@example.com"], ["joann@example.com"]]
+
+
+def test_a_queued_digest_of_a_forgotten_address_is_cancelled(waiting):
+    privacy.forget_address(ANN)
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.to, waiting.context) == (
+        EmailStatus.CANCELLED, ["[erased]"], {})
+
+
+def test_a_window_merely_holding_the_address_in_its_key_is_not_forgotten(template,
+                                                                         use_triggers):
+    """Joann's window is not Ann's, though "ann@example.com" is inside her address."""
+    use_triggers(digest=DIGEST)
+    new_order(Customer.objects.create(name="Joann", email="joann@example.com"))
+    assert privacy.forget_address(ANN).digest_windows == 0
+    assert DigestWindow.objects.get().recipient == "joann@example.com"
+
+
+def test_export_lists_the_digest_windows_and_cap_counts(waiting):
+    data = privacy.export_address("ANN@example.com")
+    open_window, closed = data["digest_windows"]
+    assert (open_window["closed_at"], closed["closed_at"] is not None) == (None, True)
+    assert [item["context"] for item in open_window["items"]] == [
+        {"number": "A-2"}, {"number": "A-3"}]
+    assert closed["email"] == waiting.pk and closed["items"][0]["email"] == waiting.pk
+    assert open_window["recipient"] == "Ann@Example.COM"
+    assert len(data["cap_counts"]) == 2 and data["cap_counts"][0]["category"] == "reviews"
+    json.dumps(data, cls=DjangoJSONEncoder)  # JSON-ready, as the command writes it
+    privacy.forget_address(ANN)
+    data = privacy.export_address(ANN)
+    assert (data["digest_windows"], data["cap_counts"]) == ([], [])
+
+
+def test_forgetting_is_undone_with_the_rest_when_an_email_is_being_sent(waiting):
+    Email.objects.filter(pk=waiting.pk).update(status=EmailStatus.SENDING)
+    with pytest.raises(privacy.AddressBusy):
+        privacy.forget_address(ANN)
+    assert DigestWindow.objects.filter(recipient="Ann@Example.COM").count() == 2
+    assert CapCount.objects.filter(recipient_key=ANN).count() == 2
+
+
+def test_a_wildcard_address_deletes_no_one_elses_windows_or_counts(waiting):
+    for address in ("a_n@example.com", "%@example.com", "%ann@example.com"):
+        erasure = privacy.forget_address(address)
+        assert (erasure.digest_windows, erasure.cap_counts) == (0, 0)
+    assert DigestWindow.objects.count() == 4 and CapCount.objects.count() == 4
+
+
+def test_a_non_ascii_address_in_another_case_is_found(template, use_triggers):
+    """SQLite compares only ASCII letters without case: the normalised digest key and
+    cap key still find "JÜRGEN" when "jürgen" is forgotten."""
+    use_triggers(digest=DIGEST)
+    new_order(Customer.objects.create(name="Jürgen", email="JÜRGEN@Example.com"))
+    count_against_cap(queue(to="JÜRGEN@Example.com"), "jürgen@example.com")
+    assert len(privacy.export_address("jürgen@example.com")["digest_windows"]) == 1
+    erasure = privacy.forget_address("Jürgen@example.com")
+    assert (erasure.digest_windows, erasure.digest_items, erasure.cap_counts) == (1, 1, 1)
+
+
+def test_a_window_with_a_display_name_and_a_key_is_found(template, use_triggers):
+    """A ``to`` giving "Ann <Ann@Example.com>", and a digest ``key``: the digest key is
+    "ann@example.com|<key>"; both windows are Ann's."""
+    use_triggers(digest={**DIGEST, "to": "tests.test_privacy.named_address",
+                         "digest": {"window": "1h", "key": "number"}})
+    ann = Customer.objects.create(name="Ann", email="Ann@Example.com")
+    new_order(ann, "A-1")
+    new_order(ann, "A-2")
+    assert sorted(DigestWindow.objects.values_list("digest_key", flat=True)) == [
+        "ann@example.com|A-1", "ann@example.com|A-2"]
+    assert privacy.forget_address(ANN).digest_windows == 2
+
+
+def named_address(order) -> str:
+    return f"{order.customer.name} <{order.customer.email}>"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="concurrent sessions need PostgreSQL (TM_TEST_POSTGRES runs this)")
+@pytest.mark.django_db(transaction=True)
+def test_forgetting_while_the_sweep_closes_the_window_cancels_its_digest(
+        template, use_triggers):
+    """The sweep holds Ann's window while it queues her digest; the erasure waits for it,
+    then finds the digest email and cancels it: nothing goes to a forgotten address."""
+    import threading
+    import time
+
+    use_triggers(digest=DIGEST)
+    new_order(Customer.objects.create(name="Ann", email=ANN))
+    window = DigestWindow.objects.get()
+    closing, errors = threading.Event(), []
+
+    def close_slowly():
+        try:
+            with transaction.atomic():
+                assert digests.close_window(window.pk, now=later(hours=2)) is not None
+                closing.set()
+                time.sleep(1)  # the erasure starts meanwhile, and waits for this commit
+        except Exception as err:
+            errors.append(err)
+            closing.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=close_slowly)
+    thread.start()
+    closing.wait(10)
+    erasure = privacy.forget_address(ANN)
+    thread.join()
+    assert errors == []
+    assert (erasure.digest_windows, erasure.cancelled) == (1, 1)
+    digest = Email.objects.get(trigger_key="digest")
+    assert (digest.status, digest.to) == (EmailStatus.CANCELLED, ["[erased]"])
+    assert not DigestWindow.objects.exists()
+
+
 # --- the commands --------------------------------------------------------------------------
 
 def test_forget_address_command(log):
     out = io.StringIO()
     call_command("forget_address", ANN, "--hash", stdout=out)
     assert "Erased 2 email(s)" in out.getvalue()
+    assert "0 digest window(s), 0 cap count(s) deleted" in out.getvalue()
     with pytest.raises(CommandError, match="not an email address"):
         call_command("forget_address", "nobody")
 
@@ -450,3 +627,27 @@ def test_two_retention_runs_at_once_redact_each_row_once(template):
         thread.join()
     assert errors == [] and sum(results) == 40
     assert not Email.objects.filter(redacted_at__isnull=True).exists()
+
+
+@pytest.mark.parametrize("value", [-1, "30", 1.5, True])
+def test_a_bad_digest_retention_setting_fails_the_check(settings, value):
+    from django.core import checks
+
+    from transactional_mail.checks import check_settings
+
+    settings.TRANSACTIONAL_MAIL = {"DIGEST_RETENTION_DAYS": value}
+    assert check_settings() == [checks.Error(
+        f"TRANSACTIONAL_MAIL['DIGEST_RETENTION_DAYS'] is {value!r}; it must be a whole number "
+        "of days >= 0, or None to keep closed digest windows.",
+        hint="Closed windows hold the events' contexts (personal data); 30 days is the "
+        "default (docs/privacy.md).",
+        id="transactional_mail.E003",
+    )]
+
+
+@pytest.mark.parametrize("value", [0, 7, None])
+def test_a_good_digest_retention_setting_passes_the_check(settings, value):
+    from transactional_mail.checks import check_settings
+
+    settings.TRANSACTIONAL_MAIL = {"DIGEST_RETENTION_DAYS": value}
+    assert check_settings() == []

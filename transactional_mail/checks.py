@@ -86,6 +86,18 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             hint="Raw payloads hold personal data; 30 days is the default.",
             id="transactional_mail.E003",
         ))
+    digest_retention = user.get("DIGEST_RETENTION_DAYS", DEFAULTS["DIGEST_RETENTION_DAYS"])
+    if digest_retention is not None and (
+        isinstance(digest_retention, bool) or not isinstance(digest_retention, int)
+        or digest_retention < 0
+    ):
+        errors.append(checks.Error(
+            f"TRANSACTIONAL_MAIL['DIGEST_RETENTION_DAYS'] is {digest_retention!r}; it must "
+            "be a whole number of days >= 0, or None to keep closed digest windows.",
+            hint="Closed windows hold the events' contexts (personal data); 30 days is the "
+            "default (docs/privacy.md).",
+            id="transactional_mail.E003",
+        ))
     body_retention = user.get("RETENTION_DAYS", DEFAULTS["RETENTION_DAYS"])
     if body_retention is not None and (
         isinstance(body_retention, bool) or not isinstance(body_retention, int)

@@ -79,6 +79,10 @@ DEFAULTS: dict[str, Any] = {
     "RECIPIENT_TIMEZONE": None,
     # Most events a digest email's "items" holds; "count" is always the whole window's.
     "DIGEST_MAX_ITEMS": 100,
+    # Days a closed digest window and its events (their contexts: personal data) are kept
+    # before the daily transactional_mail.redact_old_emails task deletes them; RETENTION_DAYS
+    # when that is shorter. The digest email stays in the send log. None keeps them.
+    "DIGEST_RETENTION_DAYS": 30,
     # Periodic emails run by celery beat, per key: "schedule" (a celery crontab, a
     # timedelta or a duration like "15m"), "timezone", "recipients", "template",
     # "category", "language", "secret_keys", "description" (docs/scheduling.md).

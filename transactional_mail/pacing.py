@@ -13,6 +13,9 @@ essential), and both are decided at send time, when the email is really about to
   category) on PostgreSQL (SQLite serialises writers), so two workers cannot both take
   the last slot. An email over the cap is suppressed ("frequency cap"), unless it
   carries digest events: those are folded into the recipient's next digest window.
+
+Counts no cap reads any more are deleted: by the cap itself for the (recipient, category)
+it decides, and daily by ``prune_cap_counts`` for every other one.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .categories import get_category
 from .conf import get_setting
 from .durations import parse_delay
+from .exceptions import InvalidEmailOption
 from .models import CapCount, DigestItem, DigestWindow, Email, EmailStatus
 from .models.suppression import normalize_address
 from .snapshots import resolve_path
@@ -42,6 +47,10 @@ _CAP_LOCK_NAMESPACE = 0x746D6163
 
 #: The reason an email over its cap is suppressed with (the log's filter looks for it).
 FREQUENCY_CAP = "frequency cap"
+
+#: How long after its period a count is pruned: a worker deciding a cap counts from the
+#: clock it read when it started, which may lag the pruning's.
+PRUNE_MARGIN = datetime.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -222,3 +231,37 @@ def fold_into_next_digest(email: Email, now: datetime.datetime,
         DigestItem.objects.filter(pk__in=[item.pk for item in items]).update(
             window=window, email=None)
     return len(items)
+
+
+def prune_cap_counts(now: datetime.datetime | None = None, *, batch_size: int = 1000) -> int:
+    """Delete the counts no cap reads any more; return how many.
+
+    A count is dead once its category's period is over (by ``PRUNE_MARGIN``), and at once
+    when its category has no cap in ``FREQUENCY_CAPS`` any more. The cap drops the old
+    counts of the (recipient, category) it decides; this catches the recipients it never
+    decides again. A malformed ``FREQUENCY_CAPS`` (check E030) prunes nothing, and a
+    malformed cap keeps its counts: what is dead is not known. One DELETE of at most
+    ``batch_size`` rows per statement, none held in a long transaction.
+    """
+    caps = get_setting("FREQUENCY_CAPS") or {}
+    if not isinstance(caps, dict):
+        return 0
+    now = now or timezone.now()
+    dead = ~Q(category__in=list(caps))
+    for category, cap in caps.items():
+        try:
+            ended = now - parse_delay(cap["period"]) - PRUNE_MARGIN
+        except (InvalidEmailOption, KeyError, TypeError, OverflowError):
+            continue
+        dead |= Q(category=category, counted_at__lte=ended)
+    counts = CapCount.objects.using(router.db_for_write(CapCount))
+    pruned = 0
+    while True:
+        ids = list(counts.filter(dead).values_list("pk", flat=True)[:batch_size])
+        deleted = counts.filter(pk__in=ids).delete()[0] if ids else 0
+        pruned += deleted
+        if not deleted:
+            break
+    if pruned:
+        logger.info("Pruned %d frequency-cap counts past their period.", pruned)
+    return pruned

@@ -3,7 +3,9 @@
 What each keeps and why is in ``docs/privacy.md``. In short: an erasure or a redaction
 removes what was said to a person (recipients, bodies, context, errors, raw events) and
 keeps what happened (each row's status, category, template and times), so the counts
-of the log and its statistics stay true.
+of the log and its statistics stay true. The events waiting in digest windows and the
+frequency-cap counts are personal data too: an erasure deletes them, an export lists
+them, and closed windows are pruned after ``DIGEST_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import Any
 
 from django.apps import apps
 from django.db import transaction
-from django.db.models import Q, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Replace
 from django.utils import timezone
 
 from .conf import get_setting
 from .exceptions import TransactionalMailError
 from .models import (
+    CapCount,
+    DigestItem,
+    DigestWindow,
     Email,
     EmailAttempt,
     EmailEvent,
@@ -72,6 +77,9 @@ class Erasure:
     events: int = 0
     suppressions: int = 0
     hashed: bool = False
+    digest_windows: int = 0
+    digest_items: int = 0
+    cap_counts: int = 0
 
 
 def clean_address(address: str) -> str:
@@ -124,6 +132,26 @@ def event_ids_of(address: str, email_ids: list[int]) -> list[int]:
     return sorted(found)
 
 
+def digest_window_ids_of(address: str) -> list[int]:
+    """The ids of the digest windows, open or closed, whose recipient is ``address``.
+
+    A window's recipient is the address as its trigger gave it (display name included);
+    its digest key starts with the normalised address. Either finds a candidate (a text
+    match is case-insensitive for ASCII only on SQLite), and each is confirmed on its
+    recipient, as ``email_ids_of`` does, so "joann@example.com" is not "ann@example.com".
+    """
+    query = (Q(recipient__icontains=address) | Q(digest_key=address)
+             | Q(digest_key__startswith=f"{address}|"))
+    candidates = DigestWindow.objects.filter(query).only("pk", "recipient")
+    return sorted(window.pk for window in candidates.iterator(chunk_size=2000)
+                  if _is(window.recipient, address))
+
+
+def cap_counts_of(address: str) -> QuerySet[CapCount]:
+    """The frequency-cap counts of ``address`` (kept under the normalised address)."""
+    return CapCount.objects.filter(recipient_key__iexact=address)
+
+
 def is_forgotten_recipient(email: Email | None, recipient: str) -> bool:
     """Whether an event for ``recipient`` of ``email`` arrives after the address was
     erased from it (a late open or click): the event must not store it again."""
@@ -149,10 +177,17 @@ def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
     which still blocks sends. The history of a suppression no longer there (reactivated)
     is reduced to the hash either way. ``address_forgotten`` is sent inside the
     transaction, so a receiver that erases its own data fails or succeeds with the rest.
+
+    The address's digest windows are deleted with their events, open ones too: nothing
+    collected for it is sent afterwards. Its frequency-cap counts are deleted.
     """
     address = clean_address(address)
     now = timezone.now()
     with transaction.atomic():
+        # Digests first: a sweep closing one of the windows right now is waited for, so
+        # the digest email it queues is committed before the emails are looked up below
+        # (each statement sees what was committed before it, on PostgreSQL), and cancelled.
+        digest_windows, digest_items = _erase_digests(address)
         email_ids = email_ids_of(address)
         cancelled = 0
         for chunk in _chunks(email_ids):
@@ -171,14 +206,41 @@ def forget_address(address: str, *, hash_suppressions: bool = False) -> Erasure:
         events = _erase_events(address, email_ids)
         suppressions = _keep_suppressions(address, hash_suppressions)
         _erase_admin_log(address, email_ids, hash_suppressions)
+        cap_counts, _ = cap_counts_of(address).delete()
         erasure = Erasure(emails=len(email_ids), email_ids=tuple(email_ids),
                           cancelled=cancelled, attempts=attempts, events=events,
-                          suppressions=suppressions, hashed=hash_suppressions)
+                          suppressions=suppressions, hashed=hash_suppressions,
+                          digest_windows=digest_windows, digest_items=digest_items,
+                          cap_counts=cap_counts)
         address_forgotten.send(sender=Email, address=address, erasure=erasure)
-    logger.info("Forgot an address: %d emails, %d events erased; %d suppressions kept%s.",
-                erasure.emails, erasure.events, erasure.suppressions,
+    logger.info("Forgot an address: %d emails, %d events erased; %d digest windows, %d cap "
+                "counts deleted; %d suppressions kept%s.", erasure.emails, erasure.events,
+                erasure.digest_windows, erasure.cap_counts, erasure.suppressions,
                 " (hashed)" if hash_suppressions else "")
     return erasure
+
+
+def _erase_digests(address: str) -> tuple[int, int]:
+    """Delete the address's digest windows and their items; return how many of each.
+
+    Each window is locked first (waiting for a sweep closing it, or a request adding to
+    it, to commit); deleted, an open window is never closed, so its events are not sent.
+    """
+    windows = items = 0
+    for chunk in _chunks(digest_window_ids_of(address)):
+        locked = list(DigestWindow.objects.select_for_update().filter(pk__in=chunk)
+                      .values_list("pk", flat=True))
+        deleted = _delete_windows(locked)
+        windows += deleted.get(DigestWindow._meta.label, 0)
+        items += deleted.get(DigestItem._meta.label, 0)
+    return windows, items
+
+
+def _delete_windows(window_ids: list[int]) -> dict[str, int]:
+    """Delete these digest windows with their items; the rows deleted, per model label."""
+    if not window_ids:
+        return {}
+    return DigestWindow.objects.filter(pk__in=window_ids).delete()[1]
 
 
 def _erase_emails(email_ids: list[int], address: str, now: datetime.datetime) -> None:
@@ -251,7 +313,9 @@ def _erase_admin_log(address: str, email_ids: list[int], hashed: bool) -> None:
 def export_address(address: str) -> dict[str, Any]:
     """Everything the log holds about ``address``, as JSON-ready data: each email naming
     it with its bodies, context, attempts and events, the events naming it that belong to
-    no email of it, its suppressions and their history."""
+    no email of it, its suppressions and their history, its digest windows with the
+    events they hold (what is waiting to be sent, and what was), and its frequency-cap
+    counts."""
     address = clean_address(address)
     email_ids = email_ids_of(address)
     mine = set(email_ids)
@@ -286,7 +350,35 @@ def export_address(address: str) -> dict[str, Any]:
             for h in SuppressionHistory.objects.filter(
                 address__in=[address, hash_address(address)]).order_by("created_at", "pk")
         ],
+        "digest_windows": _digest_data(digest_window_ids_of(address)),
+        "cap_counts": [
+            {"category": count.category, "counted_at": count.counted_at,
+             "email": count.email_id}
+            for count in cap_counts_of(address).order_by("counted_at", "pk")
+        ],
     }
+
+
+def _digest_data(window_ids: list[int]) -> list[dict[str, Any]]:
+    """The digest windows ``window_ids``, each with its items (open windows first)."""
+    items: dict[int, list[dict]] = {}
+    windows = []
+    for chunk in _chunks(window_ids):
+        for item in DigestItem.objects.filter(window_id__in=chunk).order_by("created_at", "pk"):
+            items.setdefault(item.window_id, []).append(
+                {"created_at": item.created_at, "context": item.context,
+                 "email": item.email_id})
+        windows.extend(DigestWindow.objects.filter(pk__in=chunk))
+    windows.sort(key=lambda window: (window.closed_at is not None, window.opened_at, window.pk))
+    return [
+        {"trigger_key": window.trigger_key, "recipient": window.recipient,
+         "digest_key": window.digest_key, "template_key": window.template_key,
+         "category": window.category, "language": window.language,
+         "options": window.options, "opened_at": window.opened_at,
+         "closes_at": window.closes_at, "closed_at": window.closed_at,
+         "email": window.email_id, "items": items.get(window.pk, [])}
+        for window in windows
+    ]
 
 
 def _email_data(email: Email) -> dict[str, Any]:
@@ -340,3 +432,59 @@ def redact_expired(days: int | None = None, *, batch_size: int = 1000,
             **_REDACTED_COPIES, redacted_at=timezone.now())
         batches += 1
     return redacted
+
+
+def digest_retention_days() -> int | None:
+    """Days a closed digest window is kept: ``DIGEST_RETENTION_DAYS``, or
+    ``RETENTION_DAYS`` when that is shorter (a window's items are contexts, kept no longer
+    than the emails' own); None when both are None."""
+    days = [value for value in (get_setting("DIGEST_RETENTION_DAYS"),
+                                get_setting("RETENTION_DAYS")) if value is not None]
+    return min(days) if days else None
+
+
+def prune_digest_windows(days: int | None = None, *, batch_size: int = 1000,
+                         max_batches: int | None = None) -> int:
+    """Delete the digest windows closed more than ``days`` ago, with their items (the
+    events' contexts); return how many windows. ``days`` defaults to
+    ``digest_retention_days()``; None keeps them.
+
+    An open window is never deleted, nor a closed one while an email carrying its events
+    (the digest, or a first event sent at once) is still queued, scheduled or sending:
+    held back by a frequency cap, that email's events are folded into the next window
+    from these items. The digest emails themselves stay in the send log, under its rules.
+
+    Oldest first, ``batch_size`` windows per transaction; a window another transaction
+    holds is left for the next run. Stopped anywhere, the next run carries on.
+    """
+    days = digest_retention_days() if days is None else days
+    if days is None:
+        return 0
+    cutoff = timezone.now() - datetime.timedelta(days=days)
+    # Each item points at the email that carried it (the digest, or the first event's
+    # email sent at once), so the items tell whether an email of the window is to go.
+    unfinished = Email.objects.filter(status__in=_UNFINISHED)
+    expired = (
+        DigestWindow.objects.filter(closed_at__lt=cutoff)
+        .exclude(Exists(DigestItem.objects.filter(window_id=OuterRef("pk"),
+                                                  email__in=unfinished)))
+        .order_by("closed_at", "pk")
+    )
+    pruned = batches = 0
+    while max_batches is None or batches < max_batches:
+        ids = list(expired.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            # Locked and checked again: an email of the window may have been resent
+            # (queued again) since the ids were read.
+            locked = list(expired.filter(pk__in=ids).select_for_update(skip_locked=True)
+                          .values_list("pk", flat=True))
+            deleted = _delete_windows(locked).get(DigestWindow._meta.label, 0)
+        pruned += deleted
+        batches += 1
+        if not deleted:
+            break  # every window of the batch is held elsewhere: the next run takes them
+    if pruned:
+        logger.info("Pruned %d closed digest windows (older than %d days).", pruned, days)
+    return pruned

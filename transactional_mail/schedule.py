@@ -22,7 +22,8 @@ CLOSE_DIGESTS_TASK = "transactional_mail.close_digests"
 
 def install_periodic_tasks(using: str = "default", **kwargs) -> None:
     """Create or update the beat rows for the outbox sweep, the digests' closing, the
-    raw-event pruning, the operator alerts and the retention of bodies and contexts.
+    raw-event pruning, the operator alerts and the retention of bodies, contexts, digest
+    windows and cap counts.
 
     Runs on ``post_migrate``. A row staff disabled stays disabled; its schedule and queue
     follow the settings.
@@ -43,7 +44,9 @@ def install_periodic_tasks(using: str = "default", **kwargs) -> None:
                       "Check bounce and complaint rates, volume and the outbox; mail "
                       "ADMINS about alerts (transactional_mail, docs/alerts.md)."),
         RETENTION_TASK: (1, IntervalSchedule.DAYS,
-                         "Redact bodies and contexts of emails older than RETENTION_DAYS."),
+                         "Redact bodies and contexts of emails older than RETENTION_DAYS; "
+                         "prune closed digest windows (DIGEST_RETENTION_DAYS) and "
+                         "frequency-cap counts past their period."),
     }
     try:
         for task, (every, period, description) in wanted.items():

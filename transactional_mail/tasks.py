@@ -16,7 +16,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import alerts, claims, delivery, privacy, publishing
+from . import alerts, claims, delivery, pacing, privacy, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
 from .models.log import CLAIMABLE_STATUSES, redact_final
@@ -126,9 +126,18 @@ def check_alerts() -> list[str]:
 
 @shared_task(name="transactional_mail.redact_old_emails", ignore_result=True)
 def redact_old_emails() -> int:
-    """Remove the bodies and context snapshots of finished emails older than
-    ``RETENTION_DAYS`` (``privacy.redact_expired``: batched, resumable)."""
-    return privacy.redact_expired()
+    """The daily retention job; return how many emails it redacted.
+
+    Removes the bodies and context snapshots of finished emails older than
+    ``RETENTION_DAYS`` (``privacy.redact_expired``), deletes the digest windows closed
+    longer than ``DIGEST_RETENTION_DAYS`` (``privacy.prune_digest_windows``) and the
+    frequency-cap counts past their period (``pacing.prune_cap_counts``). Each works in
+    batches and carries on where a stopped run left off.
+    """
+    redacted = privacy.redact_expired()
+    privacy.prune_digest_windows()
+    pacing.prune_cap_counts()
+    return redacted
 
 
 @contextlib.contextmanager

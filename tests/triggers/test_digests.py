@@ -1,4 +1,5 @@
-"""Digest triggers: events collected into windows in the database, one email per window."""
+"""Digest triggers: events collected into windows in the database, one email per window;
+closed windows pruned after their retention."""
 
 from __future__ import annotations
 
@@ -6,12 +7,19 @@ from datetime import timedelta
 
 import pytest
 from django.core import checks
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from tests.factories import make_template
 from tests.triggers.helpers import BASE, emails, new_order
-from transactional_mail.models import DigestItem, DigestWindow, EmailStatus, EmailTemplate
+from transactional_mail import privacy, tasks
+from transactional_mail.models import (
+    DigestItem,
+    DigestWindow,
+    Email,
+    EmailStatus,
+    EmailTemplate,
+)
 from transactional_mail.schedule import CLOSE_DIGESTS_TASK, install_periodic_tasks
 from transactional_mail.triggers import digests
 
@@ -269,3 +277,144 @@ class TestChecks:
         settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,
                                        "TRIGGERS": {"d": {**DIGEST, "digest": {}}}}
         assert any(m.id == "transactional_mail.E009" for m in checks.run_checks())
+
+
+# --- retention: closed windows are pruned ----------------------------------------------------
+
+def closed_window(customer, number: str, *, days_ago: int, status=EmailStatus.SENT):
+    """A window of one order, closed ``days_ago`` days ago into a digest now ``status``."""
+    new_order(customer, number)
+    window = DigestWindow.objects.get(closed_at__isnull=True)
+    digest = digests.close_window(window.pk, now=later(hours=2))
+    Email.objects.filter(pk=digest.pk).update(status=status)
+    DigestWindow.objects.filter(pk=window.pk).update(closed_at=later(days=-days_ago))
+    return window
+
+
+def test_closed_windows_are_pruned_with_their_items_and_the_digest_stays(
+        use_triggers, customer, digest_template):
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})
+    old = closed_window(customer, "A-1", days_ago=40)
+    recent = closed_window(customer, "A-2", days_ago=10)
+    new_order(customer, "A-3")
+    DigestWindow.objects.filter(closed_at__isnull=True).update(
+        opened_at=later(days=-100), closes_at=later(days=-99))  # open, though long due
+    assert privacy.prune_digest_windows(30) == 1
+    assert set(DigestWindow.objects.values_list("pk", flat=True)) == {
+        recent.pk, DigestWindow.objects.get(closed_at__isnull=True).pk}
+    assert DigestItem.objects.filter(window_id=old.pk).count() == 0
+    assert DigestItem.objects.count() == 2
+    first = emails()[0]  # the send log keeps the digest, under its own rules
+    assert first.context["items"] == [{"number": "A-1", "customer": {"name": "Ann"}}]
+    assert privacy.prune_digest_windows(30) == 0  # done once
+
+
+@pytest.mark.parametrize("status", [EmailStatus.QUEUED, EmailStatus.SCHEDULED,
+                                    EmailStatus.SENDING])
+def test_a_window_whose_digest_is_still_to_go_is_kept(use_triggers, customer,
+                                                      digest_template, status):
+    """A frequency cap may still fold that digest's events into the next window, from
+    the items."""
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})
+    window = closed_window(customer, "A-1", days_ago=40, status=status)
+    assert privacy.prune_digest_windows(30) == 0
+    Email.objects.update(status=EmailStatus.DELIVERED)
+    assert privacy.prune_digest_windows(30) == 1
+    assert not DigestWindow.objects.filter(pk=window.pk).exists()
+
+
+def test_a_window_whose_first_event_is_still_to_go_is_kept(use_triggers, customer,
+                                                           digest_template):
+    """The window closed into no digest (its only event went at once), but that email
+    is still queued: it carries the window's events."""
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h", "first_at_once": True}})
+    new_order(customer, "A-1")
+    digests.close_due_windows(now=later(hours=2))
+    DigestWindow.objects.update(closed_at=later(days=-40))
+    assert DigestWindow.objects.get().email is None
+    assert privacy.prune_digest_windows(30) == 0
+    Email.objects.update(status=EmailStatus.SUPPRESSED)
+    assert privacy.prune_digest_windows(30) == 1
+
+
+@pytest.mark.parametrize(("values", "kept_days"), [
+    ({}, 30),  # the default
+    ({"DIGEST_RETENTION_DAYS": 30, "RETENTION_DAYS": 7}, 7),  # no longer than the emails'
+    ({"DIGEST_RETENTION_DAYS": None, "RETENTION_DAYS": 20}, 20),
+    ({"DIGEST_RETENTION_DAYS": 0}, 0),
+    ({"DIGEST_RETENTION_DAYS": None}, None),
+])
+def test_the_retention_follows_the_settings(use_triggers, customer, digest_template,
+                                            settings, values, kept_days):
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, **values}
+    assert privacy.digest_retention_days() == kept_days
+    windows = {days: closed_window(customer, f"A-{days}", days_ago=days).pk
+               for days in (1, 6, 8, 19, 21, 29, 31)}
+    kept = [pk for days, pk in windows.items() if kept_days is None or days < kept_days]
+    assert privacy.prune_digest_windows() == len(windows) - len(kept)
+    assert sorted(DigestWindow.objects.values_list("pk", flat=True)) == kept
+
+
+def test_the_daily_retention_task_prunes_windows(use_triggers, customer, digest_template):
+    """No new beat row: the retention task (RETENTION_DAYS off by default) prunes them."""
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})
+    closed_window(customer, "A-1", days_ago=31)
+    assert tasks.redact_old_emails.apply().get() == 0  # no email redacted
+    assert not DigestWindow.objects.exists()
+
+
+def test_pruning_works_in_batches_and_carries_on(use_triggers, customer, digest_template):
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})
+    for number in range(5):
+        closed_window(customer, f"A-{number}", days_ago=40 + number)
+    assert privacy.prune_digest_windows(30, batch_size=2, max_batches=1) == 2
+    assert privacy.prune_digest_windows(30, batch_size=2) == 3
+    assert not DigestItem.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="concurrent sessions need PostgreSQL (TM_TEST_POSTGRES runs this)")
+@pytest.mark.django_db(transaction=True)
+def test_pruning_while_windows_close_or_are_held(use_triggers, customer, digest_template):
+    """A window a sweep is closing right now is not pruned (it was open); an expired one
+    another transaction holds is skipped without waiting, and taken by the next run."""
+    import threading
+    import time
+
+    use_triggers(digest={**DIGEST, "digest": {"window": "1h"}})
+    held = closed_window(customer, "A-1", days_ago=40)
+    expired = closed_window(customer, "A-2", days_ago=40)
+    new_order(customer, "A-3")
+    closing_window = DigestWindow.objects.get(closed_at__isnull=True)
+    DigestWindow.objects.filter(pk=closing_window.pk).update(closes_at=later(seconds=-1))
+    busy, errors = threading.Event(), []
+
+    def hold_and_close():
+        try:
+            with transaction.atomic():
+                DigestWindow.objects.select_for_update().get(pk=held.pk)
+                assert digests.close_window(closing_window.pk) is not None
+                busy.set()
+                time.sleep(1)
+        except Exception as err:
+            errors.append(err)
+            busy.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold_and_close)
+    thread.start()
+    busy.wait(10)
+    started = time.monotonic()
+    assert privacy.prune_digest_windows(0) == 1  # only the expired one nobody holds
+    assert time.monotonic() - started < 0.9  # did not wait for the held window
+    thread.join()
+    assert errors == []
+    assert not DigestWindow.objects.filter(pk=expired.pk).exists()
+    # Now closed, its digest queued: kept until that is sent.
+    assert privacy.prune_digest_windows(0) == 1  # the held one
+    assert DigestWindow.objects.get().pk == closing_window.pk
+    Email.objects.update(status=EmailStatus.SENT)
+    assert privacy.prune_digest_windows(0) == 1
+    assert not DigestWindow.objects.exists()

@@ -14,7 +14,8 @@ class Command(BaseCommand):
     help = (
         "Write everything the send log holds about one address as JSON: each email naming "
         "it (recipients, subject, bodies, context, attempts, events), other events naming "
-        "it, its suppressions and their history. For a data subject access request."
+        "it, its suppressions and their history, its digest windows with their events, and "
+        "its frequency-cap counts. For a data subject access request."
     )
 
     def add_arguments(self, parser):

@@ -11,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Erase everything the send log holds about one address (recipients, subjects, "
         "bodies, contexts, errors, raw events), keeping each email's status, category, "
-        "template and times so counts stay true. A suppression of the address is kept; "
+        "template and times so counts stay true; deletes its digest windows (nothing "
+        "collected for it is sent) and frequency-cap counts. A suppression of the address is kept; "
         "--hash keeps it only as a keyed hash, which still blocks sends. See docs/privacy.md."
     )
 
@@ -31,4 +32,5 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Erased {erasure.emails} email(s) ({erasure.cancelled} cancelled before "
             f"sending), {erasure.events} event(s), {erasure.attempts} attempt error(s); "
-            f"{kept}."))
+            f"{erasure.digest_windows} digest window(s), {erasure.cap_counts} cap count(s) "
+            f"deleted; {kept}."))
