@@ -25,6 +25,7 @@ from .log_queries import (
     CappedPaginator,
     CategoryFilter,
     CreatedRangeFilter,
+    ScheduleRunFilter,
     TemplateFilter,
     TestFilter,
     TriggerFilter,
@@ -51,7 +52,7 @@ class EmailAdmin(admin.ModelAdmin):
     list_display = ["id", "template_key", "recipients", "subject", "status", "is_test",
                     "attempts", "created_at"]
     list_filter = ["status", TemplateFilter, TriggerFilter, CategoryFilter, CreatedRangeFilter,
-                   TestFilter]
+                   TestFilter, ScheduleRunFilter]
     # Shown only so the search box appears: get_search_results does the searching.
     search_fields = ["esp_message_id"]
     search_help_text = _("An exact recipient address, an email id or an ESP message id.")
