@@ -41,7 +41,7 @@ _HEAVY_FIELDS = ("html_compressed", "text_compressed", "context", "attachments",
 _FILTERABLE_FIELDS = {"id", "status", "template_key", "trigger_key", "category", "language",
                       "is_test", "created_at", "sent_at", "esp_name", "esp_message_id",
                       "source_content_type", "source_object_id", "template_revision",
-                      *CreatedRangeFilter.parameters}
+                      *CreatedRangeFilter.parameters, ScheduleRunFilter.parameter_name}
 
 
 @admin.register(Email)

@@ -212,8 +212,11 @@ class ScheduleRunFilter(admin.SimpleListFilter):
     parameter_name = "schedule_run"
 
     def lookups(self, request, model_admin):
+        if self.value() is None:
+            return []
         record = self._record()
-        return [(str(record.pk), str(record))] if record else []
+        # An unknown run still shows, so that its (empty) filter applies and can be cleared.
+        return [(self.value(), str(record) if record else _("no such run"))]
 
     def queryset(self, request, queryset):
         if self.value() is None:

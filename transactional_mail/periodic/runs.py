@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from ..api import build_email
@@ -73,10 +74,15 @@ def emails_of(queryset: QuerySet[Email], record: ScheduleRun) -> QuerySet[Email]
 
     Both prefixes are in the query: the first is the condition of the partial index on
     the key (``tmail_email_schedule_key_idx``), which PostgreSQL uses only when the query
-    repeats it; the second, on that index, finds the period's rows.
+    repeats it; the second, on that index, finds the period's rows. SQLite's LIKE ignores
+    case, so the key's head is compared exactly as well (on PostgreSQL, a check of the
+    rows the index found).
     """
-    return queryset.filter(idempotency_key__startswith=KEY_PREFIX).filter(
-        idempotency_key__startswith=run_key_prefix(record.schedule_key, record.period))
+    prefix = run_key_prefix(record.schedule_key, record.period)
+    return (queryset.filter(idempotency_key__startswith=KEY_PREFIX)
+            .filter(idempotency_key__startswith=prefix)
+            .alias(key_head=Substr("idempotency_key", 1, len(prefix)))
+            .filter(key_head=prefix))
 
 
 def run(
