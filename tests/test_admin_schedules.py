@@ -229,3 +229,19 @@ def test_the_list_reads_a_fixed_number_of_queries(runs):
         response = client.get(URL)
     assert len(response.context["cl"].result_list) == 64
     assert len(many) == len(few)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the pattern operator class is PostgreSQL's")
+def test_the_emails_of_a_run_are_found_on_the_partial_index(runs):
+    """The query repeats the index's condition, so PostgreSQL answers LIKE 'prefix%' from
+    tmail_email_schedule_key_idx whatever the database's collation (with sequential scans
+    off, as a big table would make it choose)."""
+    from transactional_mail.periodic.runs import emails_of
+
+    sql, params = emails_of(Email.objects.all(), runs["done"]).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tmail_email_schedule_key_idx" in plan, plan
