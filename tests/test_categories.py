@@ -217,8 +217,8 @@ def test_send_refuses_an_undeclared_category_naming_the_declared(settings, order
 
 @pytest.mark.django_db
 def test_send_takes_a_declared_category_and_the_templates(settings, orders_template):
-    """A declared key is taken; None and "" are the template's category (what triggers
-    without a category, the password reset form and the allauth adapter pass)."""
+    """A declared key is taken; None is the template's category (what the password reset
+    form and the allauth adapter pass) and "" none, as before (a trigger's blank one)."""
     from transactional_mail import send
 
     settings.TRANSACTIONAL_MAIL = {**BASE, "CATEGORIES": DECLARED}

@@ -73,7 +73,7 @@ def send(
     characters, more recipients than ``MAX_RECIPIENTS``, attachments over
     ``MAX_ATTACHMENTS_SIZE``, a secret key the context does not have, a ``category``
     ``CATEGORIES`` does not declare once any is declared); in each case nothing is written.
-    ``category=None`` (or ``""``) is the template's category.
+    ``category=None`` is the template's category, ``""`` none (essential).
     """
     using = router.db_for_write(Email)
     if idempotency_key is not None:
@@ -145,7 +145,7 @@ def build_email(
         raise InvalidEmailOption(f"category must be a category key (a string), not "
                                  f"{category!r}.")
     if category:
-        # "" and None are the template's category: only a key the caller chose is checked.
+        # None (the template's category) and "" (none: essential) are always allowed.
         problem = undeclared_category_problem(category)
         if problem:
             raise InvalidEmailOption(problem)

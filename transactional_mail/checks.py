@@ -167,7 +167,7 @@ def _undeclared_categories(declared: dict, user: dict, setting: str, kind: str,
                            error_id: str) -> list[checks.CheckMessage]:
     """One error per definition of ``setting`` (TRIGGERS, SCHEDULES) naming a category
     ``declared`` does not hold; none while no category is declared (keys are then free
-    labels). A blank category is the template's own, so it is not an error."""
+    labels). A blank category names none (essential mail), so it is not an error."""
     definitions = user.get(setting, {})
     if not declared or not isinstance(definitions, dict):
         return []
