@@ -197,8 +197,10 @@ def test_the_header_lists_the_schedules_with_their_beat_rows(runs):
     beat_url = f"/admin/django_celery_beat/periodictask/{row.pk}/change/"
     assert f'href="{beat_url}"' in page and "The Monday report" in page and "enabled" in page
     assert client.get(beat_url).status_code in (200, 403)  # the URL resolves
-    next_due = response_schedules(client)[0].next_due
-    assert next_due > timezone.now() and next_due.isoweekday() == 1
+    listed = response_schedules(client)[0]
+    assert listed.next_due > timezone.now() and listed.next_due.isoweekday() == 1
+    assert listed.next_period.endswith(("T08:00+01:00", "T08:00+02:00"))  # Paris time
+    assert listed.next_period in page
     row.enabled = False
     row.save()
     assert ">paused<" in client.get(URL).content.decode()

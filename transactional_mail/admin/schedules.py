@@ -9,6 +9,7 @@ time.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from ..exceptions import ConfigurationError
 from ..models import ScheduleRun, ScheduleRunStatus
 from ..periodic.beat import row_name
 from ..periodic.definitions import parse_schedule
-from ..periodic.periods import next_due_time
+from ..periodic.periods import next_due_time, period_label
 from ..periodic.runs import lease_free
 from ..periodic.tasks import resume_schedule_run
 
@@ -40,7 +41,9 @@ class ConfiguredSchedule:
 
     key: str
     description: str
-    next_due: object  # a datetime, or None when the definition has a mistake
+    next_due: datetime.datetime | None  # None when the definition has a mistake
+    #: The next due time as the runs' periods are named (ISO 8601, the schedule's zone).
+    next_period: str
     problem: str
     beat_url: str
     enabled: bool | None  # None: no beat row (django-celery-beat missing, not migrated)
@@ -179,11 +182,13 @@ def configured_schedules() -> list[ConfiguredSchedule]:
         try:
             schedule = parse_schedule(key, definition)
             next_due, problem = next_due_time(schedule), ""
+            next_period = period_label(schedule, next_due)
             description = schedule.description
         except ConfigurationError as err:
-            next_due, problem, description = None, str(err), ""
+            next_due, next_period, problem, description = None, "", str(err), ""
         listed.append(ConfiguredSchedule(
-            key=str(key), description=description, next_due=next_due, problem=problem,
+            key=str(key), description=description, next_due=next_due,
+            next_period=next_period, problem=problem,
             beat_url=_beat_url(row), enabled=None if row is None else row.enabled))
     return listed
 
