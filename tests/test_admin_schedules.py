@@ -155,6 +155,24 @@ def test_resume_now_routes_to_the_apps_queue(settings, runs):
     apply_async.assert_called_once_with((runs["stopped"].pk,), queue="mail")
 
 
+def test_the_page_of_a_stopped_run_has_a_resume_button(runs):
+    """Only on a run that stopped half-way and nobody holds, and only for staff who may
+    resume; the button posts the action for that run."""
+    client = operator()
+    stopped, held = runs["stopped"], runs["held"]
+    page = client.get(f"{URL}{stopped.pk}/change/").content.decode()
+    assert 'value="resume_now"' in page and f'value="{stopped.pk}"' in page
+    assert 'value="resume_now"' not in client.get(f"{URL}{held.pk}/change/").content.decode()
+    assert 'value="resume_now"' not in client.get(
+        f"{URL}{runs['done'].pk}/change/").content.decode()
+    assert 'value="resume_now"' not in viewer().get(
+        f"{URL}{stopped.pk}/change/").content.decode()
+    with mock.patch("transactional_mail.periodic.tasks.resume_schedule_run.apply_async"
+                    ) as apply_async, TestCase.captureOnCommitCallbacks(execute=True):
+        client.post(URL, {"action": "resume_now", "_selected_action": stopped.pk})
+    apply_async.assert_called_once_with((stopped.pk,))
+
+
 def test_view_only_staff_cannot_resume(runs):
     """Without the change permission the action is not offered, and posting it anyway
     enqueues nothing."""

@@ -42,6 +42,13 @@ def test_staff_resume_a_stopped_run_and_open_a_runs_emails(page, settings, enque
         expect(page.locator(".messagelist")).to_contain_text("1 run will resume in a worker.")
     apply_async.assert_called_once_with((stopped.pk,))
 
+    page.goto(f"/admin/transactional_mail/schedulerun/{stopped.pk}/change/")
+    with mock.patch("transactional_mail.periodic.tasks.resume_schedule_run.apply_async"
+                    ) as apply_async:
+        page.click("text=Resume now")
+        expect(page.locator(".messagelist")).to_contain_text("1 run will resume in a worker.")
+    apply_async.assert_called_once_with((stopped.pk,))
+
     page.locator("#result_list tr", has_text="2026-11-30T08:00+01:00").locator("th a").click()
     expect(page.locator("#content")).to_contain_text("2026-11-30T08:00+01:00")
     expect(page.locator("#content")).to_contain_text("in the send log")

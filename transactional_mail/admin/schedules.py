@@ -82,6 +82,7 @@ class ScheduleRunAdmin(admin.ModelAdmin):
               "finished_at", "emails_link"]
     readonly_fields = fields
     change_list_template = "admin/transactional_mail/schedulerun/change_list.html"
+    change_form_template = "admin/transactional_mail/schedulerun/change_form.html"
 
     @admin.display(description=_("progress"))
     def progress(self, obj):
@@ -156,6 +157,15 @@ class ScheduleRunAdmin(admin.ModelAdmin):
                 "%d run left alone: it is finished, or a worker holds it.",
                 "%d runs left alone: they are finished, or a worker holds them.",
                 left) % left, messages.INFO)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The run, with a "Resume now" button (the action, for this run) when it stopped
+        half-way, nobody holds it and the user may resume."""
+        resumable = self.has_resume_permission(request) and str(object_id).isdigit() and (
+            ScheduleRun.objects.filter(pk=int(object_id), status=ScheduleRunStatus.RUNNING)
+            .filter(lease_free(timezone.now())).exists())
+        extra_context = {**(extra_context or {}), "resumable": resumable}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # --- the schedules of the settings, above the list ---------------------------------
 
