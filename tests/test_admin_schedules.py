@@ -87,6 +87,9 @@ def test_filters_by_schedule_and_status(runs):
     assert client.get(URL, {"status__exact": "done"}).context["cl"].result_count == 2
     assert client.get(URL, {"schedule_key": "weekly_report"}).context["cl"].result_count == 4
     assert client.get(URL, {"schedule_key": "other"}).context["cl"].result_count == 0
+    # A schedule removed from the settings keeps its history.
+    ScheduleRun.objects.create(schedule_key="gone", period=LABEL)
+    assert client.get(URL, {"schedule_key": "gone"}).context["cl"].result_count == 1
 
 
 def test_staff_need_the_view_permission(runs):
