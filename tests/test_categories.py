@@ -164,3 +164,74 @@ def test_the_template_form_refuses_an_undeclared_category(admin_client, settings
                                  {**form, "category": "reviews"})
     assert response.status_code == 302
     assert EmailTemplate.objects.get().category == "reviews"
+
+
+@override_settings(TRANSACTIONAL_MAIL={**BASE, "CATEGORIES": DECLARED, "SCHEDULES": {
+    "digest": {"schedule": "1h", "recipients": "tests.periodic.recipients.three",
+               "template": "weekly_report", "category": "newsletter"},
+    "report": {"schedule": "1h", "recipients": "tests.periodic.recipients.three",
+               "template": "weekly_report", "category": "reviews"},
+}})
+def test_a_schedule_naming_an_undeclared_category():
+    """E041, the trigger check (E021) applied to the schedules."""
+    assert check_settings() == [checks.Error(
+        "TRANSACTIONAL_MAIL['SCHEDULES']['digest']: the category 'newsletter' is not "
+        "declared in TRANSACTIONAL_MAIL['CATEGORIES'].",
+        hint="Declared: orders, reviews.", obj="schedule digest",
+        id="transactional_mail.E041")]
+
+
+@override_settings(TRANSACTIONAL_MAIL={**BASE, "SCHEDULES": {
+    "digest": {"schedule": "1h", "recipients": "tests.periodic.recipients.three",
+               "template": "weekly_report", "category": "anything"},
+}})
+def test_a_schedules_category_is_a_free_label_while_none_is_declared():
+    assert check_settings() == []
+
+
+@pytest.fixture
+def orders_template(db):
+    return make_template("order_confirmation", category="orders")
+
+
+@pytest.mark.django_db
+def test_send_refuses_an_undeclared_category_naming_the_declared(settings, orders_template):
+    """Refused when called, before anything is written: its mail would go out in no
+    stream, without the sender and unsubscribe link its category needs."""
+    from transactional_mail import send
+    from transactional_mail.api import build_email
+    from transactional_mail.exceptions import InvalidEmailOption
+    from transactional_mail.models import Email
+
+    settings.TRANSACTIONAL_MAIL = {**BASE, "CATEGORIES": DECLARED}
+    message = (r"The category 'review' is not declared in TRANSACTIONAL_MAIL\['CATEGORIES'\] "
+               r"\(declared: orders, reviews\)")
+    with pytest.raises(InvalidEmailOption, match=message):
+        send("order_confirmation", "ann@example.com", category="review")
+    with pytest.raises(InvalidEmailOption, match=message):
+        build_email("order_confirmation", "ann@example.com", category="review")
+    with pytest.raises(InvalidEmailOption, match="category must be a category key"):
+        send("order_confirmation", "ann@example.com", category=["orders"])
+    assert not Email.objects.exists()
+
+
+@pytest.mark.django_db
+def test_send_takes_a_declared_category_and_the_templates(settings, orders_template):
+    """A declared key is taken; None is the template's category (what the password reset
+    form and the allauth adapter pass) and "" none, as before (a trigger's blank one)."""
+    from transactional_mail import send
+
+    settings.TRANSACTIONAL_MAIL = {**BASE, "CATEGORIES": DECLARED}
+    assert send("order_confirmation", "ann@example.com", category="reviews").category == (
+        "reviews")
+    assert send("order_confirmation", "ann@example.com").category == "orders"
+    assert send("order_confirmation", "ann@example.com", category="").category == ""
+
+
+@pytest.mark.django_db
+def test_send_takes_any_category_while_none_is_declared(settings, orders_template):
+    from transactional_mail import send
+
+    settings.TRANSACTIONAL_MAIL = BASE
+    assert send("order_confirmation", "ann@example.com", category="anything").category == (
+        "anything")

@@ -15,7 +15,7 @@ from django.core.files.base import File
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
-from .categories import get_category
+from .categories import get_category, undeclared_category_problem
 from .conf import default_from_email, get_setting
 from .durations import parse_delay
 from .exceptions import InvalidEmailOption, TemplateNotFound
@@ -71,8 +71,9 @@ def send(
     context is not JSON data, and ``InvalidEmailOption`` for malformed options (a header
     value that is not one line, an address naming several mailboxes or over 320
     characters, more recipients than ``MAX_RECIPIENTS``, attachments over
-    ``MAX_ATTACHMENTS_SIZE``, a secret key the context does not have); in each case
-    nothing is written.
+    ``MAX_ATTACHMENTS_SIZE``, a secret key the context does not have, a ``category``
+    ``CATEGORIES`` does not declare once any is declared); in each case nothing is written.
+    ``category=None`` is the template's category, ``""`` none (essential).
     """
     using = router.db_for_write(Email)
     if idempotency_key is not None:
@@ -140,6 +141,14 @@ def build_email(
     secrets = _secret_keys(secret_keys, context or {})
     _check_lengths(template_key=template_key, trigger_key=trigger_key, category=category,
                    language=language, idempotency_key=idempotency_key)
+    if category is not None and not isinstance(category, str):
+        raise InvalidEmailOption(f"category must be a category key (a string), not "
+                                 f"{category!r}.")
+    if category:
+        # None (the template's category) and "" (none: essential) are always allowed.
+        problem = undeclared_category_problem(category)
+        if problem:
+            raise InvalidEmailOption(problem)
     template_category = _template_category(template_key, language)
     category = template_category if category is None else category
     # The category's sender and reply-to stand in for the ones the caller did not give;

@@ -76,6 +76,15 @@ def is_declared(key: str) -> bool:
     return not declared or not isinstance(declared, Mapping) or key in declared
 
 
+def undeclared_category_problem(key: str) -> str:
+    """Why ``key`` may not be used, naming the declared categories; "" when it may."""
+    if is_declared(key):
+        return ""
+    declared = ", ".join(sorted(map(str, get_setting("CATEGORIES"))))
+    return (f"The category {key!r} is not declared in TRANSACTIONAL_MAIL['CATEGORIES'] "
+            f"(declared: {declared}). Declare it there, or pass one of these.")
+
+
 def _category(key: str, definition: Mapping[str, Any]) -> Category:
     reply_to = definition.get("reply_to") or ()
     return Category(

@@ -147,9 +147,9 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 def _check_streams(user) -> list[checks.CheckMessage]:
-    """E020: CATEGORIES malformed; E021: a trigger naming an undeclared category; E022:
-    BASE_URL, LIST_HELP or UNSUBSCRIBE_MAILTO malformed; E023: unsubscribe links that
-    cannot be built; W020/W021: non-essential mail without a one-click link."""
+    """E020: CATEGORIES malformed; E021 (E041): a trigger (a schedule) naming an undeclared
+    category; E022: BASE_URL, LIST_HELP or UNSUBSCRIBE_MAILTO malformed; E023: unsubscribe
+    links that cannot be built; W020/W021: non-essential mail without a one-click link."""
     from .categories import definition_problems
 
     declared = user.get("CATEGORIES", DEFAULTS["CATEGORIES"])
@@ -165,21 +165,33 @@ def _check_streams(user) -> list[checks.CheckMessage]:
         for message, hint in definition_problems(key, definition)
         or _connection_problems(key, definition)
     ]
-    triggers = user.get("TRIGGERS", {})
-    if declared and isinstance(triggers, dict):
-        for key, definition in triggers.items():
-            category = definition.get("category") if isinstance(definition, dict) else None
-            if isinstance(category, str) and category and category not in declared:
-                errors.append(checks.Error(
-                    f"TRANSACTIONAL_MAIL['TRIGGERS'][{key!r}]: the category {category!r} "
-                    "is not declared in TRANSACTIONAL_MAIL['CATEGORIES'].",
-                    hint="Declared: " + ", ".join(sorted(map(str, declared))) + ".",
-                    obj=f"trigger {key}", id="transactional_mail.E021"))
+    errors += _undeclared_categories(declared, user, "TRIGGERS", "trigger", "E021")
+    errors += _undeclared_categories(declared, user, "SCHEDULES", "schedule", "E041")
     errors += _check_link_settings(user)
     non_essential = [key for key, definition in declared.items()
                      if isinstance(definition, dict) and definition.get("essential") is False]
     if non_essential and not any(error.id == "transactional_mail.E022" for error in errors):
         errors += _check_unsubscribe_links(user, non_essential)
+    return errors
+
+
+def _undeclared_categories(declared: dict, user: dict, setting: str, kind: str,
+                           error_id: str) -> list[checks.CheckMessage]:
+    """One error per definition of ``setting`` (TRIGGERS, SCHEDULES) naming a category
+    ``declared`` does not hold; none while no category is declared (keys are then free
+    labels). A blank category names none (essential mail), so it is not an error."""
+    definitions = user.get(setting, {})
+    if not declared or not isinstance(definitions, dict):
+        return []
+    errors = []
+    for key, definition in definitions.items():
+        category = definition.get("category") if isinstance(definition, dict) else None
+        if isinstance(category, str) and category and category not in declared:
+            errors.append(checks.Error(
+                f"TRANSACTIONAL_MAIL[{setting!r}][{key!r}]: the category {category!r} "
+                "is not declared in TRANSACTIONAL_MAIL['CATEGORIES'].",
+                hint="Declared: " + ", ".join(sorted(map(str, declared))) + ".",
+                obj=f"{kind} {key}", id=f"transactional_mail.{error_id}"))
     return errors
 
 

@@ -69,3 +69,21 @@ def test_parse_period_refuses_a_time_the_schedule_is_not_due():
         parse_period(schedule, "2026-12-01T08:00")
     with pytest.raises(ValueError, match="not an ISO 8601"):
         parse_period(schedule, "last monday")
+
+
+def test_the_next_due_time_of_a_crontab_and_of_an_interval():
+    """What the schedule runs admin shows: the first due time after now."""
+    from transactional_mail.periodic.periods import next_due_time
+
+    schedule = parse_schedule("weekly", weekly())
+    assert next_due_time(schedule, at(2026, 11, 30, 7, 0)) == at(2026, 12, 7, 7, 0)
+    assert next_due_time(schedule, at(2026, 11, 30, 6, 59)) == at(2026, 11, 30, 7, 0)
+    # Across the change to summer time: 08:00 in Paris is then 06:00 UTC.
+    assert next_due_time(schedule, at(2027, 3, 23, 12)) == at(2027, 3, 29, 6, 0)
+    leap = parse_schedule("leap", weekly(schedule=crontab(0, 0, day_of_month=29,
+                                                         month_of_year=2)))
+    assert period_label(leap, next_due_time(leap, at(2026, 3, 1))) == "2028-02-29T00:00+01:00"
+    hourly = parse_schedule("hourly", weekly(schedule=datetime.timedelta(hours=1),
+                                             timezone="UTC"))
+    assert next_due_time(hourly, at(2026, 11, 30, 10, 0)) == at(2026, 11, 30, 11)
+    assert next_due_time(hourly, at(2026, 11, 30, 10, 59, 59)) == at(2026, 11, 30, 11)

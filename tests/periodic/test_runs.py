@@ -238,3 +238,52 @@ def test_a_row_a_send_committed_meanwhile_is_not_inserted_twice(report_template,
     assert sorted(Email.objects.values_list("to", flat=True)) == [
         ["ann@example.com"], ["bob@example.com"], ["cat@example.com"]]
     assert Email.objects.get(to=["bob@example.com"]).context == {"name": "Bob"}
+
+
+def test_resuming_a_run_finishes_it_and_starts_no_other_period(
+        settings, small_batches, report_template, enqueued):
+    """The admin's "resume now": the stopped period is finished; the current one is not
+    started (a schedule paused in beat stays paused); a second resume does nothing."""
+    from transactional_mail.periodic.tasks import resume_schedule_run
+
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SCHEDULES": {
+        "numbers": weekly(recipients="tests.periodic.recipients.failing_after")}}
+    schedule = parse_schedule("numbers", settings.TRANSACTIONAL_MAIL["SCHEDULES"]["numbers"])
+    recipients.FAIL_AFTER["count"] = 15
+    with pytest.raises(RuntimeError):
+        run(schedule, MONDAY)
+    recipients.FAIL_AFTER["count"] = None
+    record = ScheduleRun.objects.get()
+
+    assert resume_schedule_run(record.pk) == "done"
+    assert list(ScheduleRun.objects.values_list("period", "status")) == [(LABEL, "done")]
+    assert Email.objects.count() == 25
+    assert resume_schedule_run(record.pk) == "already done"
+    assert resume_schedule_run(record.pk + 1000) == "already done"
+    assert Email.objects.count() == 25
+
+
+def test_resuming_a_run_of_a_removed_schedule_does_nothing(settings, report_template,
+                                                           enqueued):
+    from transactional_mail.periodic.tasks import resume_schedule_run
+
+    record = ScheduleRun.objects.create(schedule_key="gone", period=LABEL)
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SCHEDULES": {}}
+    assert resume_schedule_run(record.pk) == "unknown"
+    assert not Email.objects.exists()
+
+
+def test_a_schedule_naming_an_undeclared_category_stops_before_recording(
+        settings, report_template, enqueued):
+    """Every recipient's email would be refused (send() refuses the category): the run
+    says why at once instead of skipping everyone and calling the period done."""
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,
+                                   "CATEGORIES": {"orders": {}}}
+    schedule = parse_schedule("weekly_report", weekly())
+    with pytest.raises(ConfigurationError,
+                       match=r"Schedule 'weekly_report': The category 'reports' is not "
+                       r"declared .*\(declared: orders\)"):
+        run(schedule, MONDAY)
+    with pytest.raises(ConfigurationError):
+        run(schedule, MONDAY, dry_run=True)
+    assert not ScheduleRun.objects.exists() and not Email.objects.exists()

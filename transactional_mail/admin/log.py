@@ -25,6 +25,7 @@ from .log_queries import (
     CappedPaginator,
     CategoryFilter,
     CreatedRangeFilter,
+    ScheduleRunFilter,
     TemplateFilter,
     TestFilter,
     TriggerFilter,
@@ -40,7 +41,7 @@ _HEAVY_FIELDS = ("html_compressed", "text_compressed", "context", "attachments",
 _FILTERABLE_FIELDS = {"id", "status", "template_key", "trigger_key", "category", "language",
                       "is_test", "created_at", "sent_at", "esp_name", "esp_message_id",
                       "source_content_type", "source_object_id", "template_revision",
-                      *CreatedRangeFilter.parameters}
+                      *CreatedRangeFilter.parameters, ScheduleRunFilter.parameter_name}
 
 
 @admin.register(Email)
@@ -51,7 +52,7 @@ class EmailAdmin(admin.ModelAdmin):
     list_display = ["id", "template_key", "recipients", "subject", "status", "is_test",
                     "attempts", "created_at"]
     list_filter = ["status", TemplateFilter, TriggerFilter, CategoryFilter, CreatedRangeFilter,
-                   TestFilter]
+                   TestFilter, ScheduleRunFilter]
     # Shown only so the search box appears: get_search_results does the searching.
     search_fields = ["esp_message_id"]
     search_help_text = _("An exact recipient address, an email id or an ESP message id.")

@@ -52,6 +52,28 @@ def _last_cron_time(cron: crontab, now: datetime.datetime) -> datetime.datetime:
     raise ConfigurationError(f"The crontab {cron} was never due in the last eight years.")
 
 
+def next_due_time(schedule: Schedule, now: datetime.datetime | None = None
+                  ) -> datetime.datetime:
+    """The first time after ``now`` the schedule is due, in its time zone (what the admin
+    shows; beat keeps its own record of when it last ran a row)."""
+    now = (now or timezone.now()).astimezone(schedule.timezone)
+    if not isinstance(schedule.every, crontab):
+        return due_time(schedule, now) + schedule.every
+    cron = schedule.every
+    for ahead in range(_SEARCH_DAYS):
+        day = now.date() + datetime.timedelta(days=ahead)
+        if (day.month not in cron.month_of_year or day.day not in cron.day_of_month
+                or day.isoweekday() % 7 not in cron.day_of_week):
+            continue
+        for hour in sorted(cron.hour):
+            for minute in sorted(cron.minute):
+                candidate = datetime.datetime.combine(day, datetime.time(hour, minute),
+                                                      now.tzinfo)
+                if candidate > now:
+                    return candidate
+    raise ConfigurationError(f"The crontab {cron} is never due in the next eight years.")
+
+
 def period_label(schedule: Schedule, due: datetime.datetime) -> str:
     """The period's name: the due time in ISO 8601 with the schedule's UTC offset."""
     due = due.astimezone(schedule.timezone)

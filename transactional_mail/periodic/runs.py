@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from ..api import build_email
+from ..categories import undeclared_category_problem
 from ..conf import get_setting
-from ..exceptions import ContextNotSerializable, InvalidEmailOption
+from ..exceptions import ConfigurationError, ContextNotSerializable, InvalidEmailOption
 from ..models import Email, EmailStatus, ScheduleRun, ScheduleRunStatus
 from ..tasks import enqueue_delivery
 from .copy_rows import copy_rows
@@ -54,11 +56,36 @@ class RunLost(Exception):
     """Another process took over this run's lease (ours expired): stop without writing."""
 
 
+#: What every scheduled email's idempotency key starts with.
+KEY_PREFIX = "schedule:"
+
+
 def idempotency_key(schedule: Schedule, period: str, to: str | list[str]) -> str:
     """The email's key: one per (schedule, period, recipient), case-insensitive."""
     addresses = [to] if isinstance(to, str) else sorted(to)
     digest = hashlib.sha256("\n".join(a.strip().lower() for a in addresses).encode())
-    return f"schedule:{schedule.key}:{period}:{digest.hexdigest()[:32]}"
+    return f"{run_key_prefix(schedule.key, period)}{digest.hexdigest()[:32]}"
+
+
+def run_key_prefix(schedule_key: str, period: str) -> str:
+    """What the idempotency keys of the emails of one period of a schedule start with."""
+    return f"{KEY_PREFIX}{schedule_key}:{period}:"
+
+
+def emails_of(queryset: QuerySet[Email], record: ScheduleRun) -> QuerySet[Email]:
+    """The emails of ``queryset`` queued for ``record``'s period (by any run of it).
+
+    Both prefixes are in the query: the first is the condition of the partial index on
+    the key (``tmail_email_schedule_key_idx``), which PostgreSQL uses only when the query
+    repeats it; the second, on that index, finds the period's rows. SQLite's LIKE ignores
+    case, so the key's head is compared exactly as well (on PostgreSQL, a check of the
+    rows the index found).
+    """
+    prefix = run_key_prefix(record.schedule_key, record.period)
+    return (queryset.filter(idempotency_key__startswith=KEY_PREFIX)
+            .filter(idempotency_key__startswith=prefix)
+            .alias(key_head=Substr("idempotency_key", 1, len(prefix)))
+            .filter(key_head=prefix))
 
 
 def run(
@@ -77,6 +104,10 @@ def run(
     is written. ``label`` names the period when it was recorded under another name (the
     schedule's time zone changed since).
     """
+    if schedule.category and undeclared_category_problem(schedule.category):
+        # Refused before the run is recorded: every recipient's email would be refused.
+        raise ConfigurationError(f"Schedule {schedule.key!r}: "
+                                 f"{undeclared_category_problem(schedule.category)}")
     # Sources see the due time in the schedule's zone (a report's "this week" is local).
     due = due.astimezone(schedule.timezone)
     label = label or period_label(schedule, due)
@@ -126,7 +157,7 @@ def unfinished(schedule: Schedule) -> list[ScheduleRun]:
     """Earlier runs of ``schedule`` that stopped half-way and nobody holds any more."""
     return list(
         ScheduleRun.objects.filter(schedule_key=schedule.key, status=ScheduleRunStatus.RUNNING)
-        .filter(_lease_free(timezone.now())).order_by("started_at")
+        .filter(lease_free(timezone.now())).order_by("started_at")
     )
 
 
@@ -143,7 +174,7 @@ def _record(key: str, label: str) -> ScheduleRun:
         return ScheduleRun.objects.get(schedule_key=key, period=label)
 
 
-def _lease_free(now: datetime.datetime) -> Q:
+def lease_free(now: datetime.datetime) -> Q:
     return Q(lease_token__isnull=True) | Q(lease_expires_at__lt=now)
 
 
@@ -155,7 +186,7 @@ def _take_lease(record: ScheduleRun) -> uuid.UUID | None:
     """Hold the run (a conditional UPDATE: one process wins); None when another holds it."""
     token = uuid.uuid4()
     taken = ScheduleRun.objects.filter(
-        _lease_free(timezone.now()), pk=record.pk, status=ScheduleRunStatus.RUNNING
+        lease_free(timezone.now()), pk=record.pk, status=ScheduleRunStatus.RUNNING
     ).update(lease_token=token, lease_expires_at=_lease_until())
     return token if taken else None
 

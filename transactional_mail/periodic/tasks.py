@@ -1,4 +1,4 @@
-"""The Celery task celery beat calls for each schedule."""
+"""The Celery task celery beat calls for each schedule, and the admin's "resume now"."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from celery import shared_task
 
 from ..conf import get_setting
+from ..models import ScheduleRun, ScheduleRunStatus
 from .definitions import get_schedule
 from .periods import due_time
 from .runs import run, unfinished
@@ -15,6 +16,7 @@ from .runs import run, unfinished
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "transactional_mail.run_schedule"
+RESUME_TASK = "transactional_mail.resume_schedule_run"
 
 
 @shared_task(name=RUN_TASK, ignore_result=True)
@@ -36,3 +38,25 @@ def run_schedule(key: str) -> str:
         logger.info("Schedule %s: resuming the run of period %s.", key, record.period)
         run(schedule, datetime.datetime.fromisoformat(record.period), label=record.period)
     return run(schedule, due_time(schedule)).outcome
+
+
+@shared_task(name=RESUME_TASK, ignore_result=True)
+def resume_schedule_run(run_id: int) -> str:
+    """Finish the one run ``run_id`` (the admin's "resume now"), and nothing else.
+
+    Unlike ``run_schedule`` it never starts the current period: a schedule staff paused in
+    beat stays paused. Safe to run twice: a finished run, or one another process holds,
+    is left as it is. Returns the run's outcome.
+    """
+    record = ScheduleRun.objects.filter(pk=run_id).first()
+    if record is None or record.status == ScheduleRunStatus.DONE:
+        return "already done"
+    if record.schedule_key not in (get_setting("SCHEDULES") or {}):
+        logger.warning("No schedule %r in TRANSACTIONAL_MAIL['SCHEDULES']; the run of "
+                       "period %s cannot be resumed.", record.schedule_key, record.period)
+        return "unknown"
+    schedule = get_schedule(record.schedule_key)
+    logger.info("Schedule %s: resuming the run of period %s.", record.schedule_key,
+                record.period)
+    return run(schedule, datetime.datetime.fromisoformat(record.period),
+               label=record.period).outcome
