@@ -449,6 +449,29 @@ def test_text_that_merely_spells_the_json_escape_of_nul_is_kept(template):
     assert Email.objects.get(pk=email.pk).context == {"note": "a\\u0000b"}
 
 
+@pytest.mark.parametrize("option", ["context", "metadata"])
+@pytest.mark.parametrize("data, path, code", [
+    ({"note": "cut emoji \ud83d"}, r"\['note'\]", "d83d"),
+    ({"items": ["ok", "\udc80 from surrogateescape"]}, r"\['items'\]\[1\]", "dc80"),
+    ({"bad\udfffkey": 1}, r"\['bad\\udfffkey'\] \(key\)", "dfff"),
+])
+def test_a_lone_surrogate_is_refused_before_the_database_sees_it(template, option, data, path,
+                                                                 code):
+    """A lone UTF-16 surrogate is no character: PostgreSQL refuses its JSON escape, which
+    would fail the caller's transaction (on PostgreSQL only), or a whole scheduled batch."""
+    with pytest.raises(ContextNotSerializable,
+                       match=rf"^{option}{path} contains a lone UTF-16 surrogate \(\\u{code}\)"):
+        transactional_mail.send("order_confirmation", "ann@example.com", **{option: data})
+    assert not Email.objects.exists()
+
+
+def test_a_character_outside_the_basic_plane_is_stored(template):
+    """Its JSON escape is a surrogate pair: a whole character, kept."""
+    email = transactional_mail.send("order_confirmation", "ann@example.com",
+                                    {"note": "😀 \\ud800 spelled out"})
+    assert Email.objects.get(pk=email.pk).context == {"note": "😀 \\ud800 spelled out"}
+
+
 def test_is_test_marks_a_staff_test_send():
     make_template()
     assert transactional_mail.send("order_confirmation", "ann@example.com", is_test=True).is_test

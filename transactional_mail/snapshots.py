@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -106,8 +107,9 @@ def json_snapshot(data: Any, *, name: str = "context") -> Any:
     """Return ``data`` as the plain JSON it will be stored as.
 
     Raises ``ContextNotSerializable`` naming the first offending key; also for a NUL
-    character in a string or key, which PostgreSQL's ``jsonb`` cannot hold (the caller's
-    INSERT, and with it their transaction, would fail on PostgreSQL only).
+    character or a lone UTF-16 surrogate in a string or key, which PostgreSQL's ``jsonb``
+    cannot hold (the caller's INSERT, and with it their transaction, would fail on
+    PostgreSQL only).
     """
     if not data and type(data) in (dict, list):  # the usual metadata, at no cost
         return type(data)()
@@ -117,36 +119,51 @@ def json_snapshot(data: Any, *, name: str = "context") -> Any:
         path, value = _first_unserializable(data)
         raise ContextNotSerializable(path, value, name) from None
     snapshot = json.loads(text)
-    if "\\u0000" in text:  # JSON's escape of NUL (or a literal backslash-u0000 in text)
-        path = _first_nul(snapshot)
-        if path is not None:
-            raise ContextNotSerializable(
-                path, "\x00", name,
-                problem="contains a NUL character (\\x00), which the database cannot store "
-                "in JSON. Remove it from the value.",
-            )
+    # JSON's escapes of NUL and of UTF-16 surrogates (or such text written literally).
+    if "\\u0000" in text or "\\ud" in text:
+        found = _first_unstorable(snapshot)
+        if found is not None:
+            path, character, problem = found
+            raise ContextNotSerializable(path, character, name, problem=problem)
     if isinstance(snapshot, dict):
         snapshot = JSONSnapshot(snapshot)
         snapshot.json = text
     return snapshot
 
 
-def _first_nul(data: Any, path: str = "") -> str | None:
-    """The path of the first string (or key) of ``data`` holding a NUL character."""
+#: Characters PostgreSQL cannot store in ``jsonb`` (nor UTF-8 encode, for surrogates).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_problem(character: str) -> str:
+    if character == "\x00":
+        return ("contains a NUL character (\\x00), which the database cannot store in JSON. "
+                "Remove it from the value.")
+    return (f"contains a lone UTF-16 surrogate (\\u{ord(character):04x}), which is not a "
+            "character and which the database cannot store. It usually comes from text "
+            "decoded with errors='surrogateescape' or cut in the middle of an emoji: "
+            "decode it properly or remove it.")
+
+
+def _first_unstorable(data: Any, path: str = "") -> tuple[str, str, str] | None:
+    """(path, character, problem) of the first string (or key) of ``data`` holding a
+    character the database cannot store."""
     if isinstance(data, str):
-        return path if "\x00" in data else None
+        found = _UNSTORABLE.search(data)
+        return (path, found[0], _unstorable_problem(found[0])) if found else None
     if isinstance(data, Mapping):
         for key, value in data.items():
-            if isinstance(key, str) and "\x00" in key:
-                return f"{path}[{key!r}] (key)"
-            found = _first_nul(value, f"{path}[{key!r}]")
-            if found is not None:
-                return found
+            found = _UNSTORABLE.search(key) if isinstance(key, str) else None
+            if found:
+                return f"{path}[{key!r}] (key)", found[0], _unstorable_problem(found[0])
+            inner = _first_unstorable(value, f"{path}[{key!r}]")
+            if inner is not None:
+                return inner
     elif isinstance(data, (list, tuple)):
         for index, value in enumerate(data):
-            found = _first_nul(value, f"{path}[{index}]")
-            if found is not None:
-                return found
+            inner = _first_unstorable(value, f"{path}[{index}]")
+            if inner is not None:
+                return inner
     return None
 
 
