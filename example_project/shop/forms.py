@@ -35,3 +35,24 @@ class LoginForm(forms.Form):
     email = forms.EmailField()
     password = forms.CharField(widget=forms.PasswordInput)
 
+
+
+class CommentForm(forms.Form):
+    """A comment on a product, by a customer of the shop (an order or an account): the
+    address must be one of theirs, so that a stranger cannot start notifications."""
+
+    email = forms.EmailField(initial="ada@example.com",
+                             help_text="The address you ordered or signed up with.")
+    product = forms.ChoiceField(choices=[(key, name) for key, (name, _price) in PRODUCTS.items()])
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
+
+    def clean_email(self):
+        from .models import Customer
+
+        email = self.cleaned_data["email"].lower()
+        customer = Customer.objects.filter(email__iexact=email).first()
+        if customer is None:
+            raise forms.ValidationError(
+                "No customer has this address: place an order or sign up first.")
+        self.customer = customer
+        return email
