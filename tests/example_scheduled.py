@@ -61,15 +61,21 @@ def missing(template_key: str, context: dict) -> dict[str, list[str]]:
     return found
 
 
+UNSUBSCRIBE_URL = "http://127.0.0.1:8000/mail/unsubscribe/token/"
+
+
 def rendered(email: Email) -> dict:
     """The queued email rendered as the worker will: its template's published revision
     (the default language's: the emails of these tests have none), in its layout, with
     the email's context; the subject and the text part."""
     template = EmailTemplate.objects.select_related("layout").get(key=email.template_key,
                                                                   language="")
+    # Non-essential mail: the worker passes the email's own links to the layout's footer.
     result = render_email(template.published_revision, template.layout.published_revision,
-                          email.context)
-    return {"subject": result.subject, "text": result.text}
+                          email.context, unsubscribe_url=UNSUBSCRIBE_URL,
+                          preferences_url=UNSUBSCRIBE_URL + "preferences/")
+    return {"subject": result.subject, "text": result.text,
+            "unsubscribe_link": f'href="{UNSUBSCRIBE_URL}"' in result.html}
 
 
 def report() -> None:

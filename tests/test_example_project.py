@@ -246,22 +246,24 @@ def test_the_demo_data_shows_drafts_attempts_tests_and_suppressions(tmp_path):
 
 
 def test_make_demo_installs_every_starter_in_every_language_in_the_branded_layout(tmp_path):
-    """The starters (18 kinds, default English and four languages) in the layout named
-    Default, branded as the shop (the footer in French and German too); a restart keeps
-    what staff changed in the layout since."""
+    """The starters (18 kinds, default English and four languages) and the shop's own
+    comment_digest in the layout named Default, branded as the shop (the footer in French
+    and German too, its unsubscribe line kept); a restart keeps what staff changed in the
+    layout since."""
     setup = run_example("manage.py", "demo", "--setup-only", data_dir=tmp_path)
     assert setup.returncode == 0, setup.stderr
     assert "starter templates (18 kinds in en, fr, de, it, ar): 90 created" in setup.stdout
     assert "the Demo Shop brand in layout 'Default'" in setup.stdout
     result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(data["templates"]) == 90
+    assert len(data["templates"]) == 91  # and the shop's own comment_digest
     assert {language for _key, language, _layout in data["templates"]} == {
         "default", "fr", "de", "it", "ar"}
     assert {layout for _key, _language, layout in data["templates"]} == {"Default"}
     name, footer, address, legal, help_url, logo, translations = data["layout"]
-    assert (name, footer, address) == ("Default", "<p>Demo Shop</p>",
-                                       "Demo Shop\n1 Example Street\nSpringfield")
+    # The shipped footer with the shop's name: non-essential mail keeps its unsubscribe line.
+    assert footer.startswith("<p>Demo Shop</p>") and "{{ unsubscribe_url }}" in footer
+    assert (name, address) == ("Default", "Demo Shop\n1 Example Street\nSpringfield")
     assert legal.startswith("You get this email because") and help_url.endswith("/#help")
     assert logo.endswith("/static/shop/logo.png") and translations == ["de", "fr"]
 
@@ -324,6 +326,7 @@ def test_the_weekly_report_context_is_last_weeks_orders_against_the_week_before(
     assert weekly_report["missing"] == {language: [] for language in
                                         ("default", "fr", "de", "it", "ar")}
     assert "Orders: 5 (+67% vs last week)" in weekly_report["emails"][1]["text"]
+    assert all(email["unsubscribe_link"] for email in weekly_report["emails"])
     assert weekly_report["emails"][1]["text"].startswith("Hello Grace Hopper,")
 
 
@@ -382,4 +385,5 @@ def test_one_digest_goes_out_when_the_window_closes_and_only_once(comment_digest
     assert digest["subject"] == "2 new comments on products you commented on"
     assert "Answering myself: it does." in digest["text"] and "Thanks Ada!" in digest["text"]
     assert emails[0]["subject"] == "New comment on Logo mug"
+    assert all(email["unsubscribe_link"] for email in emails)  # in the layout's footer
     assert comment_digest["missing"] == {"default": []}

@@ -23,7 +23,12 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from transactional_mail.default_layout import NAME, layout_fingerprint, shipped_versions
+from transactional_mail.default_layout import (
+    FOOTER,
+    NAME,
+    layout_fingerprint,
+    shipped_versions,
+)
 from transactional_mail.models import (
     Email,
     EmailTemplate,
@@ -57,8 +62,9 @@ def brand() -> dict:
         "background_color": "#f4f4f5",
         "text_color": "#1f2937",
         # The layout's name is "Default" (the installer and migrate find it by that name),
-        # so the footer names the shop itself instead of {{ brand.name }}.
-        "footer_html": f"<p>{SITE_NAME}</p>",
+        # so the footer names the shop itself instead of {{ brand.name }}; the rest of the
+        # shipped footer stays: the unsubscribe and preferences links of non-essential mail.
+        "footer_html": FOOTER.replace("{{ brand.name }}", SITE_NAME),
         "footer_address": FOOTER_ADDRESS,
         "legal_text": LEGAL_TEXT,
         "help_url": shop_url("#help"),
