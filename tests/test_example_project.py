@@ -387,3 +387,37 @@ def test_one_digest_goes_out_when_the_window_closes_and_only_once(comment_digest
     assert emails[0]["subject"] == "New comment on Logo mug"
     assert all(email["unsubscribe_link"] for email in emails)  # in the layout's footer
     assert comment_digest["missing"] == {"default": []}
+
+
+def test_the_demos_file_broker_never_shows_a_worker_a_half_written_message(tmp_path,
+                                                                            monkeypatch):
+    """A worker polling while another process publishes (a digest closing, a sweep) finds
+    no message until it is whole: kombu's own filesystem transport hands over the empty
+    file it has just created, and the worker stops on the JSON error."""
+    from queue import Empty
+
+    from kombu import Connection
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from shop_site import broker
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    connection = Connection("filesystem://localhost//", transport=broker.Transport,
+                            transport_options={"data_folder_in": str(folder),
+                                               "data_folder_out": str(folder)})
+    channel = connection.channel()
+    seen_while_writing = []
+
+    def dumps_while_a_worker_polls(payload):
+        try:
+            seen_while_writing.append(channel._get("celery"))
+        except Empty:
+            seen_while_writing.append("nothing yet")
+        return json.dumps(payload)
+
+    monkeypatch.setattr(broker, "dumps", dumps_while_a_worker_polls)
+    channel._put("celery", {"task": "transactional_mail.deliver"})
+    assert seen_while_writing == ["nothing yet"]
+    assert channel._get("celery") == {"task": "transactional_mail.deliver"}
+    connection.release()

@@ -150,6 +150,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     for _folder in _broker_folders.values():
         _folder.mkdir(parents=True, exist_ok=True)
+    # Kombu's transport, but a message is written in full before a worker can see it
+    # (shop_site/broker.py: without it, a worker could read a half-written message).
+    CELERY_BROKER_TRANSPORT = "shop_site.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         **{name: str(folder) for name, folder in _broker_folders.items()},
         "store_processed": False,
