@@ -74,7 +74,7 @@ def rendered(email: Email) -> dict:
     result = render_email(template.published_revision, template.layout.published_revision,
                           email.context, unsubscribe_url=UNSUBSCRIBE_URL,
                           preferences_url=UNSUBSCRIBE_URL + "preferences/")
-    return {"subject": result.subject, "text": result.text,
+    return {"subject": result.subject, "text": result.text, "html": result.html,
             "unsubscribe_link": f'href="{UNSUBSCRIBE_URL}"' in result.html}
 
 
@@ -129,7 +129,7 @@ def comments() -> None:
     post("camille first", "camille@example.com", "Does it fit in a dishwasher?")
     post("camille again", "camille@example.com", "Answering myself: it does.")
     post("ada", "ada@example.com", "Mine went through a hundred washes.")
-    post("camille third", "camille@example.com", "Thanks Ada!")
+    post("camille third", "camille@example.com", "Thanks <b>Ada</b>!")
     post("stickers, nobody else", "ada@example.com", "Great stickers.", product="stickers")
     post("a stranger", "stranger@example.com", "Spam, spam, spam.")
     at_once = list(Email.objects.filter(trigger_key="comment_digest").values_list("pk", flat=True))
