@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from .catalog import PRODUCTS, money
+from .models import Customer
 
 #: The languages the starter templates are written in, and a variant that falls back to fr.
 LANGUAGES = [("", "English (default)"), ("fr", "French"), ("fr-ca", "French (Canada)"),
@@ -47,8 +48,6 @@ class CommentForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
 
     def clean_email(self):
-        from .models import Customer
-
         email = self.cleaned_data["email"].lower()
         customer = Customer.objects.filter(email__iexact=email).first()
         if customer is None:
