@@ -219,6 +219,7 @@ print(json.dumps({
                layout.published_revision.footer_address, layout.published_revision.legal_text,
                layout.published_revision.help_url, layout.published_revision.logo_url,
                sorted(layout.published_revision.translations)],
+    "layout_html": layout.published_revision.html,
 }))
 """
 
@@ -267,6 +268,9 @@ def test_make_demo_installs_every_starter_in_every_language_in_the_branded_layou
     assert (name, address) == ("Default", "Demo Shop\n1 Example Street\nSpringfield")
     assert legal.startswith("You get this email because") and help_url.endswith("/#help")
     assert logo.endswith("/static/shop/logo.png") and translations == ["de", "fr"]
+    # {{ brand.name }} would say "Default" (the layout's name, which the installer needs).
+    assert "<title>Demo Shop</title>" in data["layout_html"]
+    assert 'alt="Demo Shop"' in data["layout_html"] and "brand.name" not in data["layout_html"]
 
     edited = run_example("manage.py", "shell", "-c", STAFF_EDITS_THE_LAYOUT, data_dir=tmp_path)
     assert edited.returncode == 0, edited.stderr
@@ -390,6 +394,7 @@ def test_one_digest_goes_out_when_the_window_closes_and_only_once(comment_digest
     assert "Thanks <b>Ada</b>!" in digest["text"]
     assert emails[0]["subject"] == "New comment on Logo mug"
     assert all(email["unsubscribe_link"] for email in emails)  # in the layout's footer
+    assert "<title>Demo Shop</title>" in digest["html"] and 'alt="Demo Shop"' in digest["html"]
     assert comment_digest["missing"] == {"default": []}
 
 

@@ -24,8 +24,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from transactional_mail.default_layout import (
+    FINGERPRINTED_FIELDS,
     FOOTER,
     NAME,
+    default_layout_values,
     layout_fingerprint,
     shipped_versions,
 )
@@ -61,9 +63,12 @@ def brand() -> dict:
         "primary_color": "#1a73e8",
         "background_color": "#f4f4f5",
         "text_color": "#1f2937",
-        # The layout's name is "Default" (the installer and migrate find it by that name),
-        # so the footer names the shop itself instead of {{ brand.name }}; the rest of the
-        # shipped footer stays: the unsubscribe and preferences links of non-essential mail.
+        # {{ brand.name }} is the layout's name, which must stay "Default": the installer
+        # and migrate find the layout by it (renamed, the installer would create another,
+        # unbranded "Default" for new starters). So the shipped HTML (the <title>, the
+        # logo's alt text) and footer name the shop themselves; the rest of the footer
+        # stays: the unsubscribe and preferences links of non-essential mail.
+        "html": default_layout_values()["html"].replace("{{ brand.name }}", SITE_NAME),
         "footer_html": FOOTER.replace("{{ brand.name }}", SITE_NAME),
         "footer_address": FOOTER_ADDRESS,
         "legal_text": LEGAL_TEXT,
@@ -138,9 +143,9 @@ def is_unbranded(layout: Layout) -> bool:
         return False
     if layout_fingerprint(published) not in shipped_versions().values():
         return False
-    # The footer HTML is in the fingerprint; the other brand values must be the defaults.
+    # The HTML and footer are in the fingerprint; the brand values must be the defaults.
     return all(getattr(published, field) == Layout._meta.get_field(field).get_default()
-               for field in brand() if field != "footer_html")
+               for field in brand() if field not in FINGERPRINTED_FIELDS)
 
 
 #: The idempotency keys of the demo's logged emails: seeded once, never again.
