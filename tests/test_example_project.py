@@ -1,7 +1,9 @@
 """The example shop: its settings pass the checks, its triggers queue what docs/example.md
 says and a real worker sends the starter templates with every variable they use, driven
 through its own views (tests/example_walkthrough.py, in a subprocess with the example's
-settings); its flash messages and send log say what happened (tests/example_slips.py)."""
+settings); its flash messages and send log say what happened (tests/example_slips.py);
+its weekly order report and comment digest queue what they should
+(tests/example_scheduled.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,7 +113,8 @@ def test_a_visitors_walk_through_the_shop_sends_each_trigger_once(walk):
     assert send_log[0]["subject"] == "Bienvenue sur Demo Shop"
     assert send_log[7]["to"] == ["zoe@example.com"]
     assert send_log[7]["secret_keys"] == ["reset_url"]
-    assert send_log[1]["attachments"] == send_log[6]["attachments"] == ["invoice-A00001.pdf"]
+    # The seed's eight past orders (for the weekly report) come first.
+    assert send_log[1]["attachments"] == send_log[6]["attachments"] == ["invoice-A00009.pdf"]
     # The triggers' own categories, not the starters' (welcome's is "onboarding").
     assert [email["category"] for email in send_log[:6]] == [
         "account", "orders", "orders", "reviews", "orders", "security"]
@@ -124,15 +128,16 @@ def test_every_variable_of_each_triggers_template_is_in_the_context_the_shop_bui
     """Each trigger's template (and the invoice's), in all five languages, rendered for a
     real object of the walk: no variable it uses is missing from the context, and every
     key its starter calls secret is marked so in the trigger's secret_keys."""
-    assert walk["templates"] == {key: 5 for key in walk["missing"]}
+    # The shop's own comment_digest is written in English only (the default template).
+    languages = {key: ("default",) if key == "comment_digest"
+                 else ("default", "fr", "de", "it", "ar") for key in walk["missing"]}
+    assert walk["templates"] == {key: len(languages[key]) for key in walk["missing"]}
     assert walk["missing"] == {
-        key: {language: [] for language in ("default", "fr", "de", "it", "ar")}
-        for key in walk["missing"]
-    }
+        key: {language: [] for language in languages[key]} for key in walk["missing"]}
     assert walk["unmarked_secrets"] == {key: [] for key in walk["unmarked_secrets"]}
     assert set(walk["missing"]) == {"welcome", "order_confirmation", "shipping_update",
                                     "review_request", "order_refunded", "login_alert",
-                                    "invoice (admin action)"}
+                                    "comment_digest", "invoice (admin action)"}
 
 
 def test_order_emails_reply_to_the_desk_speaking_the_customers_language(walk):
@@ -214,6 +219,7 @@ print(json.dumps({
                layout.published_revision.footer_address, layout.published_revision.legal_text,
                layout.published_revision.help_url, layout.published_revision.logo_url,
                sorted(layout.published_revision.translations)],
+    "layout_html": layout.published_revision.html,
 }))
 """
 
@@ -242,24 +248,29 @@ def test_the_demo_data_shows_drafts_attempts_tests_and_suppressions(tmp_path):
 
 
 def test_make_demo_installs_every_starter_in_every_language_in_the_branded_layout(tmp_path):
-    """The starters (18 kinds, default English and four languages) in the layout named
-    Default, branded as the shop (the footer in French and German too); a restart keeps
-    what staff changed in the layout since."""
+    """The starters (18 kinds, default English and four languages) and the shop's own
+    comment_digest in the layout named Default, branded as the shop (the footer in French
+    and German too, its unsubscribe line kept); a restart keeps what staff changed in the
+    layout since."""
     setup = run_example("manage.py", "demo", "--setup-only", data_dir=tmp_path)
     assert setup.returncode == 0, setup.stderr
     assert "starter templates (18 kinds in en, fr, de, it, ar): 90 created" in setup.stdout
     assert "the Demo Shop brand in layout 'Default'" in setup.stdout
     result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
     data = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(data["templates"]) == 90
+    assert len(data["templates"]) == 91  # and the shop's own comment_digest
     assert {language for _key, language, _layout in data["templates"]} == {
         "default", "fr", "de", "it", "ar"}
     assert {layout for _key, _language, layout in data["templates"]} == {"Default"}
     name, footer, address, legal, help_url, logo, translations = data["layout"]
-    assert (name, footer, address) == ("Default", "<p>Demo Shop</p>",
-                                       "Demo Shop\n1 Example Street\nSpringfield")
+    # The shipped footer with the shop's name: non-essential mail keeps its unsubscribe line.
+    assert footer.startswith("<p>Demo Shop</p>") and "{{ unsubscribe_url }}" in footer
+    assert (name, address) == ("Default", "Demo Shop\n1 Example Street\nSpringfield")
     assert legal.startswith("You get this email because") and help_url.endswith("/#help")
     assert logo.endswith("/static/shop/logo.png") and translations == ["de", "fr"]
+    # {{ brand.name }} would say "Default" (the layout's name, which the installer needs).
+    assert "<title>Demo Shop</title>" in data["layout_html"]
+    assert 'alt="Demo Shop"' in data["layout_html"] and "brand.name" not in data["layout_html"]
 
     edited = run_example("manage.py", "shell", "-c", STAFF_EDITS_THE_LAYOUT, data_dir=tmp_path)
     assert edited.returncode == 0, edited.stderr
@@ -268,3 +279,154 @@ def test_make_demo_installs_every_starter_in_every_language_in_the_branded_layou
     assert "Seeded" not in again.stdout  # nothing created, nothing rebranded
     result = run_example("manage.py", "shell", "-c", DEMO_HISTORY, data_dir=tmp_path)
     assert json.loads(result.stdout.strip().splitlines()[-1])["layout"][3] == "Edited by staff."
+
+
+@pytest.fixture(scope="module")
+def weekly_report(tmp_path_factory) -> dict:
+    """``run_schedule weekly_order_report`` run twice on the demo's data, with staff of
+    every kind (tests/example_scheduled.py)."""
+    result = run_example(str(ROOT / "tests" / "example_scheduled.py"), "report",
+                         data_dir=tmp_path_factory.mktemp("report"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_weekly_report_queues_one_email_per_active_staff_member_with_an_address(
+        weekly_report):
+    """The admin and Grace, by primary key; not the inactive staff member, the one
+    without an address, nor the customer; in the non-essential "reports" category. The
+    second run finds the period done and queues nothing."""
+    emails = weekly_report["emails"]
+    assert [(email["to"], email["template"], email["category"], email["status"])
+            for email in emails] == [
+        (["admin@example.com"], "weekly_report", "reports", "queued"),
+        (["grace@example.com"], "weekly_report", "reports", "queued")]
+    assert [email["context"]["user"] for email in emails] == [
+        {"name": "admin"}, {"name": "Grace Hopper"}]
+    assert weekly_report["runs"][0] == "2 recipient(s): queued 2, already queued 0, skipped 0."
+    assert weekly_report["runs"][1].endswith("was already done: nothing to queue.")
+
+
+def test_the_weekly_report_context_is_last_weeks_orders_against_the_week_before(
+        weekly_report):
+    """The seed's past orders: five in the reported week (one since refunded), three the
+    week before; the same numbers for every reader; every variable of the starter, in
+    every language, is in the context."""
+    first, second = (email["context"] for email in weekly_report["emails"])
+    assert {**first, "user": None} == {**second, "user": None}
+    assert first["metrics"] == [
+        {"label": "Orders", "value": "5", "change": "+67%"},
+        {"label": "Revenue", "value": "$114.00", "change": "+178%"},
+        {"label": "Average order value", "value": "$22.80", "change": "+67%"},
+        {"label": "New customers", "value": "0", "change": ""},
+        {"label": "Refunds", "value": "1", "change": ""},
+    ]
+    assert first["highlights"] == [
+        "Top products: Sticker pack (4 sold), Logo mug (3 sold), T-shirt (3 sold).",
+        "1 order refunded ($12.00)."]
+    start, end = (date.fromisoformat(first["period"][name]) for name in ("start", "end"))
+    assert (end - start).days == 6 and end.weekday() == 6  # Monday to Sunday
+    assert first["report_url"].endswith(  # the week's orders in the admin
+        f"/admin/shop/order/?created_at__gte={start}&created_at__lt={end + timedelta(1)}")
+    assert weekly_report["missing"] == {language: [] for language in
+                                        ("default", "fr", "de", "it", "ar")}
+    assert "Orders: 5 (+67% vs last week)" in weekly_report["emails"][1]["text"]
+    assert all(email["unsubscribe_link"] for email in weekly_report["emails"])
+    assert weekly_report["emails"][1]["text"].startswith("Hello Grace Hopper,")
+
+
+def test_migrate_installs_the_weekly_reports_beat_row_monday_8_in_the_shops_zone(
+        weekly_report):
+    assert weekly_report["beat"] == {
+        "task": "transactional_mail.run_schedule", "enabled": True,
+        "kwargs": {"key": "weekly_order_report"},
+        "crontab": ["0", "8", "mon", "America/Chicago"]}
+
+
+@pytest.fixture(scope="module")
+def comment_digest(tmp_path_factory) -> dict:
+    """Customers comment on the mug through the shop's view; the digest windows are
+    closed as the beat task closes them (tests/example_scheduled.py)."""
+    result = run_example(str(ROOT / "tests" / "example_scheduled.py"), "comments",
+                         data_dir=tmp_path_factory.mktemp("comments"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_windows_first_comment_goes_at_once_and_the_next_ones_wait(comment_digest):
+    """Camille's first comment reaches Ada at once and opens Ada's window; her next two
+    wait in it. Ada's comment reaches Camille at once. A comment nobody else followed
+    notifies nobody (and logs no failed email); a stranger's address is refused."""
+    said = comment_digest["said"]
+    assert said["camille first"] == ["Comment on Logo mug posted: 1 email queued at once."]
+    assert said["camille again"] == said["camille third"] == [
+        "Comment on Logo mug posted: 1 recipient will get it in their digest (1h window)."]
+    assert said["ada"] == ["Comment on Logo mug posted: 1 email queued at once."]
+    assert said["stickers, nobody else"] == [
+        "Comment on Sticker pack posted: nobody else commented on it yet, so nobody is "
+        "notified."]
+    assert said["a stranger"] == [
+        400, ["No customer has this address: place an order or sign up first."]]
+    assert comment_digest["at_once"] == 2
+    assert comment_digest["open_windows"] == [
+        ['"Ada Lovelace" <ada@example.com>', 3, 2],
+        ['"Camille Dubois" <camille@example.com>', 1, 0]]
+
+
+def test_one_digest_goes_out_when_the_window_closes_and_only_once(comment_digest):
+    """Nothing is due before the window's end; then Ada's window closes into one email
+    with both waiting comments, Camille's (its only comment sent at once) into none, and
+    a second sweep sends nothing. Every email is non-essential ("activity")."""
+    assert comment_digest["sweeps"] == [0, 1, 0]
+    emails = comment_digest["emails"]
+    assert [(email["to"], email["count"], email["digest"]) for email in emails] == [
+        (['"Ada Lovelace" <ada@example.com>'], 1, False),
+        (['"Camille Dubois" <camille@example.com>'], 1, False),
+        (['"Ada Lovelace" <ada@example.com>'], 2, True)]
+    assert {(email["category"], email["status"]) for email in emails} == {
+        ("activity", "queued")}
+    digest = emails[2]
+    assert digest["titles"] == ["Camille Dubois commented on Logo mug"] * 2
+    assert digest["subject"] == "2 new comments on products you commented on"
+    assert "Answering myself: it does." in digest["text"]
+    # A customer's text is data: escaped in the HTML part, as it is in the text part.
+    assert "Thanks &lt;b&gt;Ada&lt;/b&gt;!" in digest["html"] and "<b>Ada" not in digest["html"]
+    assert "Thanks <b>Ada</b>!" in digest["text"]
+    assert emails[0]["subject"] == "New comment on Logo mug"
+    assert all(email["unsubscribe_link"] for email in emails)  # in the layout's footer
+    assert "<title>Demo Shop</title>" in digest["html"] and 'alt="Demo Shop"' in digest["html"]
+    assert comment_digest["missing"] == {"default": []}
+
+
+def test_the_demos_file_broker_never_shows_a_worker_a_half_written_message(tmp_path,
+                                                                            monkeypatch):
+    """A worker polling while another process publishes (a digest closing, a sweep) finds
+    no message until it is whole: kombu's own filesystem transport hands over the empty
+    file it has just created, and the worker stops on the JSON error."""
+    from queue import Empty
+
+    from kombu import Connection
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from shop_site import broker
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    connection = Connection("filesystem://localhost//", transport=broker.Transport,
+                            transport_options={"data_folder_in": str(folder),
+                                               "data_folder_out": str(folder)})
+    channel = connection.channel()
+    seen_while_writing = []
+
+    def dumps_while_a_worker_polls(payload):
+        try:
+            seen_while_writing.append(channel._get("celery"))
+        except Empty:
+            seen_while_writing.append("nothing yet")
+        return json.dumps(payload)
+
+    monkeypatch.setattr(broker, "dumps", dumps_while_a_worker_polls)
+    channel._put("celery", {"task": "transactional_mail.deliver"})
+    assert seen_while_writing == ["nothing yet"]
+    assert channel._get("celery") == {"task": "transactional_mail.deliver"}
+    connection.release()

@@ -1,7 +1,10 @@
 """The demo's seed data: the app's starter templates in the shop's brand, two customers,
 and a little history for the admin to show (``seed_history()``): a template with an
 unpublished draft, an email whose first attempt failed (HTTP 500) and whose retry was sent,
-a test email, and a suppression with its history.
+a test email, and a suppression with its history; two customers' comments on the mug
+(``seed_comments()``), so that a visitor's comment has someone to notify; and two weeks of
+past orders (``seed_orders()``), so that the weekly order report has numbers to show.
+The shop's own ``comment_digest`` template is created too (``shop.digest_template``).
 
 The templates are the app's starters, installed in every language they are written in
 (``install_starter_templates``: created when missing, upgraded while nobody edited them)
@@ -20,7 +23,14 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from transactional_mail.default_layout import NAME, layout_fingerprint, shipped_versions
+from transactional_mail.default_layout import (
+    FINGERPRINTED_FIELDS,
+    FOOTER,
+    NAME,
+    default_layout_values,
+    layout_fingerprint,
+    shipped_versions,
+)
 from transactional_mail.models import (
     Email,
     EmailTemplate,
@@ -31,12 +41,16 @@ from transactional_mail.models import (
 from transactional_mail.models.attempts import AttemptOutcome, EmailAttempt
 from transactional_mail.models.log import EmailStatus
 from transactional_mail.models.suppression import SuppressionChange, SuppressionReason
+from transactional_mail.periodic.definitions import get_schedule
+from transactional_mail.periodic.periods import due_time
 from transactional_mail.rendering import render_email
 from transactional_mail.starters import LANGUAGES, load_starters
 from transactional_mail.starters.installer import CREATED, UPDATED, install_starters
 
+from .catalog import PRODUCTS
+from .digest_template import install_comment_digest
 from .mail import SITE_NAME, shop_url, site_context
-from .models import Customer
+from .models import Comment, Customer, Order, OrderLine
 
 LEGAL_TEXT = "You get this email because of an order or an account at Demo Shop."
 FOOTER_ADDRESS = "Demo Shop\n1 Example Street\nSpringfield"
@@ -49,9 +63,13 @@ def brand() -> dict:
         "primary_color": "#1a73e8",
         "background_color": "#f4f4f5",
         "text_color": "#1f2937",
-        # The layout's name is "Default" (the installer and migrate find it by that name),
-        # so the footer names the shop itself instead of {{ brand.name }}.
-        "footer_html": f"<p>{SITE_NAME}</p>",
+        # {{ brand.name }} is the layout's name, which must stay "Default": the installer
+        # and migrate find the layout by it (renamed, the installer would create another,
+        # unbranded "Default" for new starters). So the shipped HTML (the <title>, the
+        # logo's alt text) and footer name the shop themselves; the rest of the footer
+        # stays: the unsubscribe and preferences links of non-essential mail.
+        "html": default_layout_values()["html"].replace("{{ brand.name }}", SITE_NAME),
+        "footer_html": FOOTER.replace("{{ brand.name }}", SITE_NAME),
         "footer_address": FOOTER_ADDRESS,
         "legal_text": LEGAL_TEXT,
         "help_url": shop_url("#help"),
@@ -75,6 +93,7 @@ CUSTOMERS = [
 def seed() -> list[str]:
     """Create the demo rows that are missing; return a description of what was created."""
     created = install_templates()
+    created += install_comment_digest()
     layout = Layout.objects.filter(name=NAME).first()
     if layout is not None and is_unbranded(layout):
         for field, value in brand().items():
@@ -90,6 +109,8 @@ def seed() -> list[str]:
     Customer.objects.bulk_create(missing)
     created += [f"customer {customer.email}" for customer in missing]
     created += seed_history()
+    created += seed_comments()
+    created += seed_orders()
     return created
 
 
@@ -122,9 +143,9 @@ def is_unbranded(layout: Layout) -> bool:
         return False
     if layout_fingerprint(published) not in shipped_versions().values():
         return False
-    # The footer HTML is in the fingerprint; the other brand values must be the defaults.
+    # The HTML and footer are in the fingerprint; the brand values must be the defaults.
     return all(getattr(published, field) == Layout._meta.get_field(field).get_default()
-               for field in brand() if field != "footer_html")
+               for field in brand() if field not in FINGERPRINTED_FIELDS)
 
 
 #: The idempotency keys of the demo's logged emails: seeded once, never again.
@@ -202,3 +223,62 @@ def seed_history() -> list[str]:
             note="The customer asked by phone to receive no more email at this address.")
         created.append(f"suppression of {SUPPRESSED}, with its history")
     return created
+
+
+#: The seeded comments: (customer's email, product, text).
+COMMENTS = [
+    ("ada@example.com", "mug", "Holds a generous coffee, and the logo survived the dishwasher."),
+    ("camille@example.com", "mug", "Parfait pour le thé du matin. The handle is comfortable."),
+]
+
+
+def seed_comments() -> list[str]:
+    """The comments a visitor's comment on the mug notifies, when there are none yet.
+
+    bulk_create sends no signal: seeding them notifies nobody."""
+    if Comment.objects.exists():
+        return []
+    customers = {customer.email: customer for customer in Customer.objects.all()}
+    Comment.objects.bulk_create(
+        Comment(customer=customers[email], product=product, text=text)
+        for email, product, text in COMMENTS if email in customers)
+    return [f"{len(COMMENTS)} comments on the mug"]
+
+
+#: Past orders for the weekly report: (days before the reported week's end, customer's
+#: email, product key, quantity, status). The report covers days 1 to 7; 8 to 14 are
+#: the week it is compared with.
+PAST_ORDERS = [
+    (1, "ada@example.com", "mug", 2, Order.Status.DELIVERED),
+    (2, "camille@example.com", "tshirt", 1, Order.Status.SHIPPED),
+    (3, "ada@example.com", "stickers", 4, Order.Status.DELIVERED),
+    (4, "camille@example.com", "mug", 1, Order.Status.REFUNDED),
+    (6, "ada@example.com", "tshirt", 2, Order.Status.DELIVERED),
+    (9, "camille@example.com", "mug", 1, Order.Status.DELIVERED),
+    (11, "ada@example.com", "stickers", 2, Order.Status.DELIVERED),
+    (12, "camille@example.com", "tshirt", 1, Order.Status.DELIVERED),
+]
+
+
+def seed_orders() -> list[str]:
+    """Two weeks of delivered orders before the weekly report's latest period, when the
+    shop has no orders yet, so that ``run_schedule weekly_order_report`` reports some.
+
+    bulk_create sends no signal (no confirmation, no review request), and the times are
+    set afterwards because ``auto_now_add`` overrides them on insert."""
+    if Order.objects.exists():
+        return []
+    week_end = due_time(get_schedule("weekly_order_report"))
+    week_end = week_end.replace(hour=0, minute=0)  # the report counts whole days
+    customers = {customer.email: customer for customer in Customer.objects.all()}
+    rows = [row for row in PAST_ORDERS if row[1] in customers]
+    orders = Order.objects.bulk_create(
+        Order(customer=customers[email], status=status) for _days, email, *_rest, status in rows)
+    lines = []
+    for order, (days, _email, product, quantity, _status) in zip(orders, rows, strict=True):
+        placed = week_end - timedelta(days=days, hours=-10)  # 10:00 on that day
+        Order.objects.filter(pk=order.pk).update(created_at=placed, updated_at=placed)
+        name, price = PRODUCTS[product]
+        lines.append(OrderLine(order=order, product=name, quantity=quantity, unit_price=price))
+    OrderLine.objects.bulk_create(lines)
+    return [f"{len(orders)} past orders for the weekly report"]

@@ -17,7 +17,12 @@ dotted path:
 - ``invoice_attachments(order)`` builds the invoice attached to the order confirmation;
 - ``user_language(user)`` is the language of a login alert;
 - ``support_desk(order)`` is where a customer's reply about an order goes: the desk that
-  speaks their language.
+  speaks their language;
+- ``has_followers``, ``comment_followers`` and ``comment_context`` feed the
+  ``comment_digest`` trigger (a digest: one email per recipient and window);
+- ``weekly_report_recipients(period)`` is the ``weekly_order_report`` schedule's list of
+  readers (``TRANSACTIONAL_MAIL["SCHEDULES"]``): staff, with the week's numbers;
+- ``shop_timezone(address)`` is the recipients' time zone for the quiet hours.
 
 The invoice that staff email again from the admin is not bound to an event: it calls
 ``transactional_mail.send()`` directly. ``send()`` only queues: it writes an Email row in
@@ -27,12 +32,17 @@ password reset goes through the app's drop-in form (``send_password_reset``).
 
 from __future__ import annotations
 
-from datetime import timedelta
-from urllib.parse import quote
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import DecimalField, F, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 
 import transactional_mail
 from transactional_mail.auth import PasswordResetForm
@@ -40,7 +50,7 @@ from transactional_mail.models.templates import language_fallbacks
 
 from .catalog import money
 from .devices import device_of, device_summary
-from .models import Customer, Order
+from .models import Comment, Customer, Order, OrderLine
 
 SITE_NAME = "Demo Shop"
 SUPPORT = "Demo Shop support <support@example.com>"
@@ -348,3 +358,140 @@ def send_invoice(order: Order):
         category="orders",
         source=order,
     )
+
+
+# --- Comments: the comment_digest trigger ----------------------------------------------------
+
+
+def has_followers(comment: Comment) -> bool:
+    """Whether anyone else commented on the product (the trigger's ``when``): a trigger
+    whose ``to`` gives nobody logs a failed email, which a first comment is not."""
+    return (Comment.objects.filter(product=comment.product)
+            .exclude(customer_id=comment.customer_id).exists())
+
+
+def comment_followers(comment: Comment) -> list[str]:
+    """Who hears of a new comment: the other customers who commented on that product
+    (the author is not told of their own comment), in a stable order."""
+    followers = (Customer.objects.filter(comments__product=comment.product)
+                 .exclude(pk=comment.customer_id).distinct().order_by("pk"))
+    return [customer.mailbox for customer in followers]
+
+
+def comment_context(comment: Comment) -> dict:
+    """One comment, as an item of the ``comment_digest`` email (its ``items`` list).
+
+    The same for every recipient: a digest trigger computes one context per event.
+    """
+    return {
+        "title": f"{comment.customer.name} commented on {comment.product_name}",
+        "summary": Truncator(comment.text).chars(200),
+        "product": comment.product_name,
+        "url": shop_url(f"?product={quote(comment.product)}#comments"),
+        "at": comment.created_at.isoformat(),
+    }
+
+
+def shop_timezone(address: str) -> str:
+    """The time zone of a recipient (``RECIPIENT_TIMEZONE``): the shop's customers live
+    near the shop, so its own zone, where the quiet hours are counted."""
+    return settings.SHOP_TIME_ZONE
+
+
+# --- The weekly order report: the weekly_order_report schedule ------------------------------
+
+#: Orders that count as sales: paid, whatever happened to them since (a refund included:
+#: refunds are reported on their own line).
+SOLD = [Order.Status.PAID, Order.Status.SHIPPED, Order.Status.DELIVERED, Order.Status.REFUNDED]
+
+
+def weekly_report_recipients(period: datetime) -> Iterator[tuple[str, dict]]:
+    """The weekly report's readers: active staff with an address, by primary key (a run
+    that stopped resumes after the last one done), each with the same numbers.
+
+    ``period`` is the schedule's due time (Monday 08:00 in the shop's zone); the report
+    covers the seven days before that Monday. The numbers are computed once per run, not
+    per reader.
+    """
+    report = weekly_report(period)
+    staff = (get_user_model().objects.filter(is_staff=True, is_active=True)
+             .exclude(email="").order_by("pk"))
+    for user in staff.iterator():
+        yield user.email, {**report, "user": {"name": user.get_full_name() or user.username}}
+
+
+def weekly_report(period: datetime) -> dict:
+    """The ``weekly_report`` starter's context, but ``user``: the week before ``period``'s
+    day, in ``period``'s time zone, against the week before it."""
+    last_day = period.date() - timedelta(days=1)
+    first_day = last_day - timedelta(days=6)
+    week = week_numbers(first_day, period.tzinfo)
+    before = week_numbers(first_day - timedelta(days=7), period.tzinfo)
+    average = week["revenue"] / week["orders"] if week["orders"] else Decimal("0")
+    average_before = before["revenue"] / before["orders"] if before["orders"] else Decimal("0")
+    metrics = [
+        ("Orders", f"{week['orders']:,}", change(week["orders"], before["orders"])),
+        ("Revenue", money(week["revenue"]), change(week["revenue"], before["revenue"])),
+        ("Average order value", money(average), change(average, average_before)),
+        ("New customers", f"{week['customers']:,}",
+         change(week["customers"], before["customers"])),
+        ("Refunds", f"{week['refunds']:,}", change(week["refunds"], before["refunds"])),
+    ]
+    return {
+        **site_context(),
+        "period": {"start": first_day.isoformat(), "end": last_day.isoformat()},
+        "metrics": [{"label": label, "value": value, "change": delta}
+                    for label, value, delta in metrics],
+        "highlights": highlights(week),
+        "report_url": absolute_url(reverse("admin:shop_order_changelist")) + "?" + urlencode(
+            {"created_at__gte": first_day.isoformat(),
+             "created_at__lt": (last_day + timedelta(days=1)).isoformat()}),
+        # Staff pause or reschedule the report on its beat row.
+        "preferences_url": absolute_url(
+            reverse("admin:django_celery_beat_periodictask_changelist")) + "?"
+            + urlencode({"q": "weekly_order_report"}),
+    }
+
+
+def week_numbers(first_day: date, zone) -> dict:
+    """Orders, revenue, new customers, refunds and products sold in the seven days from
+    ``first_day`` (midnight to midnight in ``zone``)."""
+    start = datetime.combine(first_day, time.min, tzinfo=zone)
+    end = datetime.combine(first_day + timedelta(days=7), time.min, tzinfo=zone)
+    sold = Order.objects.filter(created_at__gte=start, created_at__lt=end, status__in=SOLD)
+    lines = OrderLine.objects.filter(order__in=sold)
+    amount = Sum(F("quantity") * F("unit_price"), output_field=DecimalField())
+    refunded = Order.objects.filter(status=Order.Status.REFUNDED, updated_at__gte=start,
+                                    updated_at__lt=end)
+    return {
+        "orders": sold.count(),
+        "revenue": lines.aggregate(total=amount)["total"] or Decimal("0"),
+        "customers": Customer.objects.filter(created_at__gte=start, created_at__lt=end).count(),
+        "refunds": refunded.count(),
+        "refunded": (OrderLine.objects.filter(order__in=refunded).aggregate(total=amount)
+                     ["total"] or Decimal("0")),
+        "products": list(lines.values("product").annotate(sold=Sum("quantity"))
+                         .order_by("-sold", "product")[:3]),
+    }
+
+
+def change(now, before) -> str:
+    """The change from ``before`` to ``now`` as a signed percentage; "" when there is
+    nothing to compare with (the template shows a dash)."""
+    if not before:
+        return ""
+    return f"{(Decimal(now) - Decimal(before)) * 100 / Decimal(before):+.0f}%"
+
+
+def highlights(week: dict) -> list[str]:
+    """The sentences under the numbers: the best sellers and the refunds."""
+    if not week["orders"] and not week["refunds"]:
+        return ["No orders this week."]
+    found = []
+    if week["products"]:
+        found.append("Top products: " + ", ".join(
+            f"{row['product']} ({row['sold']} sold)" for row in week["products"]) + ".")
+    if week["refunds"]:
+        found.append(f"{week['refunds']} order{'s' if week['refunds'] != 1 else ''} "
+                     f"refunded ({money(week['refunded'])}).")
+    return found

@@ -1,4 +1,5 @@
-"""A tiny shop: customers place orders made of lines; account holders log in."""
+"""A tiny shop: customers place orders made of lines, comment on products; account
+holders log in."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from .catalog import PRODUCTS
 
 
 class Customer(models.Model):
@@ -143,3 +146,33 @@ class KnownDevice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_agent or '?'} from {self.ip_address or '?'}"
+
+
+class Comment(models.Model):
+    """A customer's comment on a product of the catalogue (``shop.catalog.PRODUCTS``).
+
+    The ``comment_digest`` trigger tells the other customers who commented on the same
+    product, in one digest per recipient and window rather than one email per comment.
+    """
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="comments", verbose_name=_("customer")
+    )
+    product = models.CharField(
+        _("product"), max_length=20,
+        choices=[(key, name) for key, (name, _price) in PRODUCTS.items()],
+    )
+    text = models.TextField(_("text"), max_length=1000)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("comment")
+        verbose_name_plural = _("comments")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.customer.name} on {self.product_name}"
+
+    @property
+    def product_name(self) -> str:
+        return self.get_product_display()

@@ -17,5 +17,6 @@ urlpatterns = [
     ],
     path("orders/<int:pk>/emails.json", views.order_emails, name="order-emails"),
     path("emails.json", views.recent_emails, name="emails"),
+    path("comment/", views.post_comment, name="comment"),
     path("password-reset/", views.password_reset, name="password-reset"),
 ]

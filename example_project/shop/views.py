@@ -24,12 +24,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from transactional_mail import auth
-from transactional_mail.models import Email, Trigger
+from transactional_mail.models import DigestItem, Email, Trigger
 from transactional_mail.models.log import EmailStatus
 
 from .catalog import PRODUCTS
-from .forms import LoginForm, OrderForm, SignUpForm
-from .models import Customer, KnownDevice, Order, OrderLine
+from .forms import CommentForm, LoginForm, OrderForm, SignUpForm
+from .models import Comment, Customer, KnownDevice, Order, OrderLine
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,13 @@ def index(request, forms=None, status=200):
         "shop/index.html",
         {
             "order_form": forms.get("order") or OrderForm(initial=initial),
+            "comment_form": forms.get("comment") or CommentForm(
+                prefix="comment",
+                initial={"product": request.GET.get("product") or "mug",
+                         **({"email": customer.email} if customer else {})}),
+            "comments": Comment.objects.select_related("customer").order_by("-created_at",
+                                                                             "-pk")[:10],
+            "digest_window": settings.SHOP_DIGEST_WINDOW,
             "signup_form": forms.get("signup") or SignUpForm(prefix="signup"),
             "login_form": forms.get("login") or LoginForm(prefix="login"),
             "reset_form": forms.get("reset") or auth.PasswordResetForm(prefix="reset"),
@@ -298,6 +305,44 @@ def email_json(email: Email) -> dict:
         "next_attempt_at": email.next_attempt_at,
         "sent_at": email.sent_at,
     }
+
+
+# --- Comments ------------------------------------------------------------------------------
+
+
+@require_POST
+def post_comment(request):
+    """Save a customer's comment on a product (trigger ``comment_digest``): the other
+    customers who commented on it hear of it, the first comment of their window at once,
+    the rest in one digest when the window closes."""
+    form = CommentForm(request.POST, prefix="comment")
+    if not form.is_valid():
+        return index(request, forms={"comment": form}, status=400)
+    started = timezone.now()
+    with transaction.atomic():
+        comment = Comment.objects.create(customer=form.customer,
+                                         product=form.cleaned_data["product"],
+                                         text=form.cleaned_data["text"])
+    messages.success(request, comment_note(comment, started))
+    return redirect(reverse("shop:index") + f"?product={comment.product}#comments")
+
+
+def comment_note(comment: Comment, since) -> str:
+    """What the comment set off, for the flash message: emails sent at once (a window's
+    first comment) and comments waiting in open digest windows."""
+    sent = Email.objects.filter(trigger_key="comment_digest", created_at__gte=since).count()
+    waiting = DigestItem.objects.filter(
+        window__trigger_key="comment_digest", window__closed_at__isnull=True,
+        email__isnull=True, created_at__gte=since).count()
+    said = [f"Comment on {comment.product_name} posted"]
+    if sent:
+        said.append(f"{sent} email{'s' if sent != 1 else ''} queued at once")
+    if waiting:
+        said.append(f"{waiting} recipient{'s' if waiting != 1 else ''} will get it in "
+                    f"their digest ({settings.SHOP_DIGEST_WINDOW} window)")
+    if not sent and not waiting:
+        said.append("nobody else commented on it yet, so nobody is notified")
+    return said[0] + (": " + ", and ".join(said[1:]) if len(said) > 1 else "") + "."
 
 
 # --- Password reset: the app's drop-in form -------------------------------------------------

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import django
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("SHOP_DATA_DIR", BASE_DIR / ".data")).resolve()
@@ -39,6 +40,13 @@ SHOP_BASE_URL = os.environ.get("SHOP_BASE_URL", f"http://{SHOP_HOST}:{SHOP_PORT}
 #: How long after delivery the review request goes out: "7d" in a shop; the demo
 #: command sets "30s" (its --review-delay option) so that a visitor sees it arrive.
 SHOP_REVIEW_DELAY = os.environ.get("SHOP_REVIEW_DELAY", "7d")
+#: How long the comment digest gathers comments after the first (which goes out at once):
+#: "1h" in a shop; the demo command sets "2m" (its --digest-window option).
+SHOP_DIGEST_WINDOW = os.environ.get("SHOP_DIGEST_WINDOW", "1h")
+#: The shop's time zone: the weekly report's Monday 08:00, and the customers' quiet hours.
+SHOP_TIME_ZONE = os.environ.get("SHOP_TIME_ZONE", "America/Chicago")
+#: When comment notifications wait for morning, in the shop's zone ("" for never).
+SHOP_QUIET_HOURS = os.environ.get("SHOP_QUIET_HOURS", "21:00-08:00")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -142,6 +150,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     for _folder in _broker_folders.values():
         _folder.mkdir(parents=True, exist_ok=True)
+    # Kombu's transport, but a message is written in full before a worker can see it
+    # (shop_site/broker.py: without it, a worker could read a half-written message).
+    CELERY_BROKER_TRANSPORT = "shop_site.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         **{name: str(folder) for name, folder in _broker_folders.items()},
         "store_processed": False,
@@ -200,6 +211,32 @@ TRANSACTIONAL_MAIL = {
         "security": {"essential": True, "description": "Sign-ins from new devices."},
         "reviews": {"essential": False,
                     "description": "Requests to review what you bought."},
+        # Non-essential: a staff member may stop their copy (the unsubscribe link) without
+        # missing anything they need to act on; the admin has every number any day.
+        "reports": {"essential": False, "description": "The weekly order report (staff)."},
+        "activity": {"essential": False,
+                     "description": "New comments on products you commented on."},
+    },
+    # Comment notifications are pacing-bound: at most 3 a day per customer (one more is
+    # folded into the next digest), and none at night in the shop's time zone.
+    "FREQUENCY_CAPS": {"activity": {"count": 3, "period": "1d"}},
+    "QUIET_HOURS": {
+        "start": SHOP_QUIET_HOURS.partition("-")[0],
+        "end": SHOP_QUIET_HOURS.partition("-")[2],
+        "categories": ["activity"],
+    } if SHOP_QUIET_HOURS else None,
+    "RECIPIENT_TIMEZONE": "shop.mail.shop_timezone",
+    # Mail on a calendar (docs/scheduling.md): celery beat runs it from its
+    # django-celery-beat row, which migrate (and beat's start) keeps in step with this.
+    "SCHEDULES": {
+        "weekly_order_report": {
+            "description": "Monday 08:00: last week's orders, revenue and refunds, to staff.",
+            "schedule": crontab(hour=8, minute=0, day_of_week="mon"),
+            "timezone": SHOP_TIME_ZONE,
+            "recipients": "shop.mail.weekly_report_recipients",  # active staff, by pk
+            "template": "weekly_report",
+            "category": "reports",
+        },
     },
     # Short waits so that a visitor sees retries happen during the demo.
     "RETRY_BACKOFF": 5,
@@ -292,6 +329,21 @@ TRANSACTIONAL_MAIL = {
             "context": "shop.mail.new_sign_in_context",  # (user, request) -> dict
             "language": "shop.mail.user_language",
             "category": "security",
+        },
+        "comment_digest": {
+            # The first comment after a quiet spell goes out at once; the next ones in
+            # the window wait and go together, one email per recipient.
+            "description": "New comments on a product the customer commented on.",
+            "model": "shop.Comment",
+            "on": "created",
+            "when": "shop.mail.has_followers",  # nobody else on that product: no email
+            "template": "comment_digest",  # the shop's own (shop/digest_template.py)
+            "to": "shop.mail.comment_followers",
+            "context": "shop.mail.comment_context",
+            "category": "activity",
+            "tags": ["comments"],
+            "digest": {"window": SHOP_DIGEST_WINDOW, "key": "recipient",
+                       "first_at_once": True},
         },
     },
 }

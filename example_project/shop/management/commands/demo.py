@@ -6,7 +6,9 @@ the customers, then runs as child processes: the fake ESP, a Celery worker with 
 it (-B, DatabaseScheduler) and the development server. Ctrl-C stops them all.
 
 The children get ``SHOP_REVIEW_DELAY`` (``--review-delay``, 30s by default) so that the
-review request, a trigger delayed by 7 days in a real shop, arrives while you watch.
+review request, a trigger delayed by 7 days in a real shop, arrives while you watch; and
+``SHOP_DIGEST_WINDOW`` (``--digest-window``, 2m by default) so that a comment digest, an
+hour's window in a real shop, closes while you watch too.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"  # demo only: say so wherever it is printed
 #: The review request's delay in the demo (the settings' default, for a real shop, is 7d).
 DEMO_REVIEW_DELAY = "30s"
+#: The comment digest's window in the demo (the settings' default is 1h).
+DEMO_DIGEST_WINDOW = "2m"
 
 
 class Command(BaseCommand):
@@ -56,16 +60,25 @@ class Command(BaseCommand):
             f"(default: $SHOP_REVIEW_DELAY, else {DEMO_REVIEW_DELAY}: short, so that you "
             "see it arrive; a real shop waits 7d).",
         )
+        parser.add_argument(
+            "--digest-window",
+            default=os.environ.get("SHOP_DIGEST_WINDOW", DEMO_DIGEST_WINDOW),
+            help="How long the comment digest gathers comments after the first, e.g. 2m, "
+            f"1h (default: $SHOP_DIGEST_WINDOW, else {DEMO_DIGEST_WINDOW}; a shop would "
+            "use 1h).",
+        )
 
     def handle(self, *args, **options):
         from transactional_mail.api import parse_delay
         from transactional_mail.exceptions import InvalidEmailOption
 
-        try:
-            parse_delay(options["review_delay"])
-        except InvalidEmailOption as err:
-            raise CommandError(f"--review-delay: {err}") from err
+        for option in ("review_delay", "digest_window"):
+            try:
+                parse_delay(options[option])
+            except InvalidEmailOption as err:
+                raise CommandError(f"--{option.replace('_', '-')}: {err}") from err
         self.review_delay = options["review_delay"]
+        self.digest_window = options["digest_window"]
         self.setup()
         if options["setup_only"]:
             return
@@ -102,6 +115,7 @@ class Command(BaseCommand):
             # Read by the settings of the web server (which queues the review request)
             # and of the worker (which re-checks the trigger when it is due).
             "SHOP_REVIEW_DELAY": self.review_delay,
+            "SHOP_DIGEST_WINDOW": self.digest_window,
             "DJANGO_SETTINGS_MODULE": os.environ.get(
                 "DJANGO_SETTINGS_MODULE", "shop_site.settings"
             ),
@@ -225,6 +239,11 @@ class Command(BaseCommand):
             "TRANSACTIONAL_MAIL['TRIGGERS']; switch them off in the admin (Triggers)",
             f"  Reviews:     the review request goes out {self.review_delay} after an order "
             "is marked delivered (--review-delay / SHOP_REVIEW_DELAY; a shop would use 7d)",
+            f"  Comments:    a comment's first email goes out at once, the next ones in one "
+            f"digest after {self.digest_window} (--digest-window; a shop would use 1h)",
+            f"  Report:      staff get the weekly order report Mondays 08:00 "
+            f"{settings.SHOP_TIME_ZONE}; now: python example_project/manage.py run_schedule "
+            "weekly_order_report (or Admin > Periodic tasks > Run selected tasks)",
             f"  Broker:      {settings.CELERY_BROKER_URL.split('@')[-1]}",
             f"  Data:        {settings.DATA_DIR}",
             "Press Ctrl-C to stop everything.",
