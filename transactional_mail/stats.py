@@ -18,6 +18,7 @@ too), so they cannot deadlock.
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
@@ -126,9 +127,25 @@ def _record(email: Email, flag: StatFlag, delivered_at: datetime | None = None) 
         add(dimensions(email), increments(email, flag, delivered_at))
 
 
+#: Rows a day's counts of one key are spread over, one per worker process (modulo).
+SHARDS = 16
+
+
+def shard() -> int:
+    """This process's share of the daily rows.
+
+    Each sent email adds to a daily row in the transaction that records it, so the row is
+    locked until that commit (a WAL flush): two workers on one row took turns, and the
+    statistics halved the delivery rate (bench/bench_delivery.py). Worker processes are
+    forked one after another, so their consecutive ids give them distinct rows.
+    """
+    return os.getpid() % SHARDS
+
+
 def add(key: dict, counts: dict[str, int]) -> None:
-    """Add ``counts`` to the daily row of ``key``, creating it when needed; safe under
-    concurrent workers. Call it inside a transaction."""
+    """Add ``counts`` to the daily row of ``key`` (this process's shard of it), creating
+    it when needed; safe under concurrent workers. Call it inside a transaction."""
+    key = {**key, "shard": shard()}
     rows = MailStatDay.objects.filter(**key)
     values = {name: F(name) + value for name, value in counts.items()}
     if rows.update(**values):

@@ -44,6 +44,10 @@ class StatFlag(models.IntegerChoices):
 class MailStatDay(models.Model):
     """The counters of one day for one template, trigger, category and subject variant.
 
+    A day's counts for one key may be split over a few rows (``shard``): every sent email
+    adds to its row inside its own transaction, and concurrent workers adding to one row
+    would each wait for the other's commit. Readers sum the rows.
+
     Each email counts on the day it was queued (its ``created_at`` in the site's time
     zone), so the rates of a day compare the events of that day's emails with their
     number, whenever the events arrive. Staff test sends are not counted.
@@ -65,6 +69,10 @@ class MailStatDay(models.Model):
     opened = models.PositiveIntegerField(_("opened"), default=0)
     clicked = models.PositiveIntegerField(_("clicked"), default=0)
     unsubscribed = models.PositiveIntegerField(_("unsubscribed"), default=0)
+    shard = models.PositiveSmallIntegerField(
+        _("shard"), default=0, editable=False,
+        help_text=_("Which worker process's row: each sums a share of the day's counts."),
+    )
     # The time-to-delivery histogram (BUCKET_FIELDS) is added below the class.
 
     class Meta:
@@ -73,7 +81,8 @@ class MailStatDay(models.Model):
         ordering = ["-day", "template_key"]
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "template_key", "trigger_key", "category", "subject_variant"],
+                fields=["day", "template_key", "trigger_key", "category", "subject_variant",
+                        "shard"],
                 name="transactional_mail_mailstatday_unique",
             )
         ]
