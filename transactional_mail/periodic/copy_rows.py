@@ -87,16 +87,23 @@ def copy_rows(connection, model: type[models.Model], objects: Iterable[models.Mo
     whole COPY is undone, so call it inside a savepoint and fall back to an insert that
     skips conflicts). Run it on ``connection``, a PostgreSQL connection using psycopg 3.
     """
+    # psycopg 3 is installed where this runs (a site on SQLite may not have it).
+    from psycopg.copy import QueuedLibpqWriter
+
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
     writers = [(field.attname, _encoder(field, connection)) for field in fields]
-    # auto_now_add columns get one time per call, as bulk_create gives each row its own.
+    # auto_now(_add) columns: one time for the whole call (bulk_create stamps each row a
+    # moment apart).
     now = timezone.now()
     stamped = [field.attname for field in fields
                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
+    # The queued writer sends from a thread of its own: the lines of the next rows are
+    # formatted while the server takes the previous ones, instead of after.
     with (connection.cursor() as cursor, connection.wrap_database_errors,
-          cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy):
+          cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN",
+                             writer=QueuedLibpqWriter(cursor.cursor)) as copy):
         lines = []
         for obj in objects:
             for attname in stamped:
