@@ -39,6 +39,19 @@ def test_a_fieldset_per_language_of_the_templates(layout, admin_client):
     assert 'name="translations"' not in page  # the JSON itself is not edited by staff
 
 
+def test_the_change_page_looks_the_template_languages_up_once(layout, admin_client):
+    """The fieldsets, the form and the preview's language list share one lookup."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(change_url(layout)).content.decode()
+    assert "Footer in French (fr)" in page
+    lookups = [query["sql"] for query in queries.captured_queries
+               if "DISTINCT" in query["sql"] and '"language"' in query["sql"]]
+    assert len(lookups) == 1, lookups
+
+
 def test_saving_a_translation_records_a_draft_and_french_emails_show_it(layout,
                                                                         admin_client):
     url = change_url(layout)

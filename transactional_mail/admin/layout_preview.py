@@ -125,7 +125,7 @@ class LayoutPreviewMixin:
             "tm_layout_preview_languages": [
                 (code, language_name(code))
                 for code in translation_languages(self.get_object(request, object_id)
-                                                  if object_id else None)
+                                                  if object_id else None, request)
             ],
             **(extra_context or {}),
         }

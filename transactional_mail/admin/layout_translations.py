@@ -69,14 +69,24 @@ def language_name(code: str) -> str:
     return str(dict(settings.LANGUAGES).get(code, code))
 
 
-def translation_languages(layout: Layout | None) -> list[str]:
+def translation_languages(layout: Layout | None, request=None) -> list[str]:
     """The languages the form offers: those of the email templates (not the default
-    variant), and those ``layout`` already has a translation for."""
-    codes = set(EmailTemplate.objects.exclude(language="").values_list("language", flat=True)
-                .distinct()[:100])
+    variant), and those ``layout`` already has a translation for.
+
+    The templates' languages are looked up once per ``request``: the fieldsets, the form
+    and the preview's language list each ask.
+    """
+    codes = set(getattr(request, "_tm_template_languages", None) or _template_languages())
+    if request is not None:
+        request._tm_template_languages = frozenset(codes)
     if layout is not None and isinstance(layout.translations, dict):
         codes.update(code for code in layout.translations if isinstance(code, str))
     return sorted(codes)
+
+
+def _template_languages() -> set[str]:
+    return set(EmailTemplate.objects.exclude(language="").values_list("language", flat=True)
+               .distinct()[:100])
 
 
 class _HttpsURLField(forms.URLField):

@@ -34,7 +34,7 @@ class LayoutAdmin(LayoutPreviewMixin, RevisionsAdminMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return [*super().get_fieldsets(request, obj),
-                *translation_fieldsets(translation_languages(obj))]
+                *translation_fieldsets(translation_languages(obj, request))]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if kwargs.get("fields") is None and "fields" not in kwargs:
@@ -43,7 +43,8 @@ class LayoutAdmin(LayoutPreviewMixin, RevisionsAdminMixin, admin.ModelAdmin):
             kwargs["fields"] = [name for name in kwargs["fields"]
                                 if not name.startswith("translation__")]
         form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"languages": tuple(translation_languages(obj))})
+        languages = tuple(translation_languages(obj, request))
+        return type(form.__name__, (form,), {"languages": languages})
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.URLField) and django.VERSION >= (5, 0):
