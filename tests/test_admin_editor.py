@@ -92,6 +92,30 @@ def test_preview_in_a_layout(admin_client):
     assert "Shop Ltd" in data["html"] and 'style="' in data["html"]  # inlined like the worker
 
 
+@pytest.mark.parametrize("category, shown", [("reviews", True), ("orders", False),
+                                              ("undeclared", False)])
+def test_preview_shows_the_unsubscribe_line_of_non_essential_mail(admin_client, settings,
+                                                                  category, shown):
+    """As the email will: the layout's {% if unsubscribe_url %} line, with stand-in links
+    whose token opens nothing."""
+    settings.TRANSACTIONAL_MAIL = {
+        **settings.TRANSACTIONAL_MAIL, "BASE_URL": "https://shop.example.com",
+        "CATEGORIES": {"orders": {"essential": True}, "reviews": {"essential": False}}}
+    layout = make_layout(footer_html='{% if unsubscribe_url %}<a href="{{ unsubscribe_url }}">'
+                                     'Unsubscribe</a>{% endif %}')
+    data = admin_client.post(PREVIEW, fields(layout=str(layout.pk), category=category)).json()
+    assert data["errors"] == []
+    link = "https://shop.example.com/mail/unsubscribe/preview/"
+    assert (link in data["html"]) is shown
+    assert ("Unsubscribe" in data["html"]) is shown
+    if shown:  # clicked in the preview, or posted: the invalid-link page, no suppression
+        from transactional_mail.models import Suppression
+
+        answer = Client().post(link.removeprefix("https://shop.example.com"))
+        assert answer.status_code == 400
+        assert not Suppression.objects.exists()
+
+
 def test_preview_errors_name_the_line(admin_client):
     data = admin_client.post(PREVIEW, fields(html="<p>\n{% load static %}")).json()
     [error] = data["errors"]

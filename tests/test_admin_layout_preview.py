@@ -90,6 +90,20 @@ def test_preview_around_a_chosen_template_renders_its_draft(admin_client):
     assert "Hello Ann," in data["html"] and "Thanks for your order" not in data["html"]
 
 
+def test_a_chosen_non_essential_template_shows_the_unsubscribe_line(admin_client, settings):
+    """The default layout's footer line, as its emails will show it; not for essential
+    mail, nor around the built-in sample."""
+    settings.TRANSACTIONAL_MAIL = {
+        **settings.TRANSACTIONAL_MAIL,
+        "CATEGORIES": {"orders": {"essential": True}, "reviews": {"essential": False}}}
+    review = make_template("review_request", category="reviews", sample_context=ORDER_CONTEXT)
+    order = make_template(category="orders", sample_context=ORDER_CONTEXT)
+    link = "/mail/unsubscribe/preview/"
+    assert link in admin_client.post(PREVIEW, fields(template=str(review.pk))).json()["html"]
+    assert link not in admin_client.post(PREVIEW, fields(template=str(order.pk))).json()["html"]
+    assert link not in admin_client.post(PREVIEW, fields()).json()["html"]
+
+
 def test_a_chosen_template_needs_the_templates_view_permission():
     template = make_template(sample_context=ORDER_CONTEXT)
     response = staff().post(PREVIEW, fields(template=str(template.pk)))

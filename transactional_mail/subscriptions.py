@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.core import signing
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from .categories import Category
 from .conf import get_setting
@@ -60,6 +60,20 @@ def links(email_id: int, category: Category) -> Links:
         unsubscribe_url=base_url + reverse("transactional_mail:unsubscribe", args=[token]),
         preferences_url=base_url + reverse("transactional_mail:preferences", args=[token]),
     )
+
+
+def preview_links(category: Category) -> Links:
+    """Stand-ins for a non-essential email's links in the admin's previews, so a layout
+    shows its unsubscribe line there as the email will. Their token opens nothing."""
+    if category.essential:
+        return Links()
+    try:
+        unsubscribe = reverse("transactional_mail:unsubscribe", args=["preview"])
+        preferences = reverse("transactional_mail:preferences", args=["preview"])
+    except NoReverseMatch:  # the site has not included the app's URLs (check W020 says)
+        unsubscribe = preferences = "#"
+    base_url = (get_setting("BASE_URL") or "").rstrip("/")
+    return Links(unsubscribe_url=base_url + unsubscribe, preferences_url=base_url + preferences)
 
 
 def list_headers(email_id: int, category: Category, email_links: Links) -> dict[str, str]:

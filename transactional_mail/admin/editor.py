@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 
 from django import forms
 from django.contrib.admin.utils import unquote
@@ -39,12 +40,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from .. import api
+from ..categories import get_category
 from ..exceptions import TransactionalMailError
 from ..headers import check_address
 from ..models import Email, Layout
 from ..models.templates import normalize_language
 from ..rendering.preview import PreviewMessage, parse_context, preview_email
 from ..rendering.secret_use import template_secret_keys
+from ..subscriptions import preview_links
 from . import real_objects
 
 __all__ = ["SEND_TEST_PERMISSION", "TEST_SENDS_PER_MINUTE", "TemplateEditorMixin",
@@ -217,6 +220,7 @@ class TemplateEditorMixin:
             language=self._language(request.POST.get("language", "")),
             preheader=request.POST.get("preheader", ""),
             secret_keys=template_secret_keys(self._previewed_key(request)),
+            **asdict(preview_links(get_category(request.POST.get("category", "")))),
         )
         data = result.as_dict()
         data["variables_source"] = "sample"

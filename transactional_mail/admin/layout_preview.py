@@ -34,9 +34,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
+from ..categories import get_category
 from ..models import EmailTemplate
 from ..rendering.brand import LOGO_MAX_BYTES
 from ..rendering.layout_preview import LAYOUT_FIELDS, preview_layout
+from ..subscriptions import preview_links
 from .layout_translations import language_name, posted_translations, translation_languages
 
 __all__ = ["LayoutPreviewMixin", "LogoUploadHandler", "MAX_TEMPLATE_CHOICES"]
@@ -178,6 +180,8 @@ class LayoutPreviewMixin:
         upload = request.FILES.get(LogoUploadHandler.field)
         # At most one byte over the limit: enough for preview_layout to refuse it.
         logo = upload.read() if upload is not None else logo_handler.oversize
+        # The chosen template's category decides whether the unsubscribe line shows.
+        links = preview_links(get_category(found.category if template is not None else ""))
         result = preview_layout(values, template=template, context=context, language=language,
-                                logo=logo)
+                                logo=logo, links=links)
         return JsonResponse(result.as_dict())

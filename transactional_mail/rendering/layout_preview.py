@@ -225,11 +225,14 @@ def preview_layout(
     context: Mapping[str, Any] | None = None,
     language: str | None = None,
     logo: bytes | None = None,
+    links: Any = None,
 ) -> LayoutPreview:
     """Render the unsaved layout ``values`` around ``template`` (anything with ``subject``,
     ``html`` and ``text``; the built-in sample when None) with ``context``
     (:data:`SAMPLE_CONTEXT` for the sample). ``logo``: the content of a logo chosen for
     upload and not saved yet, shown (as a ``data:`` URI) in place of the logo URL.
+    ``links`` (``subscriptions.Links``, for a non-essential template) fill the layout's
+    ``{{ unsubscribe_url }}`` and ``{{ preferences_url }}``.
 
     Errors (a field that is not valid, a source that does not compile, a render over
     budget) come back in ``errors`` with their field and line, never as exceptions.
@@ -252,7 +255,9 @@ def preview_layout(
         sample = _Draft(pk=None, subject=template.subject or "", html=template.html or "",
                         text=template.text or "")
     try:
-        rendered = render_email(sample, draft, context or {}, language=language or None)
+        rendered = render_email(sample, draft, context or {}, language=language or None,
+                                unsubscribe_url=getattr(links, "unsubscribe_url", ""),
+                                preferences_url=getattr(links, "preferences_url", ""))
     except RenderLimitExceeded as err:
         part = _LAYOUT_PARTS.get(err.template_name, err.template_name or "html")
         if err.template_name not in _LAYOUT_PARTS:

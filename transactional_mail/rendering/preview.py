@@ -433,10 +433,14 @@ def preview_email(
     language: str | None = None,
     preheader: str = "",
     secret_keys: Iterable[str] = (),
+    unsubscribe_url: str = "",
+    preferences_url: str = "",
 ) -> Preview:
     """Render unsaved sources in ``layout`` (a layout revision or None) with ``context``.
 
     ``preheader`` is the template's own preview line (blank: the context's ``preheader``).
+    ``unsubscribe_url`` and ``preferences_url`` stand in for a non-essential email's
+    links (``subscriptions.preview_links``), so the layout's unsubscribe line shows.
     ``secret_keys`` are the keys the template treats as secret: a use of one that could
     leave the email (:mod:`~transactional_mail.rendering.secret_use`) is an error.
 
@@ -470,7 +474,8 @@ def preview_email(
     try:
         # Not yet neutralised: a link staff wrote with a refused scheme is warned about.
         rendered = _render_email(draft, layout, context, language=language or None,
-                                 unsubscribe_url="", preferences_url="")
+                                 unsubscribe_url=unsubscribe_url,
+                                 preferences_url=preferences_url)
     except RenderLimitExceeded as err:
         part = err.template_name if err.template_name in _PARTS else "layout"
         message = err.reason[0].upper() + err.reason[1:]

@@ -87,7 +87,7 @@
 
     function previewBody() {
       var body = new FormData();
-      ["key", "subject", "preheader", "html", "text", "layout", "language", "sample_context"].forEach(function (name) {
+      ["key", "subject", "preheader", "html", "text", "layout", "language", "category", "sample_context"].forEach(function (name) {
         body.append(name, fieldValue(name));
       });
       body.append("template_id", panel.getAttribute("data-template-id") || "");
