@@ -63,6 +63,50 @@ def test_events_wait_in_the_window_then_go_out_in_one_email(use_triggers, custom
     assert set(DigestItem.objects.values_list("email", flat=True)) == {email.pk}
 
 
+def reader_context(recipient, items, count):
+    """A digest's ``context`` callable: what the reader's email says besides the items."""
+    return {"reader": recipient.split("@")[0], "more_count": max(count - 2, 0),
+            "items": "cannot replace the items", "count": -1}
+
+
+def test_the_digest_context_callable_adds_the_readers_variables(use_triggers, customer,
+                                                                 digest_template):
+    """Called with (recipient, items, count) when the window closes, and for a first
+    event sent at once; it adds to the context and cannot replace items or count."""
+    use_triggers(digest={**DIGEST, "digest": {
+        "window": "1h", "first_at_once": True,
+        "context": "tests.triggers.test_digests.reader_context"}})
+    for number in ("A-1", "A-2", "A-3", "A-4"):
+        new_order(customer, number)
+    [first] = emails()
+    assert (first.context["reader"], first.context["count"], first.context["more_count"]) == (
+        "ann", 1, 0)
+    digests.close_due_windows(now=later(hours=2))
+    digest = emails()[-1]
+    assert (digest.context["reader"], digest.context["count"], digest.context["more_count"]
+            ) == ("ann", 3, 1)
+    assert [item["number"] for item in digest.context["items"]] == ["A-2", "A-3", "A-4"]
+
+
+def failing_context(recipient, items, count):
+    raise RuntimeError("the reader's profile is gone")
+
+
+def test_a_failing_digest_context_is_a_failed_email_not_lost_events(use_triggers, customer,
+                                                                    digest_template):
+    """The window closes into a failed row saying why (the sweep does not retry it
+    forever); its events stay attached to that row."""
+    use_triggers(digest={**DIGEST, "digest": {
+        "window": "1h", "context": "tests.triggers.test_digests.failing_context"}})
+    new_order(customer, "A-1")
+    assert digests.close_due_windows(now=later(hours=2)) == 1
+    [email] = emails()
+    assert email.status == EmailStatus.FAILED
+    assert "the reader's profile is gone" in email.last_error
+    assert DigestWindow.objects.get().closed_at is not None
+    assert list(DigestItem.objects.values_list("email", flat=True)) == [email.pk]
+
+
 def test_without_a_category_the_digest_has_its_templates(use_triggers, customer,
                                                         digest_template):
     use_triggers(digest={key: value for key, value in DIGEST.items() if key != "category"}
@@ -243,6 +287,8 @@ class TestChecks:
         assert self.run(settings, {"window": "1h", "key": "recipient",
                                    "first_at_once": True}) == []
         assert self.run(settings, {"window": timedelta(minutes=5), "key": "customer.pk"}) == []
+        assert self.run(settings, {"window": "1h",
+                                   "context": "tests.triggers.test_digests.reader_context"}) == []
 
     @pytest.mark.parametrize(("digest", "extra", "message"), [
         ("1h", {}, "'digest' is '1h'; it must be a dict."),
@@ -253,6 +299,9 @@ class TestChecks:
         ({"window": "1h", "windw": 1}, {}, "'digest' has an unknown key 'windw'."),
         ({"window": "1h", "first_at_once": "yes"}, {},
          "the digest 'first_at_once' is 'yes'; it must be True or False."),
+        ({"window": "1h", "context": "tests.triggers.test_digests.nowhere"}, {},
+         "the digest 'context' 'tests.triggers.test_digests.nowhere' is not a callable nor "
+         "the dotted path of one."),
         ({"window": "1h", "key": 3}, {},
          "the digest 'key' 3 is neither 'recipient', a path nor a callable."),
         ({"window": "1h", "key": "custmer.pk"}, {},

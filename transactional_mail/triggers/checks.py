@@ -120,7 +120,8 @@ def definition_problems(key: Any, definition: Any) -> list[tuple[str, str]]:
 
 #: The hint of every digest problem.
 DIGEST_HINT = ('For example "digest": {"window": "1h", "key": "recipient", '
-               '"first_at_once": False}; see the scheduling guide.')
+               '"first_at_once": False, "context": "shop.mail.digest_context"}; see the '
+               'scheduling guide.')
 
 
 def _digest_problems(definition: Mapping[str, Any], model) -> list[tuple[str, str]]:
@@ -153,6 +154,12 @@ def _digest_problems(definition: Mapping[str, Any], model) -> list[tuple[str, st
         problems.append((f"the digest 'key' {key!r} is neither 'recipient', a path nor a "
                          "callable.", "Use 'recipient' (one digest per recipient), or an "
                          "attribute path such as 'post.pk' for one per recipient and post."))
+    context = digest.get("context")
+    if context is not None and not callable(context) and not (
+            isinstance(context, str) and callable(import_or_none(context))):
+        problems.append((f"the digest 'context' {context!r} is not a callable nor the dotted "
+                         "path of one.", "Name a function (recipient, items, count) -> dict, "
+                         'e.g. "shop.mail.comment_digest_context".'))
     if not isinstance(digest.get("first_at_once", False), bool):
         problems.append((f"the digest 'first_at_once' is {digest['first_at_once']!r}; it "
                          "must be True or False.", DIGEST_HINT))

@@ -46,6 +46,9 @@ class Digest:
     #: None for one window per recipient (``"key": "recipient"``).
     key: Callable[..., Any] | None = None
     first_at_once: bool = False
+    #: ``(recipient, items, count) -> dict``: what the digest's email sees besides
+    #: ``items`` and ``count`` (the reader's name, links), or None.
+    context: Callable[..., Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,17 @@ def _digest(value: Mapping[str, Any] | None) -> Digest | None:
         window=parse_delay(value["window"]),
         key=None if key == DIGEST_BY_RECIPIENT else _condition(key),
         first_at_once=bool(value.get("first_at_once", False)),
+        context=_digest_context_callable(value.get("context")),
     )
+
+
+def _digest_context_callable(value: Any) -> Callable[..., Mapping[str, Any]] | None:
+    if value is None or callable(value):
+        return value
+    imported = import_or_none(value)
+    if not callable(imported):
+        raise ConfigurationError(f"the digest context {value!r} does not import as a callable.")
+    return imported
 
 
 def parse_trigger(key: str, definition: Mapping[str, Any]) -> Trigger:

@@ -3,7 +3,7 @@
 A trigger with ``"digest": {"window": "1h"}`` stores each event's context as a
 ``DigestItem`` of the open ``DigestWindow`` of (trigger, recipient[, key]); the first
 event opens the window. ``close_due_windows`` sends one email per due window, its context
-``{"items": [...], "count": n}``. It runs from the beat task ``close_digests`` (every
+``{"items": [...], "count": n}`` plus what the digest's ``context`` callable adds. It runs from the beat task ``close_digests`` (every
 ``SWEEP_INTERVAL``) and from a task published for the window's end when it opens, so a
 window closes on time, and still closes after any restart: the rows are the state.
 
@@ -27,7 +27,7 @@ from ..conf import get_setting
 from ..models import DigestItem, DigestWindow, Email
 from ..models.suppression import normalize_address
 from ..tasks import broker_producer
-from .definitions import Trigger
+from .definitions import Digest, Trigger, all_triggers
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ def collect(trigger: Trigger, address: str, context: Mapping[str, Any], *, insta
         item = DigestItem.objects.create(window=window, context=dict(context), created_at=now)
         email = None
         if opened and digest.first_at_once:
-            email = api.send(trigger.template, address, _digest_context([item.context], 1),
+            email = api.send(trigger.template, address,
+                             _digest_context(digest, address, [item.context], 1),
                              language=language, source=source, trigger_key=trigger.key,
                              **options)
             item.email = email
@@ -72,9 +73,19 @@ def collect(trigger: Trigger, address: str, context: Mapping[str, Any], *, insta
     return email
 
 
-def _digest_context(items: list[dict], count: int) -> dict[str, Any]:
-    """What a digest's template sees: the events' contexts and how many there were."""
-    return {"items": items, "count": count}
+def _digest_context(digest: Digest | None, recipient: str, items: list[dict], count: int
+                    ) -> dict[str, Any]:
+    """What a digest's template sees: the events' contexts and how many there were, with
+    what the digest's ``context`` callable adds for the reader (it cannot replace them)."""
+    context = {}
+    if digest is not None and digest.context is not None:
+        extra = digest.context(recipient, items, count)
+        if not isinstance(extra, Mapping):
+            raise TypeError(f"the digest context callable returned {type(extra).__name__}; "
+                            "it must return a dict.")
+        context.update(extra)
+    context.update(items=items, count=count)
+    return context
 
 
 def close_due_windows(now: datetime | None = None) -> int:
@@ -102,17 +113,21 @@ def close_window(window_id: int, now: datetime | None = None) -> Email | None:
         if count:
             limit = get_setting("DIGEST_MAX_ITEMS")
             items = list(pending.values_list("context", flat=True)[:limit])
-            email = _send_digest(window, _digest_context(items, count))
+            email = _send_digest(window, items, count)
             pending.update(email=email)
         window.closed_at, window.email = now, email
         window.save(update_fields=["closed_at", "email"])
     return email
 
 
-def _send_digest(window: DigestWindow, context: dict[str, Any]) -> Email:
+def _send_digest(window: DigestWindow, items: list[dict], count: int) -> Email:
     """The window's email, queued; a failed row saying why when it cannot be (the
-    template was deleted), so the events are not lost silently."""
+    template was deleted, the digest's context callable failed), so the events are not
+    lost silently."""
+    trigger = all_triggers().get(window.trigger_key)
     try:
+        context = _digest_context(trigger.digest if trigger is not None else None,
+                                  window.recipient, items, count)
         # No category on the window: the template's, as for any email of the trigger.
         return api.send(window.template_key, window.recipient, context,
                         language=window.language or None, category=window.category or None,

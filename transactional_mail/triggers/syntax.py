@@ -30,7 +30,7 @@ KNOWN_KEYS = frozenset({
 })
 
 #: Every key a trigger's ``"digest"`` option may have.
-DIGEST_KEYS = frozenset({"window", "key", "first_at_once"})
+DIGEST_KEYS = frozenset({"window", "key", "first_at_once", "context"})
 
 #: The digest ``"key"`` that groups by recipient only (the default).
 DIGEST_BY_RECIPIENT = "recipient"
