@@ -139,6 +139,7 @@ def build_email(
             f"context must be a dict of template variables, not {type(context).__name__}."
         )
     secrets = _secret_keys(secret_keys, context or {})
+    _check_language(language)
     _check_lengths(template_key=template_key, trigger_key=trigger_key, category=category,
                    language=language, idempotency_key=idempotency_key)
     if category is not None and not isinstance(category, str):
@@ -219,6 +220,23 @@ def record_unsent(
 #: The longest value each column of the Email row holds.
 _MAX_LENGTHS = {"template_key": 100, "trigger_key": 100, "category": 50, "language": 15,
                 "idempotency_key": 255}
+
+
+#: A language code as Django writes them ("fr", "pt-br", "zh_Hans", "sr-latn").
+_LANGUAGE_CODE = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _check_language(language: Any) -> None:
+    """Refuse a language that is no language code: it would pick no translation, and a
+    control character or a lone surrogate in it would fail the INSERT (on PostgreSQL)."""
+    if language is None:
+        return
+    if not isinstance(language, str):
+        raise InvalidEmailOption(f"language must be a language code like 'fr' or 'pt-br' "
+                                 f"(a string), not {language!r}.")
+    if not _LANGUAGE_CODE.fullmatch(language.strip()):
+        raise InvalidEmailOption(f"language {language!r} is not a language code: use "
+                                 "letters, digits, '-' and '_', like 'fr' or 'pt-br'.")
 
 
 def _check_lengths(**values: str | None) -> None:

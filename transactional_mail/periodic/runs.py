@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import DataError, IntegrityError, connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -210,13 +210,21 @@ def _collector_paused():
 
 
 def _build(schedule: Schedule, label: str, recipient: Recipient) -> Email:
-    return build_email(
+    email = build_email(
         schedule.template, recipient.to, recipient.context,
         language=recipient.language or schedule.language,
         category=schedule.category, secret_keys=schedule.secret_keys or None,
         source=recipient.source,
-        idempotency_key=idempotency_key(schedule, label, recipient.to),
     )
+    if not email.to:
+        # A blank address (an object whose email is ""): no email, rather than one to
+        # nobody shared by every such recipient under the key of "".
+        raise InvalidEmailOption(f"to is {recipient.to!r}: the recipient has no address.")
+    # Keyed once build_email has checked the addresses: a recipient yielding an int or a
+    # lone surrogate is then skipped with the reason, instead of failing the key's
+    # hashing, and the run with it, at every retry.
+    email.idempotency_key = idempotency_key(schedule, label, email.to)
+    return email
 
 
 def _built(schedule: Schedule, label: str, recipients: list[Recipient], tally: Progress
@@ -256,7 +264,9 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         # took over writes nothing (the transaction rolls back).
         if not ScheduleRun.objects.filter(pk=record.pk, lease_token=token).update(**updates):
             raise RunLost
-        _insert(new)
+        refused = _insert(new)
+        if refused:
+            new = _without_refused(schedule, label, record, new, refused, tally)
     tally.done += len(recipients)
     tally.queued += len(new)
     tally.already_queued += len(emails) - len(new)
@@ -268,23 +278,62 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         ))
 
 
-def _insert(emails: list[Email]) -> None:
+#: What inserting a row the database cannot hold raises: the server's refusal (a value
+#: too long, a NUL, a check) or the driver's, before sending it (a NUL, a lone surrogate).
+#: Not an OperationalError: a lost connection fails the batch, to be retried whole.
+_UNSTORABLE_ROW = (DataError, IntegrityError, ValueError)
+
+
+def _insert(emails: list[Email]) -> dict[str, str]:
     """Insert the rows: with COPY on PostgreSQL (psycopg 3), a bulk INSERT elsewhere.
 
     COPY cannot skip a conflict, so a row whose key a ``send()`` committed meanwhile (the
     keys are checked just before) makes the batch fall back to an INSERT that ignores it.
+    A row the database refuses for another reason (validation missed it) would fail the
+    batch again at every retry, and the schedule with it: the rows are then inserted one
+    by one and the refused ones are returned, each key with the reason.
     """
     if not emails:
-        return
+        return {}
     connection = connections[router.db_for_write(Email)]
-    if connection.vendor == "postgresql" and _is_psycopg3():
+    try:
+        with transaction.atomic(using=connection.alias):
+            if connection.vendor == "postgresql" and _is_psycopg3():
+                try:
+                    with transaction.atomic(using=connection.alias):
+                        copy_rows(connection, Email, emails)
+                    return {}
+                except IntegrityError:
+                    pass
+            Email.objects.bulk_create(emails, batch_size=500, ignore_conflicts=True)
+        return {}
+    except _UNSTORABLE_ROW:
+        return _insert_one_by_one(connection, emails)
+
+
+def _insert_one_by_one(connection, emails: list[Email]) -> dict[str, str]:
+    refused = {}
+    for email in emails:
         try:
             with transaction.atomic(using=connection.alias):
-                copy_rows(connection, Email, emails)
-            return
-        except IntegrityError:
-            pass
-    Email.objects.bulk_create(emails, batch_size=500, ignore_conflicts=True)
+                Email.objects.bulk_create([email], ignore_conflicts=True)
+        except _UNSTORABLE_ROW as err:
+            refused[email.idempotency_key] = f"the database refused its row: {err}".strip()
+    return refused
+
+
+def _without_refused(schedule, label, record, new, refused, tally) -> list[Email]:
+    """``new`` without the rows the database refused, which count as skipped recipients
+    (in the batch's transaction, with the run's counters)."""
+    reasons = [f"{email.to!r}: {refused[email.idempotency_key]}" for email in new
+               if email.idempotency_key in refused]
+    for reason in reasons:
+        logger.warning("Schedule %s, period %s: skipped %s", schedule.key, label, reason)
+    tally.skipped += len(refused)
+    ScheduleRun.objects.filter(pk=record.pk).update(
+        emails_queued=F("emails_queued") - len(refused),
+        recipients_skipped=F("recipients_skipped") + len(refused), last_error=reasons[-1])
+    return [email for email in new if email.idempotency_key not in refused]
 
 
 def _is_psycopg3() -> bool:
