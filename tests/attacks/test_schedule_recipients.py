@@ -157,3 +157,50 @@ def test_a_row_the_database_refuses_is_skipped_not_the_batch(settings, report_te
     assert "bad@example.com" in record.last_error and "database" in record.last_error
     delivered = sorted(pk for ids in published(enqueued) for pk in ids)
     assert delivered == sorted(Email.objects.values_list("pk", flat=True))
+
+
+def test_a_refused_row_does_not_copy_its_data_into_the_runs_error(settings, report_template,
+                                                                   enqueued, monkeypatch):
+    """PostgreSQL's refusal of a row (a check) details the whole failing row, context
+    and all: the run's last error, shown to view-only staff, keeps its first line only."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite does not detail the failing row")
+    build = runs._build
+
+    def build_one_bad(schedule, label, recipient):
+        email = build(schedule, label, recipient)
+        if recipient.to == "bad@example.com":
+            email.subject_variant = -1  # a positive column: a check constraint
+        return email
+
+    monkeypatch.setattr(runs, "_build", build_one_bad)
+    tally = _run(settings, [("bad@example.com", {"reset_url": "https://x/SECRET-TOKEN"})])
+
+    assert (tally.outcome, tally.queued, tally.skipped) == ("done", 2, 1)
+    error = ScheduleRun.objects.get().last_error
+    assert "check constraint" in error
+    assert "SECRET-TOKEN" not in error and "\n" not in error
+
+
+def test_a_source_reusing_one_context_dict_gives_each_email_its_own(settings,
+                                                                   report_template, enqueued):
+    """A generator that refills one dict (and one address list) for every recipient: each
+    email holds them as they were when yielded, as send() would, not the batch's last
+    recipient's data (a batch is read whole before its emails are built)."""
+    schedule = parse_schedule("weekly_report", weekly(
+        recipients="tests.attacks.test_schedule_recipients.reusing_one_dict"))
+    run(schedule, MONDAY)
+
+    contexts = {email.to[0]: email.context for email in Email.objects.all()}
+    assert contexts == {"ann@example.com": {"name": "ann", "seen": ["ann"]},
+                        "bob@example.com": {"name": "bob", "seen": ["ann", "bob"]},
+                        "cat@example.com": {"name": "cat", "seen": ["ann", "bob", "cat"]}}
+
+
+def reusing_one_dict(period):
+    context, to = {}, []
+    for name in ("ann", "bob", "cat"):
+        context["name"] = name
+        context.setdefault("seen", []).append(name)
+        to[:] = [f"{name}@example.com"]
+        yield to, context

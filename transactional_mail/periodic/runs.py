@@ -318,7 +318,10 @@ def _insert_one_by_one(connection, emails: list[Email]) -> dict[str, str]:
             with transaction.atomic(using=connection.alias):
                 Email.objects.bulk_create([email], ignore_conflicts=True)
         except _UNSTORABLE_ROW as err:
-            refused[email.idempotency_key] = f"the database refused its row: {err}".strip()
+            # The first line only: PostgreSQL details a refused row with all its values,
+            # context and secrets included, and the run's error is shown to staff.
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            refused[email.idempotency_key] = f"the database refused its row: {first_line}"
     return refused
 
 
