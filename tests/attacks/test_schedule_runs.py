@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from tests.periodic.conftest import weekly
+from tests.periodic.conftest import MONDAY, weekly
 from tests.test_admin_schedules import HELD, URL, operator, resume, runs, schedules  # noqa: F401
 from transactional_mail.models import Email, ScheduleRun
 from transactional_mail.periodic.definitions import parse_schedule
@@ -99,3 +99,34 @@ def test_a_period_that_fails_for_good_does_not_block_the_next_ones(settings, rep
     assert (current.status, current.emails_queued) == ("done", 1)
     old_run = ScheduleRun.objects.get(period=old_label)
     assert old_run.status == "running" and old_run.lease_token is None  # resumable
+
+
+class WorkerKilled(BaseException):
+    """What a SIGKILL looks like from inside: nothing after it runs (here, the enqueue)."""
+
+
+def test_a_kill_between_a_batch_commit_and_its_enqueue_is_delivered_by_the_sweep(
+        settings, report_template, enqueued):
+    """The batch's rows are committed, their task never published: the outbox sweep
+    enqueues them, and the resumed run queues nobody a second time."""
+    from transactional_mail import tasks as mail_tasks
+    from transactional_mail.periodic import runs as periodic_runs
+
+    definition = weekly()
+    schedule = parse_schedule("weekly_report", definition)
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SWEEP_GRACE": 0,
+                                   "SCHEDULE_BATCH_SIZE": 2,
+                                   "SCHEDULES": {"weekly_report": definition}}
+    with (mock.patch.object(periodic_runs, "enqueue_delivery", side_effect=WorkerKilled),
+          pytest.raises(WorkerKilled)):
+        periodic_runs.run(schedule, MONDAY)
+    committed = list(Email.objects.values_list("pk", flat=True))
+    assert len(committed) == 2 and not enqueued.called
+
+    assert mail_tasks.sweep_outbox()["due"] == 2
+    swept = sorted(pk for call in enqueued.call_args_list for pk in call.args[1])
+    assert swept == sorted(committed)
+
+    tally = periodic_runs.run(schedule, MONDAY)  # resumed after the committed batch
+    assert (tally.outcome, tally.queued) == ("done", 1)
+    assert Email.objects.count() == 3
