@@ -181,9 +181,19 @@ def build_email(
         next_attempt_at=due,
     )
     if source is not None:
+        source_id = str(source.pk)
+        if len(source_id) > _MAX_SOURCE_ID:
+            raise InvalidEmailOption(
+                f"source's primary key is {len(source_id)} characters long; the send log "
+                f"links a source by a key of at most {_MAX_SOURCE_ID}. Pass no source (or "
+                "one with a shorter key).")
         email.source_content_type = ContentType.objects.db_manager(using).get_for_model(source)
-        email.source_object_id = str(source.pk)
+        email.source_object_id = source_id
     return email
+
+
+#: The longest source primary key (as text) an email row links to.
+_MAX_SOURCE_ID = 255
 
 
 def record_unsent(
