@@ -150,6 +150,7 @@ def test_a_row_the_database_refuses_is_skipped_not_the_batch(settings, report_te
                             ("b@example.com", {})])
 
     assert (tally.outcome, tally.done, tally.queued, tally.skipped) == ("done", 5, 4, 1)
+    assert tally.already_queued == 0
     assert _queued() == ["a@example.com", "b@example.com", "first@example.com",
                          "last@example.com"]
     record = ScheduleRun.objects.get()

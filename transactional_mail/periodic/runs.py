@@ -264,12 +264,13 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         # took over writes nothing (the transaction rolls back).
         if not ScheduleRun.objects.filter(pk=record.pk, lease_token=token).update(**updates):
             raise RunLost
+        already_queued = len(emails) - len(new)
         refused = _insert(new)
         if refused:
             new = _without_refused(schedule, label, record, new, refused, tally)
     tally.done += len(recipients)
     tally.queued += len(new)
-    tally.already_queued += len(emails) - len(new)
+    tally.already_queued += already_queued
     # After the commit: a crash before this line leaves queued rows the outbox sweep sends.
     if new:
         enqueue_delivery(list(
