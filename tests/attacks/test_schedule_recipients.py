@@ -205,3 +205,15 @@ def reusing_one_dict(period):
         context.setdefault("seen", []).append(name)
         to[:] = [f"{name}@example.com"]
         yield to, context
+
+
+def test_the_key_of_several_addresses_ignores_their_case_and_order():
+    """The key sorted the addresses before lower-casing them: ["B@x", "a@x"] and
+    ["b@x", "A@x"] (the same two mailboxes) got two keys, so two emails a period."""
+    schedule = parse_schedule("weekly_report", weekly())
+    keys = {runs.idempotency_key(schedule, "p", to) for to in (
+        ["B@example.com", "a@example.com"], ["b@example.com", "A@example.com"],
+        ["a@example.com", " b@example.com"], [" A@EXAMPLE.COM", "b@example.com "])}
+    assert len(keys) == 1
+    assert runs.idempotency_key(schedule, "p", "Ann@Example.com ") == runs.idempotency_key(
+        schedule, "p", ["ann@example.com"])

@@ -62,8 +62,9 @@ KEY_PREFIX = "schedule:"
 
 def idempotency_key(schedule: Schedule, period: str, to: str | list[str]) -> str:
     """The email's key: one per (schedule, period, recipient), case-insensitive."""
-    addresses = [to] if isinstance(to, str) else sorted(to)
-    digest = hashlib.sha256("\n".join(a.strip().lower() for a in addresses).encode())
+    addresses = [to] if isinstance(to, str) else to
+    # Sorted once lower-cased: sorting first put "B@x" before "a@x" but "A@x" before "b@x".
+    digest = hashlib.sha256("\n".join(sorted(a.strip().lower() for a in addresses)).encode())
     return f"{run_key_prefix(schedule.key, period)}{digest.hexdigest()[:32]}"
 
 
