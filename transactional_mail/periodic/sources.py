@@ -118,7 +118,7 @@ def _snapshot(context: Any) -> Any:
 
 def _own(to: Any) -> Any:
     """The addresses as they are now (a source may refill one list, as a context)."""
-    return list(to) if isinstance(to, list) else to
+    return list(to) if isinstance(to, (list, set)) else to
 
 
 def source_for(schedule: Schedule) -> CallableSource | QuerysetSource:
