@@ -4,6 +4,8 @@ schedule for good: the next tick resumes the unfinished period first)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.db import connection
 
@@ -217,3 +219,36 @@ def test_the_key_of_several_addresses_ignores_their_case_and_order():
     assert len(keys) == 1
     assert runs.idempotency_key(schedule, "p", "Ann@Example.com ") == runs.idempotency_key(
         schedule, "p", ["ann@example.com"])
+
+
+def test_a_context_too_big_for_the_database_is_skipped_not_the_run(settings, report_template,
+                                                                    enqueued):
+    """A JSON string over PostgreSQL's 256 MB limit: the server's refusal is a "program
+    limit exceeded" (an OperationalError to Django, like a lost connection), which failed
+    the batch at every retry."""
+    if connection.vendor != "postgresql" or not os.environ.get("TM_TEST_HEAVY"):
+        pytest.skip("PostgreSQL's limit, 2 GB of memory and 30 s: set TM_TEST_HEAVY=1 "
+                    "(test_a_program_limit_refuses_a_row checks the same decision cheaply)")
+    huge = "x" * (2**28)  # one byte over jsonb's longest string
+    tally = _run(settings, [("huge@example.com", {"blob": huge})])
+    del huge
+
+    assert (tally.outcome, tally.queued, tally.skipped) == ("done", 2, 1)
+    error = ScheduleRun.objects.get().last_error
+    assert "too long" in error and "xxxx" not in error
+
+
+def test_a_program_limit_refuses_a_row_and_a_lost_connection_does_not():
+    """The decision the heavy test above proves on a real server: PostgreSQL's "program
+    limit exceeded" (SQLSTATE class 54) is a row it cannot hold; a lost connection (an
+    OperationalError as well) is not, and fails the batch whole, to be retried."""
+    from django.db import OperationalError
+
+    def wrapped(sqlstate):
+        err = OperationalError("refused")
+        err.__cause__ = type("DriverError", (Exception,), {"sqlstate": sqlstate})()
+        return err
+
+    assert runs._refuses_a_row(wrapped("54000"))
+    assert not runs._refuses_a_row(wrapped("08006"))  # connection failure
+    assert not runs._refuses_a_row(OperationalError("server closed the connection"))

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import DataError, IntegrityError, connections, router, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -280,10 +280,15 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         ))
 
 
-#: What inserting a row the database cannot hold raises: the server's refusal (a value
-#: too long, a NUL, a check) or the driver's, before sending it (a NUL, a lone surrogate).
-#: Not an OperationalError: a lost connection fails the batch, to be retried whole.
-_UNSTORABLE_ROW = (DataError, IntegrityError, ValueError)
+def _refuses_a_row(err: Exception) -> bool:
+    """Whether ``err`` is the refusal of a row the database cannot hold: the server's (a
+    value too long, a NUL, a check; a JSON string over 256 MB, a "program limit" that
+    Django reports as an OperationalError) or the driver's, before sending it (a NUL, a
+    lone surrogate). Not a lost connection: that fails the batch, to be retried whole."""
+    if isinstance(err, (DataError, IntegrityError, ValueError)):
+        return True
+    # SQLSTATE class 54, program limit exceeded (PostgreSQL).
+    return str(getattr(err.__cause__, "sqlstate", None) or "").startswith("54")
 
 
 def _insert(emails: list[Email]) -> dict[str, str]:
@@ -309,7 +314,9 @@ def _insert(emails: list[Email]) -> dict[str, str]:
                     pass
             Email.objects.bulk_create(emails, batch_size=500, ignore_conflicts=True)
         return {}
-    except _UNSTORABLE_ROW:
+    except (DatabaseError, ValueError) as err:
+        if not _refuses_a_row(err):
+            raise
         return _insert_one_by_one(connection, emails)
 
 
@@ -319,7 +326,9 @@ def _insert_one_by_one(connection, emails: list[Email]) -> dict[str, str]:
         try:
             with transaction.atomic(using=connection.alias):
                 Email.objects.bulk_create([email], ignore_conflicts=True)
-        except _UNSTORABLE_ROW as err:
+        except (DatabaseError, ValueError) as err:
+            if not _refuses_a_row(err):
+                raise
             # The first line only: PostgreSQL details a refused row with all its values,
             # context and secrets included, and the run's error is shown to staff.
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
