@@ -47,3 +47,16 @@ def test_a_schedule_key_with_wildcards_shows_its_own_emails_only(settings, repor
     assert len(shown) == 3
     assert all(key.startswith("schedule:a_b:") for key in shown)
     assert Email.objects.count() == 9
+
+
+def test_a_hostile_skip_reason_is_shown_as_text(runs):  # noqa: F811
+    """A skipped recipient's reason quotes what the source yielded: markup in it stays
+    text on the runs list, the run's page and the send log filter."""
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    record = runs["stopped"]
+    ScheduleRun.objects.filter(pk=record.pk).update(last_error=f"{hostile!r}: not one line")
+    client = viewer()
+    for url in (URL, f"{URL}{record.pk}/change/"):
+        page = client.get(url).content.decode()
+        assert "&lt;script&gt;" in page and "<script>alert" not in page
+        assert "<img src=x" not in page
