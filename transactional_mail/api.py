@@ -232,21 +232,23 @@ _MAX_LENGTHS = {"template_key": 100, "trigger_key": 100, "category": 50, "langua
                 "idempotency_key": 255}
 
 
-#: A language code as Django writes them ("fr", "pt-br", "zh_Hans", "sr-latn").
-_LANGUAGE_CODE = re.compile(r"[A-Za-z0-9_-]*")
+#: Control characters and lone UTF-16 surrogates: no language code holds one, and the
+#: database cannot store a NUL or a surrogate.
+_NOT_IN_A_LANGUAGE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _check_language(language: Any) -> None:
-    """Refuse a language that is no language code: it would pick no translation, and a
-    control character or a lone surrogate in it would fail the INSERT (on PostgreSQL)."""
+    """Refuse a language that is not a string, or holds a character no language code
+    has: a NUL or a lone surrogate would fail the INSERT (on PostgreSQL), and with it the
+    caller's transaction. Any other unknown language falls back to the default template."""
     if language is None:
         return
     if not isinstance(language, str):
         raise InvalidEmailOption(f"language must be a language code like 'fr' or 'pt-br' "
                                  f"(a string), not {language!r}.")
-    if not _LANGUAGE_CODE.fullmatch(language.strip()):
-        raise InvalidEmailOption(f"language {language!r} is not a language code: use "
-                                 "letters, digits, '-' and '_', like 'fr' or 'pt-br'.")
+    if _NOT_IN_A_LANGUAGE.search(language.strip()):
+        raise InvalidEmailOption(f"language {language!r} holds a control character or a "
+                                 "lone surrogate; give a language code like 'fr' or 'pt-br'.")
 
 
 def _check_lengths(**values: str | None) -> None:

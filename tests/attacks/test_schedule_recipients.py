@@ -66,7 +66,7 @@ ODD_LANGUAGES = [
     pytest.param("fr\x00", id="a NUL"),
     pytest.param("fr\udc80", id="a lone surrogate"),
     pytest.param("fr\tca", id="a tab"),
-    pytest.param("fr\\N", id="a COPY escape"),
+    pytest.param("f\x85r", id="a C1 control"),
     pytest.param(["fr"], id="a list"),
 ]
 
@@ -80,12 +80,18 @@ def test_an_odd_language_is_skipped_not_the_run(settings, report_template, enque
     assert "language" in ScheduleRun.objects.get().last_error
 
 
-def test_a_language_code_in_any_case_is_still_accepted(settings, report_template, enqueued):
+def test_other_languages_are_still_accepted_and_stored_exactly(settings, report_template,
+                                                               enqueued):
+    """A language no template has falls back to the default template, as before; COPY's
+    escapes in it are stored as text."""
     tally = _run(settings, [("pt@example.com", {"name": "Pt"}, " pt_BR "),
-                            ("zh@example.com", {"name": "Zh"}, "zh-Hans")])
+                            ("zh@example.com", {"name": "Zh"}, "zh-Hans"),
+                            ("fr@example.com", {"name": "Fr"}, "français"),
+                            ("esc@example.com", {"name": "Esc"}, "fr\\N\\.")])
 
-    assert (tally.queued, tally.skipped) == (4, 0)
-    assert set(Email.objects.values_list("language", flat=True)) == {"", "pt-br", "zh-hans"}
+    assert (tally.queued, tally.skipped) == (6, 0)
+    assert set(Email.objects.values_list("language", flat=True)) == {
+        "", "pt-br", "zh-hans", "français", "fr\\n\\."}
 
 
 HOSTILE_TEXT = ["tab\there", "new\nline", "cr\rhere", "back\\slash", "\\N", "\\.", "\\.\n",
