@@ -139,6 +139,7 @@ def build_email(
             f"context must be a dict of template variables, not {type(context).__name__}."
         )
     secrets = _secret_keys(secret_keys, context or {})
+    _check_language(language)
     _check_lengths(template_key=template_key, trigger_key=trigger_key, category=category,
                    language=language, idempotency_key=idempotency_key)
     if category is not None and not isinstance(category, str):
@@ -180,9 +181,19 @@ def build_email(
         next_attempt_at=due,
     )
     if source is not None:
+        source_id = str(source.pk)
+        if len(source_id) > _MAX_SOURCE_ID:
+            raise InvalidEmailOption(
+                f"source's primary key is {len(source_id)} characters long; the send log "
+                f"links a source by a key of at most {_MAX_SOURCE_ID}. Pass no source (or "
+                "one with a shorter key).")
         email.source_content_type = ContentType.objects.db_manager(using).get_for_model(source)
-        email.source_object_id = str(source.pk)
+        email.source_object_id = source_id
     return email
+
+
+#: The longest source primary key (as text) an email row links to.
+_MAX_SOURCE_ID = 255
 
 
 def record_unsent(
@@ -219,6 +230,25 @@ def record_unsent(
 #: The longest value each column of the Email row holds.
 _MAX_LENGTHS = {"template_key": 100, "trigger_key": 100, "category": 50, "language": 15,
                 "idempotency_key": 255}
+
+
+#: Control characters and lone UTF-16 surrogates: no language code holds one, and the
+#: database cannot store a NUL or a surrogate.
+_NOT_IN_A_LANGUAGE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _check_language(language: Any) -> None:
+    """Refuse a language that is not a string, or holds a character no language code
+    has: a NUL or a lone surrogate would fail the INSERT (on PostgreSQL), and with it the
+    caller's transaction. Any other unknown language falls back to the default template."""
+    if language is None:
+        return
+    if not isinstance(language, str):
+        raise InvalidEmailOption(f"language must be a language code like 'fr' or 'pt-br' "
+                                 f"(a string), not {language!r}.")
+    if _NOT_IN_A_LANGUAGE.search(language.strip()):
+        raise InvalidEmailOption(f"language {language!r} holds a control character or a "
+                                 "lone surrogate; give a language code like 'fr' or 'pt-br'.")
 
 
 def _check_lengths(**values: str | None) -> None:

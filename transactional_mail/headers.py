@@ -21,6 +21,7 @@ from .exceptions import InvalidEmailOption
 #: Unicode separators: all of ``str.splitlines()``'s breaks, NUL, and characters no
 #: header value needs.
 FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _FORBIDDEN_RUN = re.compile(r"[ \t]*(?:" + FORBIDDEN.pattern + r")+[ \t]*")
 
 #: RFC 3696 (errata 1690): 64 characters of local part, "@" and 255 of domain. A longer
@@ -88,6 +89,11 @@ def address_problem(value: str) -> str:
     problem = forbidden_character(value)
     if problem:
         return f"not one line: it {problem}"
+    surrogate = _SURROGATE.search(value)
+    if surrogate:
+        # Not a character: neither UTF-8 nor the database can hold it.
+        return (f"not text: it contains a lone UTF-16 surrogate (\\u{ord(surrogate[0]):04x}), "
+                "which usually comes from text decoded with errors='surrogateescape'")
     if len(value) > MAX_ADDRESS_LENGTH:
         return (f"{len(value)} characters long; an address has at most "
                 f"{MAX_ADDRESS_LENGTH} (64 before the @, 255 after it)")

@@ -113,6 +113,9 @@ def json_snapshot(data: Any, *, name: str = "context") -> Any:
     """
     if not data and type(data) in (dict, list):  # the usual metadata, at no cost
         return type(data)()
+    if type(data) is JSONSnapshot:
+        # Already one (a scheduled run's source takes it as each recipient is read).
+        return data
     try:
         text = json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False)
     except (TypeError, ValueError):

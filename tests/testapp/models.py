@@ -32,3 +32,14 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"Order {self.number}"
+
+
+class Voucher(models.Model):
+    """A model keyed by a long text: a scheduled run's cursor and an email's source id
+    hold its primary key."""
+
+    code = models.CharField(max_length=300, primary_key=True)
+    email = models.EmailField()
+
+    def __str__(self) -> str:
+        return self.code[:20]

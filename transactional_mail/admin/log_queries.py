@@ -227,9 +227,18 @@ class ScheduleRunFilter(admin.SimpleListFilter):
         return emails_of(queryset, record) if record else queryset.none()
 
     def _record(self) -> ScheduleRun | None:
-        value = self.value()
-        if not (value and value.isdigit() and int(value) < 2**63):
+        run_id = schedule_run_id(self.value())
+        if run_id is None:
             return None
         if not hasattr(self, "_found"):
-            self._found = ScheduleRun.objects.filter(pk=int(value)).first()
+            self._found = ScheduleRun.objects.filter(pk=run_id).first()
         return self._found
+
+
+def schedule_run_id(value: str | None) -> int | None:
+    """The run id a URL names, or None when ``value`` is not one: ASCII digits only, as
+    ``str.isdigit()`` also accepts "²" (which ``int()`` refuses: a server error) and "١"
+    (which it reads as 1), and a bigint."""
+    if not (value and value.isascii() and value.isdigit() and int(value) < 2**63):
+        return None
+    return int(value)

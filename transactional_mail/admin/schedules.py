@@ -31,6 +31,7 @@ from ..periodic.definitions import parse_schedule
 from ..periodic.periods import next_due_time, period_label
 from ..periodic.runs import lease_free
 from ..periodic.tasks import resume_schedule_run
+from .log_queries import schedule_run_id
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +168,9 @@ class ScheduleRunAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """The run, with a "Resume now" button (the action, for this run) when it stopped
         half-way, nobody holds it and the user may resume."""
-        resumable = self.has_resume_permission(request) and str(object_id).isdigit() and (
-            ScheduleRun.objects.filter(pk=int(object_id), status=ScheduleRunStatus.RUNNING)
+        run_id = schedule_run_id(str(object_id))
+        resumable = self.has_resume_permission(request) and run_id is not None and (
+            ScheduleRun.objects.filter(pk=run_id, status=ScheduleRunStatus.RUNNING)
             .filter(lease_free(timezone.now())).exists())
         extra_context = {**(extra_context or {}), "resumable": resumable}
         return super().change_view(request, object_id, form_url, extra_context)

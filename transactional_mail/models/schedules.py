@@ -28,8 +28,10 @@ class ScheduleRun(models.Model):
         _("status"), max_length=10, choices=ScheduleRunStatus.choices,
         default=ScheduleRunStatus.RUNNING,
     )
-    cursor = models.CharField(
-        _("cursor"), max_length=100, blank=True, default="",
+    # Text, not a varchar: a primary key may be any length, and one the column could not
+    # hold would fail the batch's commit at every retry.
+    cursor = models.TextField(
+        _("cursor"), blank=True, default="",
         help_text=_("Where the next batch starts: the last primary key done (a queryset), "
                     "or how many recipients were done (a callable)."),
     )

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -62,8 +62,9 @@ KEY_PREFIX = "schedule:"
 
 def idempotency_key(schedule: Schedule, period: str, to: str | list[str]) -> str:
     """The email's key: one per (schedule, period, recipient), case-insensitive."""
-    addresses = [to] if isinstance(to, str) else sorted(to)
-    digest = hashlib.sha256("\n".join(a.strip().lower() for a in addresses).encode())
+    addresses = [to] if isinstance(to, str) else to
+    # Sorted once lower-cased: sorting first put "B@x" before "a@x" but "A@x" before "b@x".
+    digest = hashlib.sha256("\n".join(sorted(a.strip().lower() for a in addresses)).encode())
     return f"{run_key_prefix(schedule.key, period)}{digest.hexdigest()[:32]}"
 
 
@@ -210,13 +211,21 @@ def _collector_paused():
 
 
 def _build(schedule: Schedule, label: str, recipient: Recipient) -> Email:
-    return build_email(
+    email = build_email(
         schedule.template, recipient.to, recipient.context,
         language=recipient.language or schedule.language,
         category=schedule.category, secret_keys=schedule.secret_keys or None,
         source=recipient.source,
-        idempotency_key=idempotency_key(schedule, label, recipient.to),
     )
+    if not email.to:
+        # A blank address (an object whose email is ""): no email, rather than one to
+        # nobody shared by every such recipient under the key of "".
+        raise InvalidEmailOption(f"to is {recipient.to!r}: the recipient has no address.")
+    # Keyed once build_email has checked the addresses: a recipient yielding an int or a
+    # lone surrogate is then skipped with the reason, instead of failing the key's
+    # hashing, and the run with it, at every retry.
+    email.idempotency_key = idempotency_key(schedule, label, email.to)
+    return email
 
 
 def _built(schedule: Schedule, label: str, recipients: list[Recipient], tally: Progress
@@ -256,10 +265,13 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         # took over writes nothing (the transaction rolls back).
         if not ScheduleRun.objects.filter(pk=record.pk, lease_token=token).update(**updates):
             raise RunLost
-        _insert(new)
+        already_queued = len(emails) - len(new)
+        refused = _insert(new)
+        if refused:
+            new = _without_refused(schedule, label, record, new, refused, tally)
     tally.done += len(recipients)
     tally.queued += len(new)
-    tally.already_queued += len(emails) - len(new)
+    tally.already_queued += already_queued
     # After the commit: a crash before this line leaves queued rows the outbox sweep sends.
     if new:
         enqueue_delivery(list(
@@ -268,23 +280,74 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         ))
 
 
-def _insert(emails: list[Email]) -> None:
+def _refuses_a_row(err: Exception) -> bool:
+    """Whether ``err`` is the refusal of a row the database cannot hold: the server's (a
+    value too long, a NUL, a check; a JSON string over 256 MB, a "program limit" that
+    Django reports as an OperationalError) or the driver's, before sending it (a NUL, a
+    lone surrogate). Not a lost connection: that fails the batch, to be retried whole."""
+    if isinstance(err, (DataError, IntegrityError, ValueError)):
+        return True
+    # SQLSTATE class 54, program limit exceeded (PostgreSQL).
+    return str(getattr(err.__cause__, "sqlstate", None) or "").startswith("54")
+
+
+def _insert(emails: list[Email]) -> dict[str, str]:
     """Insert the rows: with COPY on PostgreSQL (psycopg 3), a bulk INSERT elsewhere.
 
     COPY cannot skip a conflict, so a row whose key a ``send()`` committed meanwhile (the
     keys are checked just before) makes the batch fall back to an INSERT that ignores it.
+    A row the database refuses for another reason (validation missed it) would fail the
+    batch again at every retry, and the schedule with it: the rows are then inserted one
+    by one and the refused ones are returned, each key with the reason.
     """
     if not emails:
-        return
+        return {}
     connection = connections[router.db_for_write(Email)]
-    if connection.vendor == "postgresql" and _is_psycopg3():
+    try:
+        with transaction.atomic(using=connection.alias):
+            if connection.vendor == "postgresql" and _is_psycopg3():
+                try:
+                    with transaction.atomic(using=connection.alias):
+                        copy_rows(connection, Email, emails)
+                    return {}
+                except IntegrityError:
+                    pass
+            Email.objects.bulk_create(emails, batch_size=500, ignore_conflicts=True)
+        return {}
+    except (DatabaseError, ValueError) as err:
+        if not _refuses_a_row(err):
+            raise
+        return _insert_one_by_one(connection, emails)
+
+
+def _insert_one_by_one(connection, emails: list[Email]) -> dict[str, str]:
+    refused = {}
+    for email in emails:
         try:
             with transaction.atomic(using=connection.alias):
-                copy_rows(connection, Email, emails)
-            return
-        except IntegrityError:
-            pass
-    Email.objects.bulk_create(emails, batch_size=500, ignore_conflicts=True)
+                Email.objects.bulk_create([email], ignore_conflicts=True)
+        except (DatabaseError, ValueError) as err:
+            if not _refuses_a_row(err):
+                raise
+            # The first line only: PostgreSQL details a refused row with all its values,
+            # context and secrets included, and the run's error is shown to staff.
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            refused[email.idempotency_key] = f"the database refused its row: {first_line}"
+    return refused
+
+
+def _without_refused(schedule, label, record, new, refused, tally) -> list[Email]:
+    """``new`` without the rows the database refused, which count as skipped recipients
+    (in the batch's transaction, with the run's counters)."""
+    reasons = [f"{email.to!r}: {refused[email.idempotency_key]}" for email in new
+               if email.idempotency_key in refused]
+    for reason in reasons:
+        logger.warning("Schedule %s, period %s: skipped %s", schedule.key, label, reason)
+    tally.skipped += len(refused)
+    ScheduleRun.objects.filter(pk=record.pk).update(
+        emails_queued=F("emails_queued") - len(refused),
+        recipients_skipped=F("recipients_skipped") + len(refused), last_error=reasons[-1])
+    return [email for email in new if email.idempotency_key not in refused]
 
 
 def _is_psycopg3() -> bool:

@@ -11,8 +11,8 @@ from typing import Any
 from django.db import models
 from django.utils.module_loading import import_string
 
-from ..exceptions import ConfigurationError
-from ..snapshots import default_context, resolve_path
+from ..exceptions import ConfigurationError, ContextNotSerializable
+from ..snapshots import default_context, json_snapshot, resolve_path
 from .definitions import Schedule, queryset_factory
 
 
@@ -58,7 +58,8 @@ class CallableSource:
                 f"The recipients of schedule {self.key!r} yielded {item!r}; yield "
                 "(address, context) or (address, context, language) tuples."
             )
-        return Recipient(*item)
+        to, context, *language = item
+        return Recipient(_own(to), _snapshot(context), *language)
 
 
 class QuerysetSource:
@@ -100,7 +101,24 @@ class QuerysetSource:
     def _recipient(self, obj: models.Model, period: datetime.datetime) -> Recipient:
         context = self.context(obj, period) if self.context else default_context(obj)
         language = resolve_path(obj, self.language) if self.language else None
-        return Recipient(resolve_path(obj, self.to), context, language, obj)
+        return Recipient(_own(resolve_path(obj, self.to)), _snapshot(context), language, obj)
+
+
+def _snapshot(context: Any) -> Any:
+    """``context`` as it is now. A batch is read whole before its emails are built, and a
+    source may yield one dict it fills again for each recipient: without a snapshot taken
+    here, every email of the batch would carry the last recipient's data."""
+    if not isinstance(context, Mapping):
+        return context  # build_email refuses it, and the recipient is skipped with why
+    try:
+        return json_snapshot(context)
+    except ContextNotSerializable:
+        return context  # refused again by build_email, the recipient skipped with why
+
+
+def _own(to: Any) -> Any:
+    """The addresses as they are now (a source may refill one list, as a context)."""
+    return list(to) if isinstance(to, (list, set)) else to
 
 
 def source_for(schedule: Schedule) -> CallableSource | QuerysetSource:

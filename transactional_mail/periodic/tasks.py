@@ -34,10 +34,22 @@ def run_schedule(key: str) -> str:
                        key)
         return "unknown"
     schedule = get_schedule(key)
+    failure = None
     for record in unfinished(schedule):
         logger.info("Schedule %s: resuming the run of period %s.", key, record.period)
-        run(schedule, datetime.datetime.fromisoformat(record.period), label=record.period)
-    return run(schedule, due_time(schedule)).outcome
+        try:
+            run(schedule, datetime.datetime.fromisoformat(record.period), label=record.period)
+        except Exception as err:
+            # A period that fails at every attempt (its source raises) must not keep the
+            # current one, and every later one, from running: it stays unfinished, to be
+            # resumed at the next tick, and the task still fails, after the current period.
+            logger.exception("Schedule %s: the run of period %s failed again; running the "
+                             "current period anyway.", key, record.period)
+            failure = failure or err
+    outcome = run(schedule, due_time(schedule)).outcome
+    if failure is not None:
+        raise failure
+    return outcome
 
 
 @shared_task(name=RESUME_TASK, ignore_result=True)
