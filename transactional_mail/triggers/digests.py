@@ -4,8 +4,9 @@ A trigger with ``"digest": {"window": "1h"}`` stores each event's context as a
 ``DigestItem`` of the open ``DigestWindow`` of (trigger, recipient[, key]); the first
 event opens the window. ``close_due_windows`` sends one email per due window, its context
 ``{"items": [...], "count": n}`` plus what the digest's ``context`` callable adds. It
-runs from the beat task ``close_digests`` (every ``SWEEP_INTERVAL``) and from a task published for the window's end when it opens, so a
-window closes on time, and still closes after any restart: the rows are the state.
+runs from the beat task ``close_digests`` (every ``SWEEP_INTERVAL``) and from a task
+published for the window's end when it opens, so a window closes on time, and still
+closes after any restart: the rows are the state.
 
 Closing is safe to run twice (two sweeps, a redelivered task): the window row is locked
 while it closes, and its email carries the idempotency key ``digest:<window id>``.
