@@ -2,15 +2,17 @@
 
 Each batch is one short transaction: the new ``Email`` rows (bulk inserted, each with an
 idempotency key per schedule, period and recipient) and the run's new cursor commit
-together, then the batch's delivery is enqueued. A run stopped anywhere (a killed worker,
-an exception) resumes after its last committed batch; a recipient already queued for the
-period is never queued again, whoever runs the period again.
+together, then the batch's delivery is enqueued; on PostgreSQL that is done on a thread
+of its own while the next batch is built (``batch_writer``). A run stopped anywhere (a
+killed worker, an exception) resumes after its last committed batch; a recipient already
+queued for the period is never queued again, whoever runs the period again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import gc
 import hashlib
 import logging
@@ -29,6 +31,7 @@ from ..conf import get_setting
 from ..exceptions import ConfigurationError, ContextNotSerializable, InvalidEmailOption
 from ..models import Email, EmailStatus, ScheduleRun, ScheduleRunStatus
 from ..tasks import enqueue_delivery
+from .batch_writer import BatchWriter
 from .copy_rows import copy_rows
 from .definitions import Schedule
 from .periods import period_label
@@ -128,12 +131,20 @@ def run(
     record.refresh_from_db()
     tally.total = source.total(due)
     tally.done, tally.skipped = record.recipients_done, record.recipients_skipped
+    writer = BatchWriter(router.db_for_write(Email))
     try:
-        for recipients, cursor in source.batches(due, record.cursor, _batch_size()):
-            with _collector_paused():
-                _queue_batch(schedule, label, record, token, recipients, cursor, tally)
-            if progress:
-                progress(tally)
+        try:
+            for recipients, cursor in source.batches(due, record.cursor, _batch_size()):
+                with _collector_paused():
+                    built = _built(schedule, label, recipients, tally)
+                writer.write(functools.partial(_write_batch, schedule, label, record, token,
+                                               len(recipients), cursor, tally, *built))
+                if progress:  # a batch behind when the writer thread has the last one
+                    progress(tally)
+        finally:
+            writer.close()
+        if progress:
+            progress(tally)
     except RunLost:
         logger.warning("Schedule %s, period %s: the lease expired and another run took "
                        "over; this one stops.", schedule.key, label)
@@ -229,36 +240,37 @@ def _build(schedule: Schedule, label: str, recipient: Recipient) -> Email:
 
 
 def _built(schedule: Schedule, label: str, recipients: list[Recipient], tally: Progress
-           ) -> tuple[dict[str, Email], str]:
-    """The batch's emails by idempotency key (each recipient once), and the last reason a
-    recipient was skipped."""
+           ) -> tuple[dict[str, Email], str, int]:
+    """The batch's emails by idempotency key (each recipient once), the last reason a
+    recipient was skipped, and how many were."""
     emails: dict[str, Email] = {}
     reason = ""
+    skipped = 0
     for recipient in recipients:
         try:
             email = _build(schedule, label, recipient)
         except (InvalidEmailOption, ContextNotSerializable) as err:
             # One bad address must not stop a run to everyone else: skip it, say why.
-            tally.skipped += 1
+            skipped += 1
             reason = f"{recipient.to!r}: {err}"
             logger.warning("Schedule %s, period %s: skipped %s", schedule.key, label, reason)
             continue
         emails.setdefault(email.idempotency_key, email)
-    return emails, reason
+    tally.skipped += skipped
+    return emails, reason, skipped
 
 
-def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> None:
-    skipped_before = tally.skipped
-    emails, reason = _built(schedule, label, recipients, tally)
+def _write_batch(schedule, label, record, token, recipient_count, cursor, tally, emails,
+                 reason, skipped) -> None:
+    """The batch's transaction (its rows and the run's cursor), then its delivery."""
     with transaction.atomic():
         existing = set(Email.objects.filter(idempotency_key__in=list(emails))
                        .values_list("idempotency_key", flat=True))
         new = [email for key, email in emails.items() if key not in existing]
         updates = {"cursor": cursor, "lease_expires_at": _lease_until(),
-                   "recipients_done": F("recipients_done") + len(recipients),
+                   "recipients_done": F("recipients_done") + recipient_count,
                    "emails_queued": F("emails_queued") + len(new),
-                   "recipients_skipped": F("recipients_skipped")
-                   + tally.skipped - skipped_before}
+                   "recipients_skipped": F("recipients_skipped") + skipped}
         if reason:
             updates["last_error"] = reason
         # First, so the row stays locked to the commit: a run whose lease another process
@@ -269,7 +281,7 @@ def _queue_batch(schedule, label, record, token, recipients, cursor, tally) -> N
         refused = _insert(new)
         if refused:
             new = _without_refused(schedule, label, record, new, refused, tally)
-    tally.done += len(recipients)
+    tally.done += recipient_count
     tally.queued += len(new)
     tally.already_queued += already_queued
     # After the commit: a crash before this line leaves queued rows the outbox sweep sends.
@@ -360,7 +372,7 @@ def _is_psycopg3() -> bool:
 def _dry_run(schedule, due, label, source, tally, progress) -> Progress:
     tally.total = source.total(due)
     for recipients, _cursor in source.batches(due, "", _batch_size()):
-        emails, _reason = _built(schedule, label, recipients, tally)
+        emails, _reason, _skipped = _built(schedule, label, recipients, tally)
         existing = Email.objects.filter(idempotency_key__in=list(emails)).count()
         tally.done += len(recipients)
         tally.already_queued += existing
