@@ -45,15 +45,14 @@ def _encoder(field: models.Field, connection) -> Callable[[Any], str]:
     kind = field.get_internal_type()
     if kind == "JSONField":
         encoder = field.encoder
-        empties = {"[]": "[]", "{}": "{}"}
 
         def write(value):
             if type(value) is JSONSnapshot:  # serialized when it was made
                 return _text(value.json)
             if value is None:  # as Django stores it: SQL NULL if the column allows it
                 return NULL if field.null else "null"
-            if not value and type(value) in (list, dict):
-                return empties["[]" if type(value) is list else "{}"]
+            if not value and type(value) in (list, dict):  # most of the dozen columns
+                return "[]" if type(value) is list else "{}"
             return _text(json.dumps(value, cls=encoder))
         return write
     if kind == "BooleanField":
