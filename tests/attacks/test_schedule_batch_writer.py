@@ -1,0 +1,128 @@
+"""Attacks on a scheduled run's writer thread (PostgreSQL, outside a transaction): a
+caller's transaction opened with autocommit off, a lease lost while a batch is in the
+thread, a source failing while one is pending, counts the thread and the run both add to."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections, transaction
+
+from tests.periodic import recipients
+from tests.periodic.conftest import MONDAY, report_template, weekly  # noqa: F401
+from transactional_mail.models import Email, ScheduleRun
+from transactional_mail.periodic import runs
+from transactional_mail.periodic.batch_writer import BatchWriter
+from transactional_mail.periodic.definitions import parse_schedule
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql",
+                       reason="the writer thread is used on PostgreSQL only"),
+    pytest.mark.django_db(transaction=True),
+]
+
+WRITER_THREAD = "transactional-mail-batches"
+
+
+@pytest.fixture(autouse=True)
+def _batches_of_ten(settings):
+    settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL, "SCHEDULE_BATCH_SIZE": 10}
+    recipients.FAIL_AFTER["count"] = None
+    yield
+    recipients.FAIL_AFTER["count"] = None
+
+
+def numbers(**overrides):
+    return parse_schedule("numbers", weekly(**{
+        "recipients": "tests.periodic.recipients.numbered", **overrides}))
+
+
+def writer_threads():
+    return [thread for thread in threading.enumerate()
+            if thread.name.startswith(WRITER_THREAD)]
+
+
+def test_with_autocommit_off_the_batches_are_written_in_line():
+    """``set_autocommit(False)`` opens a transaction without an atomic block: a thread's
+    connection would commit the batches apart from it, and wait for the rows it locked
+    (the run's lease) while the run waits for the thread."""
+    transaction.set_autocommit(False)
+    try:
+        assert not connection.in_atomic_block
+        assert not BatchWriter("default").threaded
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+
+
+def test_a_run_with_autocommit_off_queues_in_the_callers_transaction(
+        report_template, enqueued):  # noqa: F811
+    """The thread saw neither the run's new row nor its lease: the run stopped as if
+    another had taken it over, queueing nobody."""
+    transaction.set_autocommit(False)
+    try:
+        tally = runs.run(parse_schedule("weekly_report", weekly()), MONDAY)
+        assert (tally.outcome, tally.queued) == ("done", 3)
+        transaction.commit()
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+    assert Email.objects.count() == 3
+
+
+def test_a_lease_lost_while_a_batch_is_in_the_thread_stops_the_run(
+        report_template, enqueued, monkeypatch):  # noqa: F811
+    """The second batch finds the lease taken: it is rolled back, the third is built but
+    never written, and the run stops quietly."""
+    written = []
+    original = runs._write_batch
+
+    def write_batch(*args, **kwargs):
+        written.append(threading.current_thread().name)
+        if len(written) == 2:
+            ScheduleRun.objects.update(lease_token="00000000-0000-0000-0000-000000000001")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "_write_batch", write_batch)
+    tally = runs.run(numbers(), MONDAY)
+
+    assert tally.outcome == "running"
+    assert len(written) == 2 and all(name.startswith(WRITER_THREAD) for name in written)
+    assert Email.objects.count() == 10
+    record = ScheduleRun.objects.get()
+    assert record.recipients_done == 10
+    assert not writer_threads()
+
+
+def test_a_source_failing_while_a_batch_is_pending_waits_for_it_and_releases_the_lease(
+        report_template, enqueued, monkeypatch):  # noqa: F811
+    """The first batch is still in the thread when the source raises: it is committed
+    (the resume starts after it), the lease is released, the thread's connection closed
+    and the thread gone."""
+    thread_connections = []
+    original = runs._write_batch
+
+    def slow_write_batch(*args, **kwargs):
+        time.sleep(0.3)
+        thread_connections.append(connections["default"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "_write_batch", slow_write_batch)
+    recipients.FAIL_AFTER["count"] = 15
+    with pytest.raises(RuntimeError, match="the worker died"):
+        runs.run(numbers(recipients="tests.periodic.recipients.failing_after"), MONDAY)
+
+    record = ScheduleRun.objects.get()
+    assert (record.status, record.recipients_done, record.lease_token) == ("running", 10, None)
+    assert Email.objects.count() == 10
+    assert len(thread_connections) == 1 and thread_connections[0].connection is None
+    assert not writer_threads()
+
+    recipients.FAIL_AFTER["count"] = None
+    monkeypatch.setattr(runs, "_write_batch", original)
+    tally = runs.run(numbers(recipients="tests.periodic.recipients.failing_after"), MONDAY)
+    assert (tally.outcome, tally.done, tally.queued) == ("done", 25, 15)
+    assert sorted(Email.objects.values_list("to", flat=True)) == sorted(
+        [f"user{n}@example.com"] for n in range(25))
