@@ -126,3 +126,36 @@ def test_a_source_failing_while_a_batch_is_pending_waits_for_it_and_releases_the
     assert (tally.outcome, tally.done, tally.queued) == ("done", 25, 15)
     assert sorted(Email.objects.values_list("to", flat=True)) == sorted(
         [f"user{n}@example.com"] for n in range(25))
+
+
+class _SlowSkippedProgress(runs.Progress):
+    """A tally whose ``skipped`` is read slowly on the run's thread: the pause a thread
+    switch makes between the read and the write of ``tally.skipped += n``."""
+
+    def __getattribute__(self, name):
+        value = super().__getattribute__(name)
+        if name == "skipped" and threading.current_thread() is threading.main_thread():
+            time.sleep(0.2)
+        return value
+
+
+def test_the_tally_counts_every_skipped_recipient_of_both_threads(
+        report_template, enqueued, monkeypatch):  # noqa: F811
+    """The run adds the recipients it skipped while building a batch, the writer thread
+    those the database refused: neither addition may overwrite the other."""
+    original_insert = runs._insert
+
+    def refuse_the_first(emails):
+        # The database refuses the batch's first row (a value it cannot hold).
+        original_insert(emails[1:])
+        return {emails[0].idempotency_key: "the database refused its row: too long"}
+
+    monkeypatch.setattr(runs, "_insert", refuse_the_first)
+    monkeypatch.setattr(runs, "Progress", _SlowSkippedProgress)
+    tally = runs.run(numbers(), MONDAY)
+
+    record = ScheduleRun.objects.get()
+    assert Email.objects.count() == 22  # 25, less the first of each of the 3 batches
+    assert (record.recipients_done, record.emails_queued, record.recipients_skipped) == (
+        25, 22, 3)
+    assert (tally.done, tally.queued, tally.skipped) == (25, 22, 3)

@@ -16,6 +16,7 @@ import functools
 import gc
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -256,8 +257,19 @@ def _built(schedule: Schedule, label: str, recipients: list[Recipient], tally: P
             logger.warning("Schedule %s, period %s: skipped %s", schedule.key, label, reason)
             continue
         emails.setdefault(email.idempotency_key, email)
-    tally.skipped += skipped
+    _count_skipped(tally, skipped)
     return emails, reason, skipped
+
+
+#: ``tally.skipped`` is added to by the run (recipients it could not build) and by the
+#: writer thread (rows the database refused): ``+=`` is a read then a write, and a thread
+#: switch between them would lose the other's count.
+_skipped_lock = threading.Lock()
+
+
+def _count_skipped(tally: Progress, count: int) -> None:
+    with _skipped_lock:
+        tally.skipped += count
 
 
 def _write_batch(schedule, label, record, token, recipient_count, cursor, tally, emails,
@@ -355,7 +367,7 @@ def _without_refused(schedule, label, record, new, refused, tally) -> list[Email
                if email.idempotency_key in refused]
     for reason in reasons:
         logger.warning("Schedule %s, period %s: skipped %s", schedule.key, label, reason)
-    tally.skipped += len(refused)
+    _count_skipped(tally, len(refused))
     ScheduleRun.objects.filter(pk=record.pk).update(
         emails_queued=F("emails_queued") - len(refused),
         recipients_skipped=F("recipients_skipped") + len(refused), last_error=reasons[-1])
