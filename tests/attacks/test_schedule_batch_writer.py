@@ -159,3 +159,37 @@ def test_the_tally_counts_every_skipped_recipient_of_both_threads(
     assert (record.recipients_done, record.emails_queued, record.recipients_skipped) == (
         25, 22, 3)
     assert (tally.done, tally.queued, tally.skipped) == (25, 22, 3)
+
+
+def hostile_contexts(period):
+    """Contexts whose JSON text is not what a second serialization of their snapshot
+    writes at first sight: keys made text (1 and "1", None, False), a Decimal, an aware
+    time with microseconds, a tuple, a dict subclass, escapes COPY must keep."""
+    import datetime
+    from collections import OrderedDict
+    from decimal import Decimal
+
+    yield "ann@example.com", {1: "int key", "1": "text key", None: "none", False: "bool",
+                              "price": Decimal("9.90"), "tuple": (1, 2.5, "x"),
+                              "at": datetime.datetime(2026, 11, 30, 8, 0, 0, 123456,
+                                                      tzinfo=datetime.timezone.utc),
+                              "nested": OrderedDict(b=1, a=[{"z": None}])}
+    yield "bob@example.com", {"text": "tab\there\nline\\back\\slash \\u0041 é \u2028 😀",
+                              "big": 10 ** 30, "float": 1e16, "neg": -0.0}
+
+
+def test_the_stored_context_is_the_emails_context(report_template, enqueued):  # noqa: F811
+    """COPY writes the snapshot's own JSON text: what the row holds is what the email
+    carried, key for key (checked against an email built the same way)."""
+    from transactional_mail.periodic.sources import source_for
+
+    schedule = numbers(recipients=f"{__name__}.hostile_contexts")
+    tally = runs.run(schedule, MONDAY)
+    assert tally.queued == 2
+    built = {}
+    for recipients_, _cursor in source_for(schedule).batches(MONDAY, "", 10):
+        for recipient in recipients_:
+            built[recipient.to] = runs._build(schedule, "x", recipient).context
+    stored = {email.to[0]: email.context for email in Email.objects.all()}
+    assert stored == {to: dict(context) for to, context in built.items()}
+    assert stored["ann@example.com"]["1"] == "text key"  # the last of the two, as JSON's
