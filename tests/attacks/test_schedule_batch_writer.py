@@ -193,3 +193,21 @@ def test_the_stored_context_is_the_emails_context(report_template, enqueued):  #
     stored = {email.to[0]: email.context for email in Email.objects.all()}
     assert stored == {to: dict(context) for to, context in built.items()}
     assert stored["ann@example.com"]["1"] == "text key"  # the last of the two, as JSON's
+
+
+def test_runs_in_one_process_leave_no_connection_nor_thread_behind(
+        report_template, enqueued):  # noqa: F811
+    """A prefork worker runs period after period: each run's thread and its connection
+    end with the run (the worker's own connection is Celery's to close)."""
+    def backends():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database()")
+            return cursor.fetchone()[0]
+
+    before = backends()
+    for week in range(3):
+        tally = runs.run(numbers(), MONDAY + week * (MONDAY - MONDAY.replace(day=23)))
+        assert (tally.outcome, tally.queued) == ("done", 25)
+    assert not writer_threads()
+    assert backends() == before
