@@ -211,3 +211,32 @@ def test_runs_in_one_process_leave_no_connection_nor_thread_behind(
         assert (tally.outcome, tally.queued) == ("done", 25)
     assert not writer_threads()
     assert backends() == before
+
+
+def a_bad_address_in_the_third_batch(period):
+    for number in range(25):
+        to = "a@example.com, b@example.com" if number == 22 else f"user{number}@example.com"
+        yield to, {"name": f"User {number}"}
+
+
+def test_a_run_stopped_by_a_lost_lease_counts_only_what_it_wrote(
+        report_template, enqueued, monkeypatch):  # noqa: F811
+    """The third batch is built (its bad address skipped) while the second finds the
+    lease taken: the tally the run returns matches its record, which counts neither."""
+    original = runs._write_batch
+    calls = []
+
+    def write_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            time.sleep(0.3)  # the third batch is built meanwhile
+            ScheduleRun.objects.update(lease_token="00000000-0000-0000-0000-000000000001")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "_write_batch", write_batch)
+    tally = runs.run(numbers(recipients=f"{__name__}.a_bad_address_in_the_third_batch"),
+                     MONDAY)
+    record = ScheduleRun.objects.get()
+    assert tally.outcome == "running"
+    assert (record.recipients_done, record.recipients_skipped) == (10, 0)
+    assert (tally.done, tally.skipped) == (10, 0)
