@@ -7,8 +7,9 @@ while the next is built, never more than one, and in order, so a run's cursor st
 moves one committed batch at a time and a crash still resumes after the last one.
 
 Only where that changes nothing that is committed: on PostgreSQL, outside any
-transaction of the caller (a thread's connection would neither see nor join it). There,
-and elsewhere, the batches are written in line.
+transaction of the caller (a thread's connection would neither see nor join it), be it an
+atomic block or one opened by ``set_autocommit(False)``. There, and elsewhere, the batches
+are written in line.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ class BatchWriter:
 
     def __init__(self, using: str) -> None:
         connection = connections[using]
-        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
+        # With autocommit off the caller's transaction holds the run's row (its lease) and
+        # the thread would wait for it while the run waits for the thread.
+        threaded = (connection.vendor == "postgresql" and not connection.in_atomic_block
+                    and connection.get_autocommit())
         self._executor = (ThreadPoolExecutor(max_workers=1,
                                              thread_name_prefix="transactional-mail-batches")
                           if threaded else None)

@@ -136,7 +136,7 @@ def run(
         try:
             for recipients, cursor in source.batches(due, record.cursor, _batch_size()):
                 with _collector_paused():
-                    built = _built(schedule, label, recipients, tally)
+                    built = _built(schedule, label, recipients)
                 writer.write(functools.partial(_write_batch, schedule, label, record, token,
                                                len(recipients), cursor, tally, *built))
                 if progress:  # a batch behind when the writer thread has the last one
@@ -239,7 +239,7 @@ def _build(schedule: Schedule, label: str, recipient: Recipient) -> Email:
     return email
 
 
-def _built(schedule: Schedule, label: str, recipients: list[Recipient], tally: Progress
+def _built(schedule: Schedule, label: str, recipients: list[Recipient]
            ) -> tuple[dict[str, Email], str, int]:
     """The batch's emails by idempotency key (each recipient once), the last reason a
     recipient was skipped, and how many were."""
@@ -256,13 +256,17 @@ def _built(schedule: Schedule, label: str, recipients: list[Recipient], tally: P
             logger.warning("Schedule %s, period %s: skipped %s", schedule.key, label, reason)
             continue
         emails.setdefault(email.idempotency_key, email)
-    tally.skipped += skipped
     return emails, reason, skipped
 
 
 def _write_batch(schedule, label, record, token, recipient_count, cursor, tally, emails,
                  reason, skipped) -> None:
-    """The batch's transaction (its rows and the run's cursor), then its delivery."""
+    """The batch's transaction (its rows and the run's cursor), then its delivery.
+
+    The tally is added to here only, after the commit: on the writer thread, while the
+    run builds the next batch (a ``+=`` from both threads could lose one's count), and
+    only for what the run's record counts too (not a batch the lost lease rolled back).
+    """
     with transaction.atomic():
         existing = set(Email.objects.filter(idempotency_key__in=list(emails))
                        .values_list("idempotency_key", flat=True))
@@ -282,6 +286,7 @@ def _write_batch(schedule, label, record, token, recipient_count, cursor, tally,
         if refused:
             new = _without_refused(schedule, label, record, new, refused, tally)
     tally.done += recipient_count
+    tally.skipped += skipped
     tally.queued += len(new)
     tally.already_queued += already_queued
     # After the commit: a crash before this line leaves queued rows the outbox sweep sends.
@@ -372,7 +377,8 @@ def _is_psycopg3() -> bool:
 def _dry_run(schedule, due, label, source, tally, progress) -> Progress:
     tally.total = source.total(due)
     for recipients, _cursor in source.batches(due, "", _batch_size()):
-        emails, _reason, _skipped = _built(schedule, label, recipients, tally)
+        emails, _reason, skipped = _built(schedule, label, recipients)
+        tally.skipped += skipped
         existing = Email.objects.filter(idempotency_key__in=list(emails)).count()
         tally.done += len(recipients)
         tally.already_queued += existing

@@ -14,6 +14,7 @@ while it closes, and its email carries the idempotency key ``digest:<window id>`
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -80,7 +81,9 @@ def _digest_context(digest: Digest | None, recipient: str, items: list[dict], co
     what the digest's ``context`` callable adds for the reader (it cannot replace them)."""
     context = {}
     if digest is not None and digest.context is not None:
-        extra = digest.context(recipient, items, count)
+        # A copy: a callable editing what it was given in place (popping the items it
+        # summarised) would change what the email lists.
+        extra = digest.context(recipient, copy.deepcopy(items), count)
         if not isinstance(extra, Mapping):
             raise TypeError(f"the digest context callable returned {type(extra).__name__}; "
                             "it must return a dict.")
