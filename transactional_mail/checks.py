@@ -42,6 +42,18 @@ _WHOLE_NUMBERS = {
     "SCHEDULE_LEASE": 1,
 }
 
+#: Retention settings in days (None: keep): their smallest value, what None keeps, a hint.
+_RETENTIONS = {
+    "RAW_EVENT_RETENTION_DAYS": (0, "raw webhook payloads",
+                                 "Raw payloads hold personal data; 30 days is the default."),
+    "DIGEST_RETENTION_DAYS": (0, "closed digest windows",
+                              "Closed windows hold the events' contexts (personal data); 30 "
+                              "days is the default (docs/privacy.md)."),
+    "RETENTION_DAYS": (1, "bodies and contexts",
+                       "Emails older than it lose their bodies and context snapshots "
+                       "(docs/privacy.md)."),
+}
+
 
 @checks.register()
 def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
@@ -76,40 +88,15 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 hint=f"Remove it to use the default ({DEFAULTS[name]!r}).",
                 id="transactional_mail.E003",
             ))
-    retention = user.get("RAW_EVENT_RETENTION_DAYS", DEFAULTS["RAW_EVENT_RETENTION_DAYS"])
-    if retention is not None and (
-        isinstance(retention, bool) or not isinstance(retention, int) or retention < 0
-    ):
-        errors.append(checks.Error(
-            f"TRANSACTIONAL_MAIL['RAW_EVENT_RETENTION_DAYS'] is {retention!r}; it must be "
-            "a whole number of days >= 0, or None to keep raw webhook payloads.",
-            hint="Raw payloads hold personal data; 30 days is the default.",
-            id="transactional_mail.E003",
-        ))
-    digest_retention = user.get("DIGEST_RETENTION_DAYS", DEFAULTS["DIGEST_RETENTION_DAYS"])
-    if digest_retention is not None and (
-        isinstance(digest_retention, bool) or not isinstance(digest_retention, int)
-        or digest_retention < 0
-    ):
-        errors.append(checks.Error(
-            f"TRANSACTIONAL_MAIL['DIGEST_RETENTION_DAYS'] is {digest_retention!r}; it must "
-            "be a whole number of days >= 0, or None to keep closed digest windows.",
-            hint="Closed windows hold the events' contexts (personal data); 30 days is the "
-            "default (docs/privacy.md).",
-            id="transactional_mail.E003",
-        ))
-    body_retention = user.get("RETENTION_DAYS", DEFAULTS["RETENTION_DAYS"])
-    if body_retention is not None and (
-        isinstance(body_retention, bool) or not isinstance(body_retention, int)
-        or body_retention < 1
-    ):
-        errors.append(checks.Error(
-            f"TRANSACTIONAL_MAIL['RETENTION_DAYS'] is {body_retention!r}; it must be a whole "
-            "number of days >= 1, or None to keep bodies and contexts.",
-            hint="Emails older than it lose their bodies and context snapshots "
-            "(docs/privacy.md).",
-            id="transactional_mail.E003",
-        ))
+    for name, (minimum, kept, hint) in _RETENTIONS.items():
+        days = user.get(name, DEFAULTS[name])
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int)
+                                 or days < minimum):
+            errors.append(checks.Error(
+                f"TRANSACTIONAL_MAIL[{name!r}] is {days!r}; it must be a whole number of "
+                f"days >= {minimum}, or None to keep {kept}.",
+                hint=hint, id="transactional_mail.E003",
+            ))
     seconds = user.get("RENDER_MAX_SECONDS", DEFAULTS["RENDER_MAX_SECONDS"])
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         errors.append(checks.Error(
