@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from unittest import mock
 
+import django
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.db import connection
@@ -256,13 +257,18 @@ def test_the_list_reads_a_fixed_number_of_queries(runs):
 
 @pytest.mark.skipif(connection.vendor != "postgresql",
                     reason="the pattern operator class is PostgreSQL's")
+@pytest.mark.skipif(django.VERSION < (5, 0), reason=(
+    "Django 4.2 creates the index with the condition LIKE 'schedule:%%' (its escaping, "
+    "fixed in 5.0): PostgreSQL cannot match it to the query's, and scans (docs/send-log.md)"))
 def test_the_emails_of_a_run_are_found_on_the_partial_index(runs):
     """The query repeats the index's condition, so PostgreSQL answers LIKE 'prefix%' from
     tmail_email_schedule_key_idx whatever the database's collation (with sequential scans
-    off, as a big table would make it choose)."""
+    off, as a big table would make it choose). Unordered: on a table this small the
+    planner may prefer reading the created_at index backwards to sorting, which says
+    nothing of the filter."""
     from transactional_mail.periodic.runs import emails_of
 
-    sql, params = emails_of(Email.objects.all(), runs["done"]).query.sql_with_params()
+    sql, params = emails_of(Email.objects.order_by(), runs["done"]).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"EXPLAIN {sql}", params)
