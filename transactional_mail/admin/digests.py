@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ..models import DigestItem, DigestWindow
+from .view_only import ViewOnlyAdmin
 
 
 class DigestItemInline(admin.TabularInline):
@@ -31,7 +32,7 @@ class DigestItemInline(admin.TabularInline):
 
 
 @admin.register(DigestWindow)
-class DigestWindowAdmin(admin.ModelAdmin):
+class DigestWindowAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Digest windows, open ones first: view only."""
 
     list_display = ["trigger_key", "recipient", "digest_key", "waiting", "opened_at",
@@ -61,11 +62,3 @@ class DigestWindowAdmin(admin.ModelAdmin):
         url = reverse("admin:transactional_mail_email_change", args=[obj.email_id])
         return format_html('<a href="{}">#{}</a>', url, obj.email_id)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

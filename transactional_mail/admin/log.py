@@ -31,6 +31,7 @@ from .log_queries import (
     TriggerFilter,
     search,
 )
+from .view_only import ViewOnlyAdmin
 
 #: Columns the list never loads: bodies, context and attachments are big and personal.
 _HEAVY_FIELDS = ("html_compressed", "text_compressed", "context", "attachments", "headers",
@@ -45,7 +46,7 @@ _FILTERABLE_FIELDS = {"id", "status", "template_key", "trigger_key", "category",
 
 
 @admin.register(Email)
-class EmailAdmin(admin.ModelAdmin):
+class EmailAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """The send log: view only, plus the resend, retry and cancel actions for staff with
     the app's permissions. The app never deletes or edits an Email from here."""
 
@@ -80,15 +81,6 @@ class EmailAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return search(queryset, search_term), False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_resend_permission(self, request) -> bool:
         return request.user.has_perm("transactional_mail.resend_email")

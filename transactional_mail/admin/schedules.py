@@ -32,6 +32,7 @@ from ..periodic.periods import next_due_time, period_label
 from ..periodic.runs import lease_free
 from ..periodic.tasks import resume_schedule_run
 from .log_queries import schedule_run_id
+from .view_only import ViewOnlyAdmin
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ScheduleKeyFilter(admin.SimpleListFilter):
 
 
 @admin.register(ScheduleRun)
-class ScheduleRunAdmin(admin.ModelAdmin):
+class ScheduleRunAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Runs of the periodic emails, newest first: view only, plus "resume now"."""
 
     list_display = ["schedule_key", "period", "status", "progress", "emails_queued",
@@ -121,15 +122,6 @@ class ScheduleRunAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, _("in the send log"))
 
     # --- view only, but for "resume now" -----------------------------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_resume_permission(self, request) -> bool:
         """Resuming changes a run: it needs the change permission on schedule runs, which
