@@ -27,7 +27,7 @@ from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import claims, pacing, send_checks, signals, stats, subscriptions
+from . import claims, pacing, results, send_checks, signals, stats, subscriptions
 from .categories import Category, get_category
 from .conf import email_backend, get_setting
 from .exceptions import InvalidEmailOption, RenderError
@@ -545,6 +545,17 @@ def _finish(email: Email, status: str, *, error: str = "", sent: bool = False,
     # recording this attempt's result keeps the re-queued task from sending it again. So
     # is one the sweep gave up on (failed) while this worker was slow, if it was sent.
     writable = (EmailStatus.SENDING, *CLAIMABLE_STATUSES, *([EmailStatus.FAILED] if sent else []))
+    if results.supported() and results.write(
+        email, status=status, now=now, fields=fields, writable=writable,
+        attempt=_attempt_fields(email, attempt, error, status_code=status_code, now=now,
+                                sent=sent),
+        count_sent=sent and not email.is_test,
+    ):
+        # The common case in one statement; otherwise (the claim lost, a webhook first)
+        # nothing was written and the general path below decides.
+        if sent:
+            signals.email_sent.send_robust(sender=Email, email=email)
+        return Outcome(status=email.status)
     # The result and its attempt row in one transaction: one commit (one WAL flush on
     # PostgreSQL) for both, not two. savepoint=False: no SAVEPOINT round trips when a
     # caller (a test, an eager task) already holds a transaction.
@@ -580,14 +591,20 @@ def _record_attempt(email: Email, outcome: AttemptOutcome, error: str, *,
                     status_code: int | None = None, now=None, sent: bool = False) -> None:
     """Add this attempt's row: one INSERT, at most one row per claim (a unique constraint
     on the email and the claim token; the code paths write it once)."""
-    EmailAttempt.objects.create(
-        email_id=email.pk,
-        number=email.attempts,
-        claim_token=email.claim_token,
-        started_at=email.claimed_at,
-        finished_at=now or timezone.now(),
-        outcome=outcome,
-        error=error.strip()[:ERROR_MAX_LENGTH],
-        esp_message_id=email.esp_message_id if sent else "",
-        esp_status_code=status_code,
-    )
+    EmailAttempt.objects.create(email_id=email.pk, **_attempt_fields(
+        email, outcome, error, status_code=status_code, now=now, sent=sent))
+
+
+def _attempt_fields(email: Email, outcome: AttemptOutcome, error: str, *,
+                    status_code: int | None = None, now=None, sent: bool = False) -> dict:
+    """The ``EmailAttempt`` fields (but the email) of this attempt of ``email``."""
+    return {
+        "number": email.attempts,
+        "claim_token": email.claim_token,
+        "started_at": email.claimed_at,
+        "finished_at": now or timezone.now(),
+        "outcome": outcome,
+        "error": error.strip()[:ERROR_MAX_LENGTH],
+        "esp_message_id": email.esp_message_id if sent else "",
+        "esp_status_code": status_code,
+    }

@@ -13,7 +13,9 @@ bit in ``Email.stat_flags`` (one row affected wins, however many workers or webh
 retries race), then the day's row is incremented with ``F()`` (an UPDATE, or an INSERT
 when the row is new; a concurrent INSERT loses on the unique constraint and updates).
 The email's row is written before the day's row, in every writer (``stats_rebuild``
-too), so they cannot deadlock.
+too), so they cannot deadlock. On PostgreSQL the worker's count of a sent email is part
+of the statement that records the result (``transactional_mail.results``), in the same
+order.
 """
 
 from __future__ import annotations
