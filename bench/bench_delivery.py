@@ -865,6 +865,7 @@ def worker_settings() -> list[str]:
         f"task_acks_late = {app.conf.task_acks_late}, "
         f"CONN_MAX_AGE = {settings.DATABASES['default'].get('CONN_MAX_AGE', 0)}, "
         "pool prefork -c 2, --loglevel INFO",
+        "producer: PUBLISH_IN_BACKGROUND = True (the app's default)",
     ]
 
 
@@ -1030,7 +1031,9 @@ def main() -> int:
         import transactional_mail
         from tests.workers import celery_env
 
-        env = celery_env(broker_url=broker, db_name=DB_NAME, esp_url=esp.url)
+        # The app's default publishing (tests/settings.py turns the thread off for tests).
+        env = celery_env(broker_url=broker, db_name=DB_NAME, esp_url=esp.url,
+                         mail_settings={"PUBLISH_IN_BACKGROUND": True})
         systems.append(App(env, profile_dir))
         skipped = "--no-peer" if args.no_peer else None
         if not args.no_peer:

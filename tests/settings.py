@@ -164,5 +164,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 TRANSACTIONAL_MAIL = {
     "DEFAULT_FROM_EMAIL": "Shop <shop@example.com>",
+    # Tests read what was published right after the commit; tests/test_background_publish.py
+    # and the integration tests that need it turn the thread on.
+    "PUBLISH_IN_BACKGROUND": False,
     **json.loads(os.environ.get("TM_TEST_MAIL_SETTINGS") or "{}"),
 }

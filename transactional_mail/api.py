@@ -15,6 +15,7 @@ from django.core.files.base import File
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
+from . import outbox_insert
 from .categories import get_category, undeclared_category_problem
 from .conf import default_from_email, get_setting
 from .durations import parse_delay
@@ -90,11 +91,11 @@ def send(
     due = email.next_attempt_at
 
     if idempotency_key is None:
-        email.save(using=using)
+        outbox_insert.insert(email, using)
     else:
         try:
             with transaction.atomic(using=using):
-                email.save(using=using)
+                outbox_insert.insert(email, using)
         except IntegrityError:
             # A concurrent transaction queued the same key first; return its row.
             return Email.objects.using(using).get(idempotency_key=idempotency_key)

@@ -106,6 +106,14 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             f"default ({DEFAULTS['RENDER_MAX_SECONDS']!r}).",
             id="transactional_mail.E003",
         ))
+    if not isinstance(user.get("PUBLISH_IN_BACKGROUND", True), bool):
+        errors.append(checks.Error(
+            f"TRANSACTIONAL_MAIL['PUBLISH_IN_BACKGROUND'] is "
+            f"{user['PUBLISH_IN_BACKGROUND']!r}; it must be True or False.",
+            hint="True (the default) publishes delivery tasks from a thread after the "
+            "commit; False publishes them in the on_commit callback.",
+            id="transactional_mail.E003",
+        ))
     queue = user.get("QUEUE")
     if queue is not None and not (isinstance(queue, str) and queue):
         errors.append(checks.Error(

@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     # Emails a delivery task claims and sends together (its own first, then the
     # longest-due), over one backend connection.
     "BATCH_SIZE": 50,
+    # Publish delivery tasks from a thread of the process after the commit, not in the
+    # request's on_commit callback (transactional_mail.background_publish).
+    "PUBLISH_IN_BACKGROUND": True,
     # Delivery attempts before an email with transient errors is marked failed.
     "MAX_ATTEMPTS": 8,
     # First retry delay in seconds; doubles per attempt, with jitter, up to RETRY_BACKOFF_MAX.

@@ -16,7 +16,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from . import alerts, claims, delivery, pacing, privacy, publishing
+from . import alerts, background_publish, claims, delivery, pacing, privacy, publishing
 from .conf import get_setting
 from .models import Email, EmailEvent, EmailStatus
 from .models.log import CLAIMABLE_STATUSES, redact_final
@@ -191,8 +191,11 @@ def enqueue_on_commit(email_id: int, due: datetime.datetime, using: str) -> None
     a task of its own, with its countdown.
     """
     connection = transaction.get_connection(using)
-    if due > timezone.now() or not connection.in_atomic_block:
+    if due > timezone.now():
         transaction.on_commit(lambda: enqueue_delivery(email_id, due), using=using)
+        return
+    if not connection.in_atomic_block:
+        transaction.on_commit(lambda: publish_committed([email_id]), using=using)
         return
     batch = getattr(connection, _COMMIT_BATCH, None)
     if batch is None or not batch.pending(connection):
@@ -200,6 +203,22 @@ def enqueue_on_commit(email_id: int, due: datetime.datetime, using: str) -> None
         setattr(connection, _COMMIT_BATCH, batch)
     batch.email_ids.append(email_id)
     transaction.on_commit(batch.publish, using=using)
+
+
+def publish_committed(email_ids: list[int]) -> None:
+    """Publish the tasks of these emails, committed and due now: handed to this process's
+    publisher thread with ``PUBLISH_IN_BACKGROUND`` (see ``background_publish``), else
+    published here. Eager mode and a running task's publishes stay here."""
+    app = deliver.app
+    if (get_setting("PUBLISH_IN_BACKGROUND") and not app.conf.task_always_eager
+            and app.current_worker_task is None):
+        background_publish.publisher(_publish_in_thread).add(email_ids)
+    else:
+        enqueue_delivery(email_ids)
+
+
+def _publish_in_thread(email_ids: list[int]) -> None:
+    enqueue_delivery(email_ids)  # looked up at each call: tests replace it
 
 
 _COMMIT_BATCH = "_transactional_mail_commit_batch"
@@ -223,7 +242,7 @@ class _CommitBatch:
         if not self.published:
             self.published = True
             # SQLite gives an undone email's id to the next one: list each id once.
-            enqueue_delivery(list(dict.fromkeys(self.email_ids)))
+            publish_committed(list(dict.fromkeys(self.email_ids)))
 
     def pending(self, connection) -> bool:
         """Whether a callback of this batch still waits for ``connection``'s commit (not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -46,10 +47,17 @@ def normalize_address(address: str) -> str:
 def address_hashes(address: str) -> list[str]:
     """The keyed hashes of ``address`` under SECRET_KEY and each of SECRET_KEY_FALLBACKS,
     current first: a hashed suppression still blocks while its key is being rotated out."""
-    normalized = normalize_address(address)
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return [HASH_PREFIX + salted_hmac(ADDRESS_HASH_SALT, normalized, secret=key,
-                                      algorithm="sha256").hexdigest() for key in keys]
+    keys = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []))
+    return list(_hashes(normalize_address(address), keys))
+
+
+@functools.lru_cache(maxsize=4096)
+def _hashes(normalized: str, keys: tuple[str, ...]) -> tuple[str, ...]:
+    # Kept per process: a worker checks each recipient's hashes several times per batch,
+    # and one HMAC costs more than the rest of a suppression check. Keyed by the secrets
+    # too, so a rotated SECRET_KEY is never answered from the cache.
+    return tuple(HASH_PREFIX + salted_hmac(ADDRESS_HASH_SALT, normalized, secret=key,
+                                           algorithm="sha256").hexdigest() for key in keys)
 
 
 def address_keys(address: str) -> list[str]:
