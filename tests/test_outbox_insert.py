@@ -15,12 +15,18 @@ from transactional_mail.models import Email
 pytestmark = pytest.mark.django_db
 
 
+#: Every option set (parameters), and none (the empty values written as SQL literals).
+SHAPES = {
+    "full": dict(cc=["cc@example.com"], headers={"X-Order": "A-1"}, tags=["orders"],
+                 metadata={"order": 7}, secret_keys=["order"], is_test=True,
+                 attachments=[("a.txt", b"tab\there", "text/plain")], delay=60),
+    "bare": {},
+}
+
+
 def new_email(**options) -> Email:
-    return build_email(
-        "order_confirmation", ["Ann <ann@example.com>"], ORDER_CONTEXT,
-        cc=["cc@example.com"], headers={"X-Order": "A-1"}, tags=["orders"],
-        metadata={"order": 7}, secret_keys=["order"], idempotency_key=None,
-        attachments=[("a.txt", b"tab\there", "text/plain")], **options)
+    return build_email("order_confirmation", ["Ann <ann@example.com>"], ORDER_CONTEXT,
+                       **options)
 
 
 def columns(email: Email) -> dict:
@@ -28,9 +34,10 @@ def columns(email: Email) -> dict:
     return {name: value for name, value in row.items() if name != "id"}
 
 
-def test_the_row_is_the_one_save_writes():
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_row_is_the_one_save_writes(shape):
     make_template()
-    saved, inserted = new_email(), new_email()
+    saved, inserted = new_email(**SHAPES[shape]), new_email(**SHAPES[shape])
     saved.save(using="default")
     outbox_insert.insert(inserted, "default")
     assert inserted.pk is not None and inserted.pk != saved.pk

@@ -2,10 +2,13 @@
 
 ``send()`` runs in the caller's request, often inside a trigger, and the outbox row is
 most of what it adds to the request (``bench/bench_triggers.py``). ``Model.save()`` builds
-the INSERT's SQL again for every row and sends ``pre_save`` and ``post_save`` for it; on
-PostgreSQL the statement is built once per process here and only the values are prepared,
-each by its field as ``save()`` prepares it (``pre_save``, then ``get_db_prep_save``), so
-the row is the one ``save()`` writes (``tests/test_outbox_insert.py`` compares them).
+the INSERT's SQL again for every row, prepares and adapts each of the row's 40 values and
+sends ``pre_save`` and ``post_save``. Here, on PostgreSQL, the statement is built once per
+process and per shape, and a new row's many empty values (no cc, no tags, no attempts
+yet, no claim...) are written as SQL literals instead of parameters; the others are
+prepared by their field as ``save()`` prepares them (``pre_save``, then
+``get_db_prep_save``). The row is the one ``save()`` writes
+(``tests/test_outbox_insert.py`` compares them).
 
 Like ``bulk_create``, this sends no ``pre_save``/``post_save`` for ``Email``: the app's own
 signals (``email_sent``, ``email_failed``) are the ones to connect to. Other databases
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import functools
 
-from django.db import connections
+from django.db import connections, models
 
 from .models import Email
 
@@ -27,24 +30,49 @@ def insert(email: Email, using: str) -> None:
     if connection.vendor != "postgresql":
         email.save(using=using)
         return
-    fields, sql = _statement(using)
-    params = [field.get_db_prep_save(field.pre_save(email, True), connection)
-              for field in fields]
+    shape, params = [], []
+    for field in _fields():
+        value = field.pre_save(email, True)
+        literal = _literal(field, value)
+        shape.append(literal)
+        if literal is None:
+            params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_statement(using, tuple(shape)), params)
         email.pk = cursor.fetchone()[0]
     email._state.adding = False
     email._state.db = using
 
 
 @functools.cache
-def _statement(using: str) -> tuple[list, str]:
-    """The fields the INSERT writes (every concrete field but the generated primary key),
-    and its SQL, returning the new id."""
+def _fields() -> list[models.Field]:
+    """The fields the INSERT writes: every concrete field but the generated primary key."""
+    return [field for field in Email._meta.concrete_fields if not field.primary_key]
+
+
+def _literal(field: models.Field, value) -> str | None:
+    """The SQL literal of an empty ``value`` (what ``save()`` writes for it), or None to
+    pass ``value`` as a parameter."""
+    if value is None:
+        return "NULL"
+    kind = type(value)
+    if isinstance(field, models.JSONField):
+        if (kind is list or kind is dict) and not value:
+            return "'[]'::jsonb" if kind is list else "'{}'::jsonb"
+        return None
+    if kind is bool and isinstance(field, models.BooleanField):
+        return "true" if value else "false"
+    if (kind is str or kind is int or kind is bytes) and not value:
+        return {str: "''", int: "0", bytes: "''::bytea"}[kind]
+    return None
+
+
+@functools.lru_cache(maxsize=256)  # a few shapes in practice
+def _statement(using: str, shape: tuple[str | None, ...]) -> str:
+    """The INSERT with a literal where ``shape`` has one and a parameter elsewhere,
+    returning the new id."""
     quote = connections[using].ops.quote_name
-    fields = [field for field in Email._meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    sql = (f"INSERT INTO {quote(Email._meta.db_table)} ({columns}) VALUES ({placeholders}) "
-           f"RETURNING {quote(Email._meta.pk.column)}")
-    return fields, sql
+    columns = ", ".join(quote(field.column) for field in _fields())
+    values = ", ".join("%s" if literal is None else literal for literal in shape)
+    return (f"INSERT INTO {quote(Email._meta.db_table)} ({columns}) VALUES ({values}) "
+            f"RETURNING {quote(Email._meta.pk.column)}")

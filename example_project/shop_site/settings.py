@@ -197,6 +197,10 @@ TRANSACTIONAL_MAIL = {
     "DEFAULT_FROM_EMAIL": os.environ.get(
         "TRANSACTIONAL_MAIL_FROM", "Demo Shop <orders@example.com>"
     ),
+    # The default, spelled out: after a commit, a thread of the web process publishes the
+    # delivery tasks (emails of requests close together share one), so the request does
+    # not wait for the broker (docs/statuses-and-outbox.md#publishing-in-the-background).
+    "PUBLISH_IN_BACKGROUND": True,
     # Django's PasswordResetView (/accounts/password_reset/) sends its email through the
     # outbox with transactional_mail.auth.PasswordResetForm; the shop's own form uses it too.
     "USE_PASSWORD_RESET_FORM": True,
