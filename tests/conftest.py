@@ -68,12 +68,15 @@ def _clear_caches():
     """Cached template lookups and revisions must not outlive the rows a test rolled back."""
     from django.core.cache import cache
 
+    from transactional_mail import process_cache
     from transactional_mail.delivery import clear_revision_cache
 
     cache.clear()
+    process_cache.clear()
     clear_revision_cache()
     yield
     cache.clear()
+    process_cache.clear()
     clear_revision_cache()
 
 

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "transactional_mail"
 #: Bottom first: a module may import its own layer's modules and those below.
 LAYERS = [
     {"conf", "exceptions", "headers", "snapshots", "retries", "metadata", "send_checks",
-     "signals", "redaction", "categories", "subscriptions", "durations", "subject_variants"},
+     "signals", "redaction", "categories", "subscriptions", "durations", "subject_variants",
+     "process_cache"},
     {"rendering"},
     {"models", "migrations"},
     {"privacy", "suppression_files"},

@@ -229,3 +229,37 @@ def test_a_value_with_one_at_sign_is_never_two_mailboxes_to_anymail(value):
     with contextlib.suppress(AnymailInvalidAddress):
         assert len(parse_address_list([value])) <= 1
     assert headers.mailbox_count(value) == 1
+
+
+# --- addr_spec: parseaddr's answer, without the parser for a bare address ----------------
+
+_ADDRESS_ALPHABET = "aZ09._%+-@ <>\"'(),:;[]\\!#$&*/=?^`{|}~é\t"
+
+
+def _generated_addresses():
+    """Bare addresses, near misses (dots, spaces, brackets, quotes) and random strings."""
+    import random
+
+    rng = random.Random(20261130)
+    samples = ["ann@example.com", "Ann.Lee+tag@mail.example.co.uk", "a_b%c-d@x-y.io",
+               "a..b@example.com", ".a@example.com", "a.@example.com", "a@example",
+               "a@.example.com", "a@example..com", "a@-x.com", " a@example.com",
+               "a@example.com ", "Ann <ann@example.com>", "ann@example.com (Ann)",
+               '"a b"@example.com', "a@[127.0.0.1]", "a@b@example.com", "", "@", "a@"]
+    for _ in range(20000):
+        samples.append("".join(rng.choice(_ADDRESS_ALPHABET) for _ in range(rng.randint(1, 24))))
+        local = ".".join(rng.choice(["a", "Zz", "0", "_", "%", "+", "-", ""]) for _ in
+                         range(rng.randint(1, 3)))
+        domain = ".".join(rng.choice(["x", "ex-ample", "0", "", "-"]) for _ in
+                          range(rng.randint(1, 3)))
+        samples.append(f"{local}@{domain}")
+    return samples
+
+
+def test_addr_spec_reads_every_address_as_parseaddr_does():
+    from email.utils import parseaddr
+
+    from transactional_mail.headers import addr_spec
+
+    differ = [value for value in _generated_addresses() if addr_spec(value) != parseaddr(value)[1]]
+    assert differ == []

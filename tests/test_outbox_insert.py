@@ -15,18 +15,23 @@ from transactional_mail.models import Email
 pytestmark = pytest.mark.django_db
 
 
+#: A context whose JSON text (written as it is, cast to jsonb) holds what needs quoting.
+HOSTILE_CONTEXT = {**ORDER_CONTEXT, "note": "O'Brien said \"hi\" \\ %s %(x)s ::jsonb",
+                   "unicode": "é ü 🙂 \t\n", "nested": [{"a": None, "b": 1.5, "c": True}]}
+
+
 #: Every option set (parameters), and none (the empty values written as SQL literals).
 SHAPES = {
     "full": dict(cc=["cc@example.com"], headers={"X-Order": "A-1"}, tags=["orders"],
                  metadata={"order": 7}, secret_keys=["order"], is_test=True,
-                 attachments=[("a.txt", b"tab\there", "text/plain")], delay=60),
+                 attachments=[("a.txt", b"tab\there", "text/plain")], delay=60,
+                 context=HOSTILE_CONTEXT),
     "bare": {},
 }
 
 
-def new_email(**options) -> Email:
-    return build_email("order_confirmation", ["Ann <ann@example.com>"], ORDER_CONTEXT,
-                       **options)
+def new_email(context=ORDER_CONTEXT, **options) -> Email:
+    return build_email("order_confirmation", ["Ann <ann@example.com>"], context, **options)
 
 
 def columns(email: Email) -> dict:
@@ -48,7 +53,8 @@ def test_the_row_is_the_one_save_writes(shape):
             gap = inserted_columns.pop(name) - saved_columns.pop(name)
             assert datetime.timedelta(0) <= gap < datetime.timedelta(seconds=5)
     assert inserted_columns == saved_columns
-    assert Email.objects.get(pk=inserted.pk).context == ORDER_CONTEXT
+    assert Email.objects.get(pk=inserted.pk).context == SHAPES[shape].get("context",
+                                                                          ORDER_CONTEXT)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the prepared INSERT is "

@@ -7,8 +7,8 @@ sends ``pre_save`` and ``post_save``. Here, on PostgreSQL, the statement is buil
 process and per shape, and a new row's many empty values (no cc, no tags, no attempts
 yet, no claim...) are written as SQL literals instead of parameters; the others are
 prepared by their field as ``save()`` prepares them (``pre_save``, then
-``get_db_prep_save``). The row is the one ``save()`` writes
-(``tests/test_outbox_insert.py`` compares them).
+``get_db_prep_save``), but the context, whose JSON text ``send()`` already has. The
+row is the one ``save()`` writes (``tests/test_outbox_insert.py`` compares them).
 
 Like ``bulk_create``, this sends no ``pre_save``/``post_save`` for ``Email``: the app's own
 signals (``email_sent``, ``email_failed``) are the ones to connect to. Other databases
@@ -22,6 +22,7 @@ import functools
 from django.db import connections, models
 
 from .models import Email
+from .snapshots import JSONSnapshot
 
 
 def insert(email: Email, using: str) -> None:
@@ -31,11 +32,18 @@ def insert(email: Email, using: str) -> None:
         email.save(using=using)
         return
     shape, params = [], []
-    for field in _fields():
-        value = field.pre_save(email, True)
+    for field, own_pre_save in _fields():
+        value = field.pre_save(email, True) if own_pre_save else getattr(email, field.attname)
         literal = _literal(field, value)
-        shape.append(literal)
-        if literal is None:
+        if literal is not None:
+            shape.append(literal)
+        elif type(value) is JSONSnapshot and getattr(value, "json", None) is not None:
+            # The context's JSON text, from send()'s check that it is JSON: not
+            # serialized a second time.
+            shape.append("%s::jsonb")
+            params.append(value.json)
+        else:
+            shape.append("%s")
             params.append(field.get_db_prep_save(value, connection))
     with connection.cursor() as cursor:
         cursor.execute(_statement(using, tuple(shape)), params)
@@ -45,9 +53,11 @@ def insert(email: Email, using: str) -> None:
 
 
 @functools.cache
-def _fields() -> list[models.Field]:
-    """The fields the INSERT writes: every concrete field but the generated primary key."""
-    return [field for field in Email._meta.concrete_fields if not field.primary_key]
+def _fields() -> list[tuple[models.Field, bool]]:
+    """The fields the INSERT writes (every concrete field but the generated primary key),
+    each with whether its ``pre_save`` does more than read the value (``auto_now_add``)."""
+    return [(field, type(field).pre_save is not models.Field.pre_save)
+            for field in Email._meta.concrete_fields if not field.primary_key]
 
 
 def _literal(field: models.Field, value) -> str | None:
@@ -68,11 +78,11 @@ def _literal(field: models.Field, value) -> str | None:
 
 
 @functools.lru_cache(maxsize=256)  # a few shapes in practice
-def _statement(using: str, shape: tuple[str | None, ...]) -> str:
-    """The INSERT with a literal where ``shape`` has one and a parameter elsewhere,
+def _statement(using: str, shape: tuple[str, ...]) -> str:
+    """The INSERT with ``shape``'s value for each column (a literal or a placeholder),
     returning the new id."""
     quote = connections[using].ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _fields())
-    values = ", ".join("%s" if literal is None else literal for literal in shape)
+    columns = ", ".join(quote(field.column) for field, _ in _fields())
+    values = ", ".join(shape)
     return (f"INSERT INTO {quote(Email._meta.db_table)} ({columns}) VALUES ({values}) "
             f"RETURNING {quote(Email._meta.pk.column)}")

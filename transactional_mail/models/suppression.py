@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
+from ..headers import addr_spec
+
 #: How a suppression reduced to a keyed hash (``forget_address --hash``) starts: it can
 #: never be an address (no "@"), so it is never mailed nor shown as one.
 HASH_PREFIX = "sha256:"
@@ -39,9 +41,7 @@ class SuppressionQuerySet(models.QuerySet):
 
 def normalize_address(address: str) -> str:
     """The bare address, lower-cased: ``"Ann <Ann@Example.com>"`` -> ``ann@example.com``."""
-    from email.utils import parseaddr
-
-    return parseaddr(address)[1].strip().lower() or address.strip().lower()
+    return addr_spec(address).strip().lower() or address.strip().lower()
 
 
 def address_hashes(address: str) -> list[str]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .. import process_cache
 from ..conf import get_setting
 from ..exceptions import TemplateNotFound, TemplateNotPublished
 from ..subject_variants import (
@@ -46,18 +46,12 @@ def template_languages(key: str) -> dict[str, str]:
 
     ``send()`` calls this on the request path, and a scheduled run once per recipient, so
     it is cached for ``CACHE_TIMEOUT`` seconds and invalidated when a template is saved or
-    deleted; the cache is read before any queryset is built (building one costs more than
-    the read). An empty answer is never cached: a new template is found at once.
+    deleted, and each process keeps what it read for a second (``process_cache``); the
+    caches are read before any queryset is built (building one costs more than the read).
+    An empty answer is never cached: a new template is found at once.
     """
-    cache_key = template_cache_key(key)
-    timeout = get_setting("CACHE_TIMEOUT")
-    languages = cache.get(cache_key) if timeout else None
-    if languages is None:
-        languages = dict(EmailTemplate.objects.filter(key=key)
-                         .values_list("language", "category"))
-        if languages and timeout:
-            cache.set(cache_key, languages, timeout)
-    return languages
+    return process_cache.read(template_cache_key(key), lambda: dict(
+        EmailTemplate.objects.filter(key=key).values_list("language", "category")), keep=bool)
 
 
 class EmailTemplateQuerySet(models.QuerySet):
@@ -277,11 +271,11 @@ class EmailTemplate(TemplateFields, Revisioned):
             if self.pk else None
         )
         super().save(*args, **kwargs)
-        cache.delete_many({template_cache_key(key) for key in (self.key, previous_key) if key})
+        process_cache.forget(*{template_cache_key(key) for key in (self.key, previous_key) if key})
 
     def delete(self, *args, **kwargs):
         result = super().delete(*args, **kwargs)
-        cache.delete(template_cache_key(self.key))
+        process_cache.forget(template_cache_key(self.key))
         return result
 
     def clean(self) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ..conf import get_setting
+from .. import process_cache
 
 
 def disabled_triggers_cache_key() -> str:
@@ -17,13 +16,8 @@ def disabled_triggers_cache_key() -> str:
 class TriggerQuerySet(models.QuerySet):
     def disabled_keys(self) -> frozenset[str]:
         """Keys of the triggers staff switched off (cached: this runs on every firing)."""
-        timeout = get_setting("CACHE_TIMEOUT")
-        keys = cache.get(disabled_triggers_cache_key()) if timeout else None
-        if keys is None:
-            keys = frozenset(self.filter(enabled=False).values_list("key", flat=True))
-            if timeout:
-                cache.set(disabled_triggers_cache_key(), keys, timeout)
-        return keys
+        return process_cache.read(disabled_triggers_cache_key(), lambda: frozenset(
+            self.filter(enabled=False).values_list("key", flat=True)))
 
 
 class Trigger(models.Model):
@@ -52,9 +46,9 @@ class Trigger(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        cache.delete(disabled_triggers_cache_key())
+        process_cache.forget(disabled_triggers_cache_key())
 
     def delete(self, *args, **kwargs):
         result = super().delete(*args, **kwargs)
-        cache.delete(disabled_triggers_cache_key())
+        process_cache.forget(disabled_triggers_cache_key())
         return result

@@ -10,13 +10,12 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from email.utils import parseaddr
 from typing import Any
 
 from django.apps import apps
 from django.utils.module_loading import import_string
 
-from ..headers import address_problem
+from ..headers import addr_spec, address_problem
 
 #: The model events a trigger's ``"on"`` names.
 EVENTS = ("created", "updated", "deleted", "changed")
@@ -91,6 +90,6 @@ def email_address_problem(address: Any) -> str:
     problem = address_problem(address.strip())
     if problem:
         return problem  # not one line, too long, or several mailboxes in one string
-    if not _ADDRESS.match(parseaddr(address)[1] or ""):
+    if not _ADDRESS.match(addr_spec(address) or ""):
         return "not an email address"
     return ""
