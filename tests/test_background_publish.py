@@ -206,3 +206,48 @@ class TestSend:
                 email = transactional_mail.send("order_confirmation", "a@example.com",
                                                 ORDER_CONTEXT)
             assert enqueue.call_args_list == [mock.call([email.pk])]
+
+
+class TestUWSGI:
+    """uWSGI runs no Python thread without enable-threads: its workers publish in line."""
+
+    @pytest.fixture
+    def uwsgi(self, monkeypatch):
+        import sys
+        import types
+
+        module = types.ModuleType("uwsgi")
+        module.opt = {}
+        monkeypatch.setitem(sys.modules, "uwsgi", module)
+        background_publish.threads_run.cache_clear()
+        yield module
+        background_publish.threads_run.cache_clear()
+
+    @pytest.mark.parametrize(("options", "expected"), [
+        ({}, False),
+        ({"enable-threads": True}, True),
+        ({"enable-threads": b"1"}, True),
+        ({"enable-threads": b"false"}, False),
+        ({"threads": b"4"}, True),
+        ({"threads": b"1"}, False),
+    ])
+    def test_threads_run_only_when_uwsgi_is_told_to(self, uwsgi, options, expected):
+        uwsgi.opt = options
+        assert background_publish.threads_run() is expected
+
+    def test_outside_uwsgi_threads_run(self):
+        background_publish.threads_run.cache_clear()
+        assert background_publish.threads_run() is True
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_commit_in_a_threadless_uwsgi_worker_publishes_in_line(
+            self, uwsgi, settings, fresh_process_publisher):
+        settings.TRANSACTIONAL_MAIL = {**settings.TRANSACTIONAL_MAIL,
+                                       "PUBLISH_IN_BACKGROUND": True}
+        make_template()
+        with mock.patch.object(tasks, "enqueue_delivery") as enqueue:
+            with transaction.atomic():
+                email = transactional_mail.send("order_confirmation", "a@example.com",
+                                                ORDER_CONTEXT)
+            assert enqueue.call_args_list == [mock.call([email.pk])]
+        assert background_publish._publisher is None  # no thread was started

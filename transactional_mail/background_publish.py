@@ -23,12 +23,14 @@ After a fork (a pre-forking server) the child gets a publisher of its own; the i
 parent had waiting stay the parent's to publish.
 
 Eager mode and publishes from inside a running Celery task stay in line: eager tasks run
-in the caller, and a task's publishes record their parent task.
+in the caller, and a task's publishes record their parent task. So does everything in a
+uWSGI worker started without threads (``threads_run``), where the thread would never run.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -99,6 +101,25 @@ class Publisher:
 
 _publisher: Publisher | None = None
 _publisher_lock = threading.Lock()
+
+
+@functools.cache
+def threads_run() -> bool:
+    """Whether this process runs Python threads besides the one serving requests: uWSGI
+    does not, unless started with ``enable-threads`` or ``threads`` > 1 (``uwsgi.opt``
+    holds its options, as bytes)."""
+    try:
+        import uwsgi  # only importable inside a uWSGI worker
+    except ImportError:
+        return True
+
+    def option(name: str) -> str:
+        value = getattr(uwsgi, "opt", {}).get(name)
+        return (value.decode() if isinstance(value, bytes) else str(value or "")).lower()
+
+    threads = option("threads")
+    return (option("enable-threads") not in ("", "0", "false", "no")
+            or (threads.isdigit() and int(threads) > 1))
 
 
 def publisher(publish: Callable[[list[int]], object]) -> Publisher:

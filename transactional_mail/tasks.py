@@ -208,10 +208,11 @@ def enqueue_on_commit(email_id: int, due: datetime.datetime, using: str) -> None
 def publish_committed(email_ids: list[int]) -> None:
     """Publish the tasks of these emails, committed and due now: handed to this process's
     publisher thread with ``PUBLISH_IN_BACKGROUND`` (see ``background_publish``), else
-    published here. Eager mode and a running task's publishes stay here."""
+    published here. Eager mode, a running task's publishes and a server that runs no
+    thread (uWSGI without ``enable-threads``) publish here."""
     app = deliver.app
-    if (get_setting("PUBLISH_IN_BACKGROUND") and not app.conf.task_always_eager
-            and app.current_worker_task is None):
+    if (get_setting("PUBLISH_IN_BACKGROUND") and background_publish.threads_run()
+            and not app.conf.task_always_eager and app.current_worker_task is None):
         background_publish.publisher(_publish_in_thread).add(email_ids)
     else:
         enqueue_delivery(email_ids)
