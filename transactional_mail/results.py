@@ -40,7 +40,8 @@ def write(email: Email, *, status: str, now: datetime, fields: dict, writable: t
 
     Return whether the row was written; when it was not, nothing was.
     """
-    connection = connections[router.db_for_write(Email)]
+    alias = router.db_for_write(Email)
+    connection = connections[alias]
     values = {"status": status, "status_changed_at": now, **fields}
     params: dict[str, object] = {
         "id": email.pk, "token": email.claim_token, "writable": [str(s) for s in writable],
@@ -55,7 +56,7 @@ def write(email: Email, *, status: str, now: datetime, fields: dict, writable: t
         for name in _STAT_KEY:
             params[f"s_{name}"] = MailStatDay._meta.get_field(name).get_db_prep_save(
                 key[name], connection)
-    sql = _statement(connection.vendor, tuple(values), tuple(attempt), count_sent)
+    sql = _statement(alias, tuple(values), tuple(attempt), count_sent)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -72,10 +73,11 @@ _STAT_KEY = ("day", "template_key", "trigger_key", "category", "subject_variant"
 
 
 @functools.cache
-def _statement(vendor: str, email_fields: tuple[str, ...], attempt_fields: tuple[str, ...],
+def _statement(alias: str, email_fields: tuple[str, ...], attempt_fields: tuple[str, ...],
                count_sent: bool) -> str:
-    """The statement for these fields (built once per combination and process)."""
-    q = connections[router.db_for_write(Email)].ops.quote_name
+    """The statement for these fields on the database ``alias`` (built once per
+    combination and process)."""
+    q = connections[alias].ops.quote_name
     email_table, attempt_table = q(Email._meta.db_table), q(EmailAttempt._meta.db_table)
     stat_table = q(MailStatDay._meta.db_table)
     column = {name: q(Email._meta.get_field(name).column)

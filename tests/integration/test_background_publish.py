@@ -82,3 +82,24 @@ def test_ids_waiting_at_exit_are_published_by_the_exiting_process(
     wait_for(lambda: Email.objects.get(pk=email_id).status == EmailStatus.SENT, 30,
              message=lambda: f"{describe(email_id)}; the producer said: {result.stderr}")
     assert esp.accepted_counts() == {str(email_id): 1}
+
+
+def test_a_broker_down_when_the_thread_publishes_loses_nothing(
+    redis_worker, broker_switch, send_task, esp, welcome_template, background
+):
+    """The thread's publish fails (logged); the commit neither raised nor waited, the row
+    waits in the outbox and the sweep sends it."""
+    broker_switch.down()
+    email = send_committed("welcome", ["down@example.com"], CONTEXT)
+    background_publish.flush()  # what the thread would do: the publish fails, logged
+    assert Email.objects.get(pk=email.pk).status == EmailStatus.QUEUED
+
+    def swept():
+        if Email.objects.get(pk=email.pk).status == EmailStatus.SENT:
+            return True
+        send_task("redis", "transactional_mail.sweep_outbox")
+        return False
+
+    wait_for(swept, 30, interval=1.0, message=lambda: describe(email.pk))
+    settle()
+    assert esp.accepted_counts() == {str(email.pk): 1}
