@@ -476,3 +476,19 @@ def test_is_test_marks_a_staff_test_send():
     make_template()
     assert transactional_mail.send("order_confirmation", "ann@example.com", is_test=True).is_test
     assert not transactional_mail.send("order_confirmation", "ann@example.com").is_test
+
+
+def test_an_unsent_row_whose_source_key_is_too_long_is_written_unlinked():
+    """record_unsent logs a trigger that could not queue (send() refused the source's key,
+    say): a key over 255 characters would fail the INSERT (and on PostgreSQL the caller's
+    transaction), so the row is written without the link, saying why."""
+    from transactional_mail.api import record_unsent
+
+    source = Customer(pk=10**300)  # a 301-character key
+    email = record_unsent("order_confirmation", "Trigger 'x' could not queue.",
+                          to=["ann@example.com"], trigger_key="x", source=source)
+    email = Email.objects.get(pk=email.pk)
+    assert email.status == EmailStatus.FAILED
+    assert email.source_object_id == "" and email.source_content_type is None
+    assert email.last_error.startswith("Trigger 'x' could not queue. (Its source")
+    assert "too long a key to link" in email.last_error

@@ -221,9 +221,13 @@ def record_unsent(
         last_error=reason,
         next_attempt_at=now,
     )
-    if source is not None:
+    source_id = "" if source is None else str(source.pk)
+    if len(source_id) > _MAX_SOURCE_ID:
+        # Too long a key to link (send() refuses it): the row is still written, unlinked.
+        email.last_error = f"{reason} (Its source, {source!r}, has too long a key to link.)"
+    elif source is not None:
         email.source_content_type = ContentType.objects.get_for_model(source)
-        email.source_object_id = str(source.pk)
+        email.source_object_id = source_id
     email.save()
     return email
 
