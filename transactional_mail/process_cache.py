@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.cache import cache
+from django.db import transaction
 
 from .conf import get_setting
 
@@ -53,8 +54,16 @@ def read(key: str, load: Callable[[], T], keep: Callable[[T], bool] = lambda val
     return value
 
 
-def forget(*keys: str) -> None:
-    """Drop ``keys`` from Django's cache and from this process."""
+def forget(*keys: str, using: str | None = None) -> None:
+    """Drop ``keys`` from Django's cache and from this process; inside a transaction on
+    ``using``, again when it commits: a read in between (another thread or process)
+    still saw the committed rows and cached them."""
+    _forget(keys)
+    if using is not None and transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(lambda: _forget(keys), using=using)
+
+
+def _forget(keys: tuple[str, ...]) -> None:
     cache.delete_many(keys)
     for key in keys:
         _values.pop(key, None)

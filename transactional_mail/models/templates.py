@@ -271,11 +271,12 @@ class EmailTemplate(TemplateFields, Revisioned):
             if self.pk else None
         )
         super().save(*args, **kwargs)
-        process_cache.forget(*{template_cache_key(key) for key in (self.key, previous_key) if key})
+        process_cache.forget(*{template_cache_key(key) for key in (self.key, previous_key) if key},
+                             using=self._state.db)
 
     def delete(self, *args, **kwargs):
         result = super().delete(*args, **kwargs)
-        process_cache.forget(template_cache_key(self.key))
+        process_cache.forget(template_cache_key(self.key), using=self._state.db)
         return result
 
     def clean(self) -> None:

@@ -46,9 +46,9 @@ class Trigger(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        process_cache.forget(disabled_triggers_cache_key())
+        process_cache.forget(disabled_triggers_cache_key(), using=self._state.db)
 
     def delete(self, *args, **kwargs):
         result = super().delete(*args, **kwargs)
-        process_cache.forget(disabled_triggers_cache_key())
+        process_cache.forget(disabled_triggers_cache_key(), using=self._state.db)
         return result
