@@ -116,3 +116,70 @@ def test_hostile_strings_in_every_field_round_trip_through_the_raw_insert():
     assert Email.objects.get(pk=inserted.pk).idempotency_key == HOSTILE
     assert Email.objects.get(pk=inserted.pk).context["big"] == "x" * 1_000_000
     assert row(bystander.pk)["context"] == {"n": 1} and Email.objects.count() == 3
+
+
+def test_concurrent_commits_publish_every_id_exactly_once(monkeypatch):
+    """Attempt (held): 8 request threads hand over 4,000 ids while the publisher thread
+    gathers and publishes, and some of them, finding ids waiting past ``STALL`` (made
+    tiny here), publish in line at the same time: no id is lost between ``add``,
+    ``flush`` and the thread, and none is published twice."""
+    import collections
+    import time
+
+    from transactional_mail import background_publish
+
+    monkeypatch.setattr(background_publish, "GATHER", 0.001)
+    monkeypatch.setattr(background_publish, "STALL", 0.002)
+    published: list[int] = []
+    lock = threading.Lock()
+
+    def publish(ids):
+        time.sleep(0.003)  # a broker round trip: ids pile up, stalls happen
+        with lock:
+            published.extend(ids)
+
+    publisher = background_publish.Publisher(publish)
+
+    def commit_many(start):
+        for number in range(start, start + 500):
+            publisher.add([number])
+
+    threads = [threading.Thread(target=commit_many, args=(start,))
+               for start in range(0, 4000, 500)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + 5
+    while publisher.waiting() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    publisher.flush()
+    time.sleep(0.05)  # a publish the thread had started
+    counts = collections.Counter(published)
+    assert sorted(counts) == list(range(4000))
+    assert [number for number, count in counts.items() if count > 1] == []
+
+
+def test_ids_waiting_at_interpreter_exit_are_published(tmp_path):
+    """Attempt (held): a process that exits (a worker recycled after its last request)
+    right after a commit handed ids to the thread: ``atexit`` publishes them, once, though
+    the daemon thread may be gathering at that moment."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "published"
+    script = f"""
+import time
+from transactional_mail import background_publish
+background_publish.GATHER = 5  # the thread would publish long after the exit
+def publish(ids):
+    with open({str(out)!r}, "a") as f:
+        f.write(",".join(map(str, ids)) + "\\n")
+p = background_publish.publisher(publish)
+p.add([1, 2])
+time.sleep(0.05)
+p.add([3])
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30,
+                   cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert out.read_text().splitlines() == ["1,2,3"]
