@@ -305,3 +305,22 @@ def test_normalize_address_is_what_it_was_before_the_fast_path(address):
     from transactional_mail.models.suppression import normalize_address
 
     assert normalize_address(address) == _old_normalize_address(address)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trigger_disabled_with_a_queryset_update_stops_firing():
+    """Attack: disable a trigger "via the model" the bulk way
+    (``Trigger.objects.filter(key=...).update(enabled=False)``, or ``bulk_update``, which
+    calls it): no ``save()`` runs, so nothing forgot the cached disabled keys, and the
+    trigger kept firing in this process and every other for ``CACHE_TIMEOUT`` (60 s).
+    (A gap older than the per-process cache, which now sits in front of the same key.)"""
+    Trigger.objects.create(key="order_placed")
+    assert Trigger.objects.disabled_keys() == frozenset()
+    Trigger.objects.filter(key="order_placed").update(enabled=False)
+    assert "order_placed" in Trigger.objects.disabled_keys()
+    Trigger.objects.filter(key="order_placed").update(enabled=True)
+    assert Trigger.objects.disabled_keys() == frozenset()
+    switch = Trigger.objects.get(key="order_placed")
+    switch.enabled = False
+    Trigger.objects.bulk_update([switch], ["enabled"])
+    assert "order_placed" in Trigger.objects.disabled_keys()

@@ -19,6 +19,13 @@ class TriggerQuerySet(models.QuerySet):
         return process_cache.read(disabled_triggers_cache_key(), lambda: frozenset(
             self.filter(enabled=False).values_list("key", flat=True)))
 
+    def update(self, **kwargs) -> int:
+        """As ``QuerySet.update`` (and ``bulk_update``, which calls it), forgetting the
+        cached disabled keys as ``Trigger.save()`` does."""
+        rows = super().update(**kwargs)
+        process_cache.forget(disabled_triggers_cache_key(), using=self.db)
+        return rows
+
 
 class Trigger(models.Model):
     """A trigger from ``TRANSACTIONAL_MAIL["TRIGGERS"]``, as staff see and switch it.
