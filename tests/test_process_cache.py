@@ -63,3 +63,34 @@ def test_a_full_process_cache_starts_again(monkeypatch, clock):
     for key in "abcd":
         process_cache.read(key, lambda key=key: key)
     assert len(process_cache._values) <= 3
+
+
+@pytest.mark.django_db(transaction=True)  # real commits and rollbacks
+class TestReadsOfAnOpenChange:
+    """A transaction that changed what a key holds (``forget(..., using=...)`` inside it)
+    keeps its own reads to itself: they see rows a rollback may undo."""
+
+    def test_a_rolled_back_change_leaves_nothing_cached(self, clock):
+        from django.db import transaction
+
+        load = Loader("uncommitted", "committed")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            process_cache.forget("k", using="default")
+            assert process_cache.read("k", load) == "uncommitted"
+            assert process_cache.read("k", load) == "uncommitted"  # once per transaction
+            raise RuntimeError("rolled back")
+        assert cache.get("k") is None and "k" not in process_cache._values
+        assert process_cache.read("k", load) == "committed"
+        assert load.calls == 2
+
+    def test_a_committed_change_is_read_afresh_after_the_commit(self, clock):
+        from django.db import transaction
+
+        load = Loader("inside", "after")
+        cache.set("k", "stale")  # another process read the committed rows meanwhile
+        with transaction.atomic():
+            process_cache.forget("k", using="default")
+            assert process_cache.read("k", load) == "inside"
+            cache.set("k", "stale")
+        assert process_cache.read("k", load) == "after"  # forgotten again at the commit
+        assert cache.get("k") == "after"

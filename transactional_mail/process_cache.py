@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connections, transaction
 
 from .conf import get_setting
 
@@ -38,6 +38,16 @@ def read(key: str, load: Callable[[], T], keep: Callable[[T], bool] = lambda val
     timeout = get_setting("CACHE_TIMEOUT")
     if not timeout:
         return load()
+    change = _open_change(key)
+    if change is not None:
+        # Changed by a transaction still open here: its reads see its own rows, which a
+        # rollback would undo. Kept for that transaction only.
+        if key not in change.values:
+            value = load()
+            if not keep(value):
+                return value
+            change.values[key] = value
+        return change.values[key]  # type: ignore[return-value]
     now = time.monotonic()
     entry = _values.get(key)
     if entry is not None and entry[0] > now:
@@ -55,12 +65,52 @@ def read(key: str, load: Callable[[], T], keep: Callable[[T], bool] = lambda val
 
 
 def forget(*keys: str, using: str | None = None) -> None:
-    """Drop ``keys`` from Django's cache and from this process; inside a transaction on
-    ``using``, again when it commits: a read in between (another thread or process)
-    still saw the committed rows and cached them."""
+    """Drop ``keys`` from Django's cache and from this process. Inside a transaction on
+    ``using``: again when it commits (a read in between, by another thread or process,
+    still saw the committed rows and cached them), and until it ends its own reads of
+    ``keys`` are kept for it alone (they see its uncommitted rows, which a rollback
+    undoes)."""
     _forget(keys)
-    if using is not None and transaction.get_connection(using).in_atomic_block:
-        transaction.on_commit(lambda: _forget(keys), using=using)
+    if using is None or not transaction.get_connection(using).in_atomic_block:
+        return
+    connection = connections[using]
+    pending = _ForgetOnCommit(keys, connection)
+    changed = connection.__dict__.setdefault(_CHANGED, {})
+    changed.update(dict.fromkeys(keys, pending))
+    transaction.on_commit(pending, using=using)
+
+
+#: Per database connection: the keys an open transaction changed, each with the callback
+#: that forgets it at the commit.
+_CHANGED = "_transactional_mail_changed_cache_keys"
+
+
+class _ForgetOnCommit:
+    def __init__(self, keys: tuple[str, ...], connection) -> None:
+        self.keys, self.connection = keys, connection
+        self.values: dict[str, object] = {}  # what the open transaction read
+
+    def __call__(self) -> None:
+        _forget(self.keys)
+        changed = self.connection.__dict__.get(_CHANGED, {})
+        for key in self.keys:
+            if changed.get(key) is self:
+                del changed[key]
+
+
+def _open_change(key: str) -> _ForgetOnCommit | None:
+    """The change to what ``key`` holds by a transaction still open in this thread: its
+    callback still waits for the commit (Django drops it on a rollback)."""
+    for connection in connections.all(initialized_only=True):
+        changed = connection.__dict__.get(_CHANGED)
+        pending = changed.get(key) if changed else None
+        if pending is None:
+            continue
+        if connection.in_atomic_block and any(
+                entry[1] is pending for entry in connection.run_on_commit):
+            return pending
+        del changed[key]  # that transaction rolled back
+    return None
 
 
 def _forget(keys: tuple[str, ...]) -> None:

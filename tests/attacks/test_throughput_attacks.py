@@ -328,13 +328,12 @@ def test_a_trigger_disabled_with_a_queryset_update_stops_firing():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_disable_does_not_keep_the_trigger_off():
-    """Attack (not fixed): a transaction disables a trigger, then fires triggers (a view
-    under ATOMIC_REQUESTS, an import) and fails. The firing's ``disabled_keys()`` read the
+    """Attack: a transaction disables a trigger, then fires triggers (a view under
+    ATOMIC_REQUESTS, an import) and fails. The firing's ``disabled_keys()`` read the
     transaction's own uncommitted row and cached it, in this process and in Django's
     cache for ``CACHE_TIMEOUT`` (60 s): after the rollback the trigger, enabled in the
-    database, queues no email for a minute in every process. Emails lost, not delayed
-    (nothing is written to the outbox). Older than the per-process cache; no rollback
-    hook in Django makes the fix small."""
+    database, queued no email for a minute in every process (emails lost, not delayed).
+    Fixed: an open transaction's reads of a key it changed are kept for it alone."""
     Trigger.objects.create(key="order_placed")
     with pytest.raises(RuntimeError), transaction.atomic():
         switch = Trigger.objects.get(key="order_placed")
