@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from django.db import connections, router
+from django.db import connections, models, router
 
 from . import stats
 from .models import Email, EmailAttempt
@@ -68,8 +68,9 @@ def write(email: Email, *, status: str, now: datetime, fields: dict, writable: t
     return True
 
 
-#: The day row's unique key (its constraint's fields).
-_STAT_KEY = ("day", "template_key", "trigger_key", "category", "subject_variant", "shard")
+#: The day row's unique key: the fields of its unique constraint, which ON CONFLICT names.
+_STAT_KEY = next(constraint.fields for constraint in MailStatDay._meta.constraints
+                 if isinstance(constraint, models.UniqueConstraint))
 
 
 @functools.cache
